@@ -1,0 +1,224 @@
+"""Routes. Each one validates its input and hands off to the registered implementation."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
+
+import openapi_server.impl
+
+from ..models import (
+    Client,
+    ClientCreate,
+    ClientList,
+    ClientUpdate,
+    EmailAccepted,
+    EmailSendRequest,
+    EmailStatus,
+    Error,
+    Health,
+    Task,
+    TaskCreate,
+    TaskList,
+    TaskUpdate,
+    UnsubscribeResult,
+    WebhookResult,
+)
+from .default_api_base import BaseDefaultApi
+
+router = APIRouter()
+
+for _, name, _ in pkgutil.iter_modules(openapi_server.impl.__path__):
+    importlib.import_module(f"openapi_server.impl.{name}")
+
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retries with the same key and body return the same message",
+    ),
+]
+Token = Annotated[
+    str, Path(min_length=5, max_length=200, pattern=r"^[0-9]+\.[0-9]+\.[A-Za-z0-9_-]+$")
+]
+
+Responses = dict[int | str, dict[str, Any]]
+E400: Responses = {400: {"model": Error}}
+E404: Responses = {404: {"model": Error}}
+E409: Responses = {409: {"model": Error}}
+E422: Responses = {422: {"model": Error}}
+
+
+def _impl(request: Request) -> BaseDefaultApi:
+    if not BaseDefaultApi.subclasses:
+        raise HTTPException(status_code=501, detail="Not implemented")
+    return BaseDefaultApi.subclasses[0](request.app.state.ctx)
+
+
+@router.get("/healthz", response_model=Health, tags=["health"])
+def healthz() -> Health:
+    """The process is alive (no dependency is checked)."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}}, tags=["health"])
+def readyz(request: Request) -> Response:
+    """The primary database answers."""
+    if _impl(request).ready():
+        return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "database unavailable"}, status_code=503)
+
+
+@router.post(
+    "/clients",
+    status_code=201,
+    response_model=Client,
+    responses={**E409, **E422},
+    tags=["clients"],
+)
+def create_client(request: Request, body: ClientCreate) -> Client:
+    return _impl(request).create_client(body)
+
+
+@router.get("/clients", response_model=ClientList, responses=E422, tags=["clients"])
+def list_clients(request: Request, limit: Limit = 50, offset: Offset = 0) -> ClientList:
+    return _impl(request).list_clients(limit, offset)
+
+
+@router.get("/clients/{client_id}", response_model=Client, responses=E404, tags=["clients"])
+def get_client(request: Request, client_id: Id) -> Client:
+    return _impl(request).get_client(client_id)
+
+
+@router.patch(
+    "/clients/{client_id}",
+    response_model=Client,
+    responses={**E404, **E409, **E422},
+    tags=["clients"],
+)
+def update_client(request: Request, client_id: Id, body: ClientUpdate) -> Client:
+    return _impl(request).update_client(client_id, body)
+
+
+@router.delete("/clients/{client_id}", status_code=204, responses=E404, tags=["clients"])
+def delete_client(request: Request, client_id: Id) -> Response:
+    _impl(request).delete_client(client_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/tasks", status_code=201, response_model=Task, responses={**E404, **E422}, tags=["tasks"]
+)
+def create_task(request: Request, body: TaskCreate) -> Task:
+    return _impl(request).create_task(body)
+
+
+@router.get("/tasks", response_model=TaskList, responses=E422, tags=["tasks"])
+def list_tasks(
+    request: Request,
+    client_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> TaskList:
+    return _impl(request).list_tasks(client_id, limit, offset)
+
+
+@router.get("/tasks/{task_id}", response_model=Task, responses=E404, tags=["tasks"])
+def get_task(request: Request, task_id: Id) -> Task:
+    return _impl(request).get_task(task_id)
+
+
+@router.patch("/tasks/{task_id}", response_model=Task, responses={**E404, **E422}, tags=["tasks"])
+def update_task(request: Request, task_id: Id, body: TaskUpdate) -> Task:
+    return _impl(request).update_task(task_id, body)
+
+
+@router.post(
+    "/email/send",
+    status_code=202,
+    response_model=EmailAccepted,
+    responses={**E404, **E409, **E422},
+    tags=["email"],
+)
+def send_email(
+    request: Request,
+    response: Response,
+    body: EmailSendRequest,
+    idempotency_key: IdempotencyKey = None,
+) -> EmailAccepted:
+    """Queue one email. Returns at once with 202; `GET /email/{id}` follows its status.
+
+    With an `Idempotency-Key`, repeating the request returns the same message (header
+    `Idempotent-Replayed: true`); the same key with a different body is a 422.
+    """
+    accepted, replayed = _impl(request).send_email(body, idempotency_key)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return accepted
+
+
+@router.get("/email/{email_id}", response_model=EmailStatus, responses=E404, tags=["email"])
+def get_email(request: Request, email_id: Id) -> EmailStatus:
+    """Status read from the primary database, never from a replica."""
+    return _impl(request).get_email(email_id)
+
+
+@router.get(
+    "/unsubscribe/{token}", response_class=HTMLResponse, responses=E400, tags=["unsubscribe"]
+)
+def unsubscribe_page(token: Token) -> HTMLResponse:
+    """A confirmation page with a button; a GET never unsubscribes (link scanners follow GETs)."""
+    html = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Unsubscribe</title></head>"
+        f"<body><form method='post' action='/unsubscribe/{token}'>"
+        "<input type='hidden' name='List-Unsubscribe' value='One-Click'>"
+        "<p>Stop receiving emails from us?</p><button type='submit'>Unsubscribe</button>"
+        "</form></body></html>"
+    )
+    return HTMLResponse(html)
+
+
+@router.post(
+    "/unsubscribe/{token}",
+    response_model=UnsubscribeResult,
+    responses={**E400, **E404},
+    tags=["unsubscribe"],
+)
+def unsubscribe(request: Request, token: Token) -> UnsubscribeResult:
+    """RFC 8058 one-click unsubscribe: no auth, no cookies; any body is ignored."""
+    return _impl(request).unsubscribe(token)
+
+
+@router.post(
+    "/webhooks/ses",
+    response_model=WebhookResult,
+    responses={**E400, 403: {"model": Error}},
+    tags=["webhooks"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/plain": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def ses_webhook(request: Request) -> WebhookResult:
+    """SES bounce and complaint notifications delivered by SNS (sent as text/plain JSON)."""
+    raw = await request.body()
+    if len(raw) > 256 * 1024:
+        raise HTTPException(status_code=413, detail="body: too large")
+    return await run_in_threadpool(_impl(request).ses_webhook, raw)

@@ -1,0 +1,236 @@
+"""Settings, read once from the environment.
+
+Every variable is documented in app/README.md. Invalid values stop the process
+at start with a message that names the variable, rather than failing later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+
+DEV_UNSUBSCRIBE_SECRET = "dev-only-unsubscribe-secret-do-not-use-in-production"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1/0 (or true/false), got {raw!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def normalize_database_url(raw: str, name: str = "DATABASE_URL") -> URL:
+    """Accept the plain `postgresql://` form (and `postgres://`) and pick the psycopg 3 driver."""
+    try:
+        url = make_url(raw)
+    except Exception:
+        raise ConfigError(f"{name} is not a valid database URL") from None
+    if url.drivername in ("postgres", "postgresql", "postgresql+psycopg2"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.drivername not in ("postgresql+psycopg", "sqlite", "sqlite+pysqlite"):
+        raise ConfigError(f"{name} must be a postgresql:// or sqlite:// URL")
+    return url
+
+
+def _postgres_from_parts(env: Mapping[str, str], host: str) -> URL:
+    port = _int(env, "DB_PORT", 5432, minimum=1)
+    query = {}
+    sslmode = env.get("DB_SSLMODE", "").strip()
+    if sslmode:
+        query["sslmode"] = sslmode
+    return URL.create(
+        "postgresql+psycopg",
+        username=env.get("DB_USER") or None,
+        password=env.get("DB_PASSWORD") or None,
+        host=host,
+        port=port,
+        database=env.get("DB_NAME", "").strip() or "coldreach",
+        query=query,
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: URL
+    database_read_url: URL | None = None
+    data_dir: Path = Path("./var")
+    auto_migrate: bool = True
+    db_pool_size: int = 5
+    db_max_overflow: int = 5
+    db_pool_timeout_s: float = 30.0
+
+    queue_backend: str = "inline"  # inline | celery
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    celery_queue: str = "coldreach-email"
+    celery_visibility_timeout_s: int = 3600
+    worker_pool: str = "threads"
+    worker_concurrency: int = 32
+
+    mailer: str = "console"  # console | ses
+    mail_from: str = "Cold Reach <noreply@localhost>"
+    mail_outbox: Path | None = None
+    ses_configuration_set: str | None = None
+    aws_region: str = "us-east-1"
+    ses_endpoint_url: str | None = None
+    send_latency_ms: int = 0
+
+    unsubscribe_secret: str = DEV_UNSUBSCRIBE_SECRET
+    unsubscribe_ttl_days: int = 60
+    public_base_url: str = "http://localhost:8000"
+    sns_topic_arns: frozenset[str] = field(default_factory=frozenset)
+
+    max_attempts: int = 5
+    retry_backoff_base_s: float = 2.0
+    retry_backoff_max_s: float = 300.0
+    sending_timeout_s: float = 300.0
+    requeue_after_s: float = 600.0
+    sweep_interval_s: float = 30.0
+
+    port: int = 8000
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.get_backend_name() == "sqlite"
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("DATA_DIR", "").strip() or "./var")
+
+        if env.get("DATABASE_URL", "").strip():
+            url = normalize_database_url(env["DATABASE_URL"].strip())
+        elif env.get("DB_HOST", "").strip():
+            url = _postgres_from_parts(env, env["DB_HOST"].strip())
+        else:
+            url = URL.create("sqlite+pysqlite", database=str(data_dir / "coldreach.db"))
+
+        read_url: URL | None = None
+        if env.get("DATABASE_READ_URL", "").strip():
+            read_url = normalize_database_url(env["DATABASE_READ_URL"].strip(), "DATABASE_READ_URL")
+        elif env.get("DB_READ_HOST", "").strip():
+            if url.get_backend_name() != "postgresql":
+                raise ConfigError(
+                    "DB_READ_HOST needs a PostgreSQL primary (DB_HOST or DATABASE_URL)"
+                )
+            read_url = url.set(host=env["DB_READ_HOST"].strip())
+
+        mailer = _choice(env, "MAILER", "console", ("console", "ses"))
+        secret = env.get("UNSUBSCRIBE_SECRET", "")
+        if not secret:
+            if mailer != "console":
+                raise ConfigError(
+                    "UNSUBSCRIBE_SECRET is required when MAILER is not 'console': it signs the "
+                    "unsubscribe links in every email. Set it to a random value of 32+ bytes."
+                )
+            secret = DEV_UNSUBSCRIBE_SECRET
+        elif len(secret) < 16:
+            raise ConfigError("UNSUBSCRIBE_SECRET must be at least 16 characters")
+        mail_from = env.get("MAIL_FROM", "").strip()
+        if mailer == "ses" and not mail_from:
+            raise ConfigError("MAIL_FROM is required when MAILER=ses (a verified SES identity)")
+
+        is_sqlite = url.get_backend_name() == "sqlite"
+        outbox_raw = env.get("MAIL_OUTBOX")
+        if outbox_raw is None:
+            outbox: Path | None = data_dir / "outbox.jsonl"
+        else:
+            outbox = Path(outbox_raw) if outbox_raw.strip() else None
+
+        base_url = env.get("PUBLIC_BASE_URL", "").strip() or "http://localhost:8000"
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError("PUBLIC_BASE_URL must start with http:// or https://")
+
+        topics = frozenset(t.strip() for t in env.get("SNS_TOPIC_ARNS", "").split(",") if t.strip())
+
+        settings = cls(
+            database_url=url,
+            database_read_url=read_url,
+            data_dir=data_dir,
+            auto_migrate=_bool(env, "AUTO_MIGRATE", is_sqlite),
+            db_pool_size=_int(env, "DB_POOL_SIZE", 5, minimum=1),
+            db_max_overflow=_int(env, "DB_MAX_OVERFLOW", 5, minimum=0),
+            db_pool_timeout_s=_float(env, "DB_POOL_TIMEOUT", 30.0, minimum=0.1),
+            queue_backend=_choice(env, "QUEUE_BACKEND", "inline", ("inline", "celery")),
+            redis_url=env.get("REDIS_URL", "").strip() or "redis://127.0.0.1:6379/0",
+            celery_queue=env.get("CELERY_QUEUE", "").strip() or "coldreach-email",
+            celery_visibility_timeout_s=_int(env, "CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+            worker_pool=_choice(
+                env, "WORKER_POOL", "threads", ("threads", "prefork", "solo", "gevent", "eventlet")
+            ),
+            worker_concurrency=_int(env, "WORKER_CONCURRENCY", 32, minimum=1),
+            mailer=mailer,
+            mail_from=mail_from or "Cold Reach <noreply@localhost>",
+            mail_outbox=outbox,
+            ses_configuration_set=env.get("SES_CONFIGURATION_SET", "").strip() or None,
+            aws_region=(
+                env.get("AWS_REGION", "").strip()
+                or env.get("AWS_DEFAULT_REGION", "").strip()
+                or "us-east-1"
+            ),
+            ses_endpoint_url=env.get("SES_ENDPOINT_URL", "").strip() or None,
+            send_latency_ms=_int(env, "SEND_LATENCY_MS", 0, minimum=0),
+            unsubscribe_secret=secret,
+            unsubscribe_ttl_days=_int(env, "UNSUBSCRIBE_TTL_DAYS", 60, minimum=1),
+            public_base_url=base_url.rstrip("/"),
+            sns_topic_arns=topics,
+            max_attempts=_int(env, "MAX_SEND_ATTEMPTS", 5, minimum=1),
+            retry_backoff_base_s=_float(env, "RETRY_BACKOFF_BASE_S", 2.0),
+            retry_backoff_max_s=_float(env, "RETRY_BACKOFF_MAX_S", 300.0),
+            sending_timeout_s=_float(env, "SENDING_TIMEOUT_S", 300.0, minimum=1.0),
+            requeue_after_s=_float(env, "REQUEUE_AFTER_S", 600.0, minimum=1.0),
+            sweep_interval_s=_float(env, "SWEEP_INTERVAL_S", 30.0, minimum=0.1),
+            port=_int(env, "PORT", 8000, minimum=1),
+        )
+        if settings.retry_backoff_max_s >= settings.celery_visibility_timeout_s:
+            # A countdown longer than the visibility timeout makes Redis redeliver the retry
+            # again and again; keep every delay well inside it.
+            raise ConfigError("RETRY_BACKOFF_MAX_S must be lower than CELERY_VISIBILITY_TIMEOUT")
+        return settings

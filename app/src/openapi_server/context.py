@@ -1,0 +1,24 @@
+"""Everything a request or the in-process worker needs, built once per app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Settings
+from .db import Database
+from .mailer import Mailer
+from .pipeline import Pipeline
+from .queues import QueueBackend
+from .sns import Fetcher, SnsVerifier
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    mailer: Mailer
+    pipeline: Pipeline
+    queue: QueueBackend
+    sns: SnsVerifier
+    # GETs SubscribeURL to confirm an SNS subscription (injectable for tests).
+    confirm_fetcher: Fetcher

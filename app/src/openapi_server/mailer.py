@@ -1,0 +1,178 @@
+"""Mailers: console (local, records every call in an outbox file) and Amazon SES v2.
+
+A mailer either returns the provider's message id or raises. What it raises
+decides what the pipeline may do next, because SES has no idempotency token and
+a message that might have left must never be sent again:
+
+- `TransientMailerError`: the provider certainly did not accept the message
+  (throttled, could not connect). Safe to retry later.
+- `PermanentMailerError`: certainly not accepted and retrying will not help
+  (rejected, unverified sender). The message fails.
+- anything else: the outcome is unknown (read timeout, 5xx after the request
+  left). The message is flagged for reconciliation, never resent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from email.message import EmailMessage as MimeMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from pathlib import Path
+from typing import Any, Protocol
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TransientMailerError(Exception):
+    """The provider did not take the message; retry with backoff."""
+
+
+class PermanentMailerError(Exception):
+    """The provider refused the message for good."""
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    message_id: int
+    to: str
+    subject: str
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Mailer(Protocol):
+    def send(self, email: OutgoingEmail) -> str: ...
+
+
+def build_mime(email: OutgoingEmail, mail_from: str) -> MimeMessage:
+    msg = MimeMessage()
+    msg["From"] = mail_from
+    msg["To"] = email.to
+    msg["Subject"] = email.subject
+    msg["Date"] = formatdate(usegmt=True)
+    domain = parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
+    msg["Message-ID"] = make_msgid(idstring=f"coldreach-{email.message_id}", domain=domain)
+    for name, value in email.headers.items():
+        msg[name] = value
+    msg.set_content(email.body)
+    return msg
+
+
+class ConsoleMailer:
+    """Logs one line per email and appends the full email to an outbox (JSON lines).
+
+    The outbox line is written before the simulated latency, with one O_APPEND write,
+    so a process killed mid-send still leaves a record of the call.
+    """
+
+    def __init__(self, outbox: Path | None, latency_ms: int = 0) -> None:
+        self.outbox = outbox
+        self.latency_s = latency_ms / 1000.0
+        if outbox is not None:
+            outbox.parent.mkdir(parents=True, exist_ok=True)
+
+    def send(self, email: OutgoingEmail) -> str:
+        provider_id = f"console-{uuid.uuid4()}"
+        if self.outbox is not None:
+            line = json.dumps(
+                {
+                    "message_id": email.message_id,
+                    "provider_id": provider_id,
+                    "to": email.to,
+                    "subject": email.subject,
+                    "headers": email.headers,
+                    "body": email.body,
+                    "pid": os.getpid(),
+                    "at": time.time(),
+                }
+            )
+            fd = os.open(self.outbox, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                os.write(fd, (line + "\n").encode())
+            finally:
+                os.close(fd)
+        log.info("console mailer: message %s to %s", email.message_id, email.to)
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        return provider_id
+
+
+_TRANSIENT_CODES = {
+    "TooManyRequestsException",
+    "ThrottlingException",
+    "Throttling",
+    "LimitExceededException",
+    "SendingPausedException",
+    "RequestTimeout",
+}
+
+
+class SesMailer:
+    """Amazon SES v2 `SendEmail` with raw MIME content (carries the List-Unsubscribe headers)."""
+
+    def __init__(self, settings: Settings, client: Any | None = None) -> None:
+        self.mail_from = settings.mail_from
+        self.configuration_set = settings.ses_configuration_set
+        self.latency_s = settings.send_latency_ms / 1000.0
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            # botocore must not retry on its own: a retried read timeout could send twice.
+            config = Config(
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=30,
+            )
+            client = boto3.client(
+                "sesv2",
+                region_name=settings.aws_region,
+                endpoint_url=settings.ses_endpoint_url,
+                config=config,
+            )
+        self.client = client
+
+    def send(self, email: OutgoingEmail) -> str:
+        from botocore.exceptions import (
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+        )
+
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        raw = build_mime(email, self.mail_from).as_bytes()
+        kwargs: dict[str, Any] = {
+            "FromEmailAddress": self.mail_from,
+            "Destination": {"ToAddresses": [email.to]},
+            "Content": {"Raw": {"Data": raw}},
+            "EmailTags": [{"Name": "coldreach_message_id", "Value": str(email.message_id)}],
+        }
+        if self.configuration_set:
+            kwargs["ConfigurationSetName"] = self.configuration_set
+        try:
+            response = self.client.send_email(**kwargs)
+        except (EndpointConnectionError, ConnectTimeoutError) as exc:
+            raise TransientMailerError(f"could not reach SES: {exc}") from exc
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code in _TRANSIENT_CODES or status == 429:
+                raise TransientMailerError(f"SES {code}") from exc
+            if 400 <= status < 500:
+                raise PermanentMailerError(f"SES {code}: {exc}") from exc
+            raise  # 5xx: the request reached SES; outcome unknown
+        return str(response["MessageId"])
+
+
+def make_mailer(settings: Settings) -> Mailer:
+    if settings.mailer == "ses":
+        return SesMailer(settings)
+    return ConsoleMailer(settings.mail_outbox, settings.send_latency_ms)

@@ -1,0 +1,121 @@
+"""The ASGI app: `uvicorn openapi_server.main:app --host 0.0.0.0 --port $PORT`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, OperationalError
+
+from .apis.default_api import router as DefaultApiRouter
+from .config import ConfigError, Settings
+from .context import AppContext
+from .db import Database
+from .mailer import Mailer, make_mailer
+from .pipeline import Pipeline
+from .queues import CeleryQueue, InlineQueue, QueueBackend
+from .sns import Fetcher, SnsVerifier, default_fetcher
+
+log = logging.getLogger("openapi_server")
+
+
+def build_context(
+    settings: Settings,
+    mailer: Mailer | None = None,
+    sns_fetcher: Fetcher | None = None,
+    confirm_fetcher: Fetcher | None = None,
+) -> AppContext:
+    db = Database(settings)
+    mailer = mailer or make_mailer(settings)
+    pipeline = Pipeline(db, mailer, settings)
+    queue: QueueBackend = (
+        CeleryQueue(settings)
+        if settings.queue_backend == "celery"
+        else InlineQueue(pipeline, settings)
+    )
+    return AppContext(
+        settings=settings,
+        db=db,
+        mailer=mailer,
+        pipeline=pipeline,
+        queue=queue,
+        sns=SnsVerifier(sns_fetcher),
+        confirm_fetcher=confirm_fetcher or default_fetcher,
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, object]]:
+    # Only location, message and type: echoing the input back could fail to encode.
+    return [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    mailer: Mailer | None = None,
+    sns_fetcher: Fetcher | None = None,
+    confirm_fetcher: Fetcher | None = None,
+) -> FastAPI:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            from .migrate import upgrade
+
+            upgrade(settings)
+        ctx = build_context(settings, mailer, sns_fetcher, confirm_fetcher)
+        app.state.ctx = ctx
+        ctx.queue.start()
+        try:
+            yield
+        finally:
+            ctx.queue.stop()
+            ctx.db.dispose()
+
+    app = FastAPI(
+        title="Cold Reach",
+        version="1.0.0",
+        description="Clients, tasks and outbound email that is never sent twice.",
+        lifespan=lifespan,
+    )
+    app.include_router(DefaultApiRouter)
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_errors(exc)}, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def _on_data_error(_: Request, exc: DataError) -> JSONResponse:
+        log.warning("database refused a value: %s", exc.orig)
+        return JSONResponse(
+            {"detail": [{"loc": ["body"], "msg": "value out of range", "type": "data"}]},
+            status_code=422,
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _on_db_down(_: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database unavailable: %s", exc.orig)
+        return JSONResponse({"detail": "database unavailable"}, status_code=503)
+
+    return app
+
+
+def _app_from_env() -> FastAPI:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return create_app(Settings.from_env())
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+app = _app_from_env()

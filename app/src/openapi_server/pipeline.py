@@ -1,0 +1,254 @@
+"""The email pipeline: claim, check suppression, send once, record the outcome.
+
+Every state change is one conditional UPDATE on the primary, so any number of
+workers (threads, processes, Celery redeliveries) may be handed the same message
+id: exactly one wins the `queued -> sending` claim and calls the mailer. The
+database connection is released before the mailer is called, so a slow provider
+never holds a pool slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import or_, select, update
+
+from .config import Settings
+from .db import (
+    ACTIVE,
+    FAILED,
+    QUEUED,
+    SENDING,
+    SENT,
+    SUPPRESSED,
+    Client,
+    Database,
+    EmailMessage,
+    Suppression,
+    utcnow,
+)
+from .mailer import Mailer, OutgoingEmail, PermanentMailerError, TransientMailerError
+from .unsubscribe import make_token, unsubscribe_headers
+
+log = logging.getLogger(__name__)
+
+M = EmailMessage
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    RETRY = "retry"  # back to queued with a delay
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    RECONCILE = "reconcile"  # outcome unknown: left in `sending`, flagged
+    SKIPPED = "skipped"  # someone else owns it, or it is already final
+    NOT_DUE = "not_due"  # queued for a retry that is not due yet
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    delay_s: float = 0.0
+
+
+@dataclass
+class SweepReport:
+    flagged: int = 0
+    requeue: list[int] = field(default_factory=list)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()[:60]}:{os.getpid()}"
+
+
+def backoff_s(settings: Settings, attempts: int) -> float:
+    """Exponential backoff with full jitter, capped."""
+    cap = min(settings.retry_backoff_max_s, settings.retry_backoff_base_s * 2 ** (attempts - 1))
+    return random.uniform(cap / 2, cap) if cap > 0 else 0.0
+
+
+class Pipeline:
+    def __init__(
+        self, db: Database, mailer: Mailer, settings: Settings, worker_id: str | None = None
+    ) -> None:
+        self.db = db
+        self.mailer = mailer
+        self.settings = settings
+        self.worker_id = worker_id or default_worker_id()
+
+    # -- one message -------------------------------------------------------------------
+
+    def process(self, message_id: int) -> Result:
+        now = utcnow()
+        with self.db.primary.begin() as conn:
+            claimed = conn.execute(
+                update(M)
+                .where(
+                    M.id == message_id,
+                    M.status == QUEUED,
+                    or_(M.next_attempt_at.is_(None), M.next_attempt_at <= now),
+                )
+                .values(
+                    status=SENDING,
+                    claimed_at=now,
+                    claimed_by=self.worker_id,
+                    attempts=M.attempts + 1,
+                    updated_at=now,
+                )
+            )
+            if claimed.rowcount != 1:
+                row = conn.execute(
+                    select(M.status, M.next_attempt_at).where(M.id == message_id)
+                ).first()
+                if row is not None and row.status == QUEUED and row.next_attempt_at is not None:
+                    return Result(Outcome.NOT_DUE, (row.next_attempt_at - now).total_seconds())
+                return Result(Outcome.SKIPPED)
+            msg = conn.execute(
+                select(M.client_id, M.to_address, M.subject, M.body, M.attempts).where(
+                    M.id == message_id
+                )
+            ).one()
+            client = conn.execute(
+                select(Client.status, Client.email_key).where(Client.id == msg.client_id)
+            ).first()
+            email_key = msg.to_address.lower()
+            suppressed = conn.execute(
+                select(Suppression.reason).where(Suppression.email_key == email_key)
+            ).first()
+            if client is None or client.status != ACTIVE or suppressed is not None:
+                reason = suppressed.reason if suppressed else (client.status if client else "gone")
+                conn.execute(
+                    update(M)
+                    .where(M.id == message_id, M.status == SENDING)
+                    .values(status=SUPPRESSED, last_error=f"suppressed: {reason}", updated_at=now)
+                )
+                return Result(Outcome.SUPPRESSED)
+
+        token = make_token(
+            self.settings.unsubscribe_secret,
+            msg.client_id,
+            client.email_key,
+            self.settings.unsubscribe_ttl_days * 86400,
+        )
+        headers = unsubscribe_headers(self.settings.public_base_url, token)
+        unsubscribe_url = headers["List-Unsubscribe"].strip("<>")
+        body = f"{msg.body}\n\n--\nTo stop receiving these emails: {unsubscribe_url}\n"
+        email = OutgoingEmail(message_id, msg.to_address, msg.subject, body, headers)
+        try:
+            provider_id = self.mailer.send(email)
+        except TransientMailerError as exc:
+            if msg.attempts >= self.settings.max_attempts:
+                self._finish(message_id, status=FAILED, last_error=f"gave up: {exc}"[:2000])
+                return Result(Outcome.FAILED)
+            delay = backoff_s(self.settings, msg.attempts)
+            due = utcnow() + timedelta(seconds=delay)
+            self._finish(
+                message_id,
+                status=QUEUED,
+                last_error=str(exc)[:2000],
+                next_attempt_at=due,
+                enqueued_at=utcnow(),
+                claimed_by=None,
+            )
+            return Result(Outcome.RETRY, delay)
+        except PermanentMailerError as exc:
+            self._finish(message_id, status=FAILED, last_error=str(exc)[:2000])
+            return Result(Outcome.FAILED)
+        except Exception as exc:
+            log.exception("mailer outcome unknown for message %s; flagged", message_id)
+            self._finish(
+                message_id,
+                status=SENDING,
+                needs_reconciliation=True,
+                last_error=f"outcome unknown: {type(exc).__name__}: {exc}"[:2000],
+            )
+            return Result(Outcome.RECONCILE)
+        self._finish(
+            message_id,
+            status=SENT,
+            provider_message_id=provider_id,
+            sent_at=utcnow(),
+            last_error=None,
+            needs_reconciliation=False,
+        )
+        return Result(Outcome.SENT)
+
+    def _finish(self, message_id: int, **values: object) -> None:
+        """Record the result of our own claim; retried briefly if the database blips."""
+        values["updated_at"] = utcnow()
+        for attempt in range(5):
+            try:
+                with self.db.primary.begin() as conn:
+                    conn.execute(
+                        update(M)
+                        .where(
+                            M.id == message_id,
+                            M.status == SENDING,
+                            M.claimed_by == self.worker_id,
+                        )
+                        .values(**values)
+                    )
+                return
+            except Exception:
+                if attempt == 4:
+                    # The row stays in `sending`; the sweeper flags it for reconciliation.
+                    log.exception("could not record the outcome of message %s", message_id)
+                    return
+                time.sleep(0.2 * 2**attempt)
+
+    # -- housekeeping ------------------------------------------------------------------
+
+    def sweep(
+        self, now: datetime | None = None, requeue_after_s: float | None = None
+    ) -> SweepReport:
+        """Flag stuck `sending` rows; list `queued` rows whose queue entry may be lost.
+
+        A row in `sending` past the timeout may or may not have left: it is flagged,
+        never resent. A `queued` row that is due and was last enqueued long ago is
+        returned so the caller enqueues it again; a duplicate queue entry is harmless
+        because only one claim can win.
+        """
+        now = now or utcnow()
+        report = SweepReport()
+        stuck_before = now - timedelta(seconds=self.settings.sending_timeout_s)
+        age = self.settings.requeue_after_s if requeue_after_s is None else requeue_after_s
+        requeue_before = now - timedelta(seconds=age)
+        with self.db.primary.begin() as conn:
+            report.flagged = conn.execute(
+                update(M)
+                .where(
+                    M.status == SENDING,
+                    M.needs_reconciliation.is_(False),
+                    M.claimed_at < stuck_before,
+                )
+                .values(
+                    needs_reconciliation=True,
+                    last_error="stuck in sending past the timeout; not resent",
+                    updated_at=now,
+                )
+            ).rowcount
+            ids = list(
+                conn.execute(
+                    select(M.id)
+                    .where(
+                        M.status == QUEUED,
+                        or_(M.next_attempt_at.is_(None), M.next_attempt_at <= now),
+                        or_(M.enqueued_at.is_(None), M.enqueued_at <= requeue_before),
+                    )
+                    .order_by(M.id)
+                    .limit(1000)
+                ).scalars()
+            )
+            if ids:
+                conn.execute(update(M).where(M.id.in_(ids)).values(enqueued_at=now))
+            report.requeue = ids
+        if report.flagged:
+            log.warning("%d message(s) stuck in sending flagged for reconciliation", report.flagged)
+        return report

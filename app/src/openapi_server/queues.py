@@ -1,0 +1,162 @@
+"""Queue backends: `inline` (threads inside the API process) and `celery` (Redis).
+
+Both are handed message ids only after the row is committed. Both may deliver
+an id more than once; the pipeline's atomic claim makes that harmless.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlparse
+
+from celery import Celery
+
+from .config import Settings
+from .pipeline import Outcome, Pipeline
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "openapi_server.worker.send_email_task"
+
+
+class QueueBackend(Protocol):
+    def enqueue(self, message_id: int, delay_s: float = 0.0) -> None: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def make_celery(settings: Settings, name: str = "coldreach") -> Celery:
+    app = Celery(name, broker=settings.redis_url)
+    conf: dict[str, Any] = {
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "visibility_timeout": settings.celery_visibility_timeout_s,
+        },
+        "task_default_queue": settings.celery_queue,
+        "task_ignore_result": True,
+        # The task is idempotent (the claim), so acknowledge late: a worker that dies
+        # before claiming gives the message back instead of losing it.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+    }
+    parsed = urlparse(settings.redis_url)
+    if parsed.scheme == "rediss" and "ssl_cert_reqs" not in parse_qs(parsed.query):
+        # ElastiCache in-transit encryption: verify the server certificate.
+        conf["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    app.conf.update(conf)
+    return app
+
+
+class CeleryQueue:
+    def __init__(self, settings: Settings, app: Celery | None = None) -> None:
+        self.settings = settings
+        self.app = app or make_celery(settings)
+
+    def enqueue(self, message_id: int, delay_s: float = 0.0) -> None:
+        self.app.send_task(
+            TASK_NAME,
+            args=[message_id],
+            countdown=delay_s if delay_s > 0 else None,
+            queue=self.settings.celery_queue,
+        )
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class InlineQueue:
+    """A thread pool in the API process plus one timer thread for retries and sweeps."""
+
+    def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
+        self.pipeline = pipeline
+        self.settings = settings
+        self._pool: ThreadPoolExecutor | None = None
+        self._timers: list[tuple[float, int]] = []
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._next_sweep = 0.0
+
+    def start(self) -> None:
+        self._stopping = False
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.settings.worker_concurrency, thread_name_prefix="email"
+        )
+        self._thread = threading.Thread(target=self._timer_loop, name="email-timer", daemon=True)
+        self._thread.start()
+        # Whatever was queued when the previous process stopped lived only in its memory.
+        try:
+            for message_id in self.pipeline.sweep(requeue_after_s=0).requeue:
+                self.enqueue(message_id)
+        except Exception:
+            log.exception("initial sweep failed")
+        self._next_sweep = time.monotonic() + self.settings.sweep_interval_s
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def enqueue(self, message_id: int, delay_s: float = 0.0) -> None:
+        if delay_s > 0:
+            with self._cond:
+                heapq.heappush(self._timers, (time.monotonic() + delay_s, message_id))
+                self._cond.notify_all()
+            return
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError("inline queue is not running")
+        pool.submit(self._run, message_id)
+
+    def _run(self, message_id: int) -> None:
+        try:
+            result = self.pipeline.process(message_id)
+        except Exception:
+            log.exception("processing message %s failed; the sweeper will pick it up", message_id)
+            return
+        if result.outcome in (Outcome.RETRY, Outcome.NOT_DUE):
+            self.enqueue(message_id, max(result.delay_s, 0.01))
+
+    def _timer_loop(self) -> None:
+        while True:
+            due: list[int] = []
+            with self._cond:
+                if self._stopping:
+                    return
+                now = time.monotonic()
+                while self._timers and self._timers[0][0] <= now:
+                    due.append(heapq.heappop(self._timers)[1])
+                wake = min(
+                    self._next_sweep, self._timers[0][0] if self._timers else self._next_sweep
+                )
+                if not due and now < self._next_sweep:
+                    self._cond.wait(timeout=max(0.0, wake - now))
+                    continue
+            for message_id in due:
+                try:
+                    self.enqueue(message_id)
+                except RuntimeError:
+                    return
+            if time.monotonic() >= self._next_sweep:
+                self._next_sweep = time.monotonic() + self.settings.sweep_interval_s
+                try:
+                    for message_id in self.pipeline.sweep().requeue:
+                        self.enqueue(message_id)
+                except Exception:
+                    log.exception("sweep failed")

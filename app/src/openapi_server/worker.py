@@ -1,0 +1,91 @@
+"""The Celery worker: `python -m openapi_server.worker`.
+
+Pool and concurrency come from WORKER_POOL (default `threads`) and
+WORKER_CONCURRENCY (default 32): sending is waiting on the network, so threads
+give concurrency without a process per slot. Besides the Celery consumer, the
+process runs a sweeper thread that flags messages stuck in `sending` and
+re-enqueues `queued` messages whose queue entry was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+from .config import ConfigError, Settings
+from .db import Database
+from .mailer import make_mailer
+from .pipeline import Outcome, Pipeline
+from .queues import TASK_NAME, CeleryQueue, make_celery
+
+log = logging.getLogger("openapi_server.worker")
+
+try:
+    settings = Settings.from_env()
+except ConfigError as _exc:
+    print(f"configuration error: {_exc}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+celery_app = make_celery(settings)
+_lock = threading.Lock()
+_pipeline: Pipeline | None = None
+
+
+def get_pipeline() -> Pipeline:
+    """One pipeline (engine, pool, mailer) per process, created on first use (after any fork)."""
+    global _pipeline
+    with _lock:
+        if _pipeline is None:
+            _pipeline = Pipeline(Database(settings), make_mailer(settings), settings)
+        return _pipeline
+
+
+@celery_app.task(name=TASK_NAME, ignore_result=True)
+def send_email_task(message_id: int) -> str:
+    result = get_pipeline().process(int(message_id))
+    if result.outcome in (Outcome.RETRY, Outcome.NOT_DUE):
+        CeleryQueue(settings, celery_app).enqueue(int(message_id), max(result.delay_s, 0.01))
+    return result.outcome.value
+
+
+def sweep_once(queue: CeleryQueue) -> None:
+    for message_id in get_pipeline().sweep().requeue:
+        queue.enqueue(message_id)
+
+
+def _sweeper(stop: threading.Event) -> None:
+    queue = CeleryQueue(settings, celery_app)
+    while not stop.wait(settings.sweep_interval_s):
+        try:
+            sweep_once(queue)
+        except Exception:
+            log.exception("sweep failed")
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if settings.auto_migrate:
+        from .migrate import upgrade
+
+        upgrade(settings)
+    stop = threading.Event()
+    threading.Thread(target=_sweeper, args=(stop,), name="sweeper", daemon=True).start()
+    args = [
+        "worker",
+        "--loglevel=INFO",
+        f"--pool={settings.worker_pool}",
+        f"--concurrency={settings.worker_concurrency}",
+        f"--queues={settings.celery_queue}",
+        "--without-gossip",
+        "--without-mingle",
+        *(sys.argv[1:] if argv is None else argv),
+    ]
+    try:
+        celery_app.worker_main(args)
+    finally:
+        stop.set()
+
+
+if __name__ == "__main__":
+    main()
