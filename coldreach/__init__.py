@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Cold Reach infrastructure tooling: the offline runtime and the `coldreach` command."""

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The Cold Reach Pulumi program (one program; the phase is stack config)."""

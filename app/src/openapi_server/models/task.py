@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -14,7 +14,7 @@ ClientId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 def _reasonable(value: datetime | None) -> datetime | None:
     if value is not None and not 1970 <= value.year <= 9998:
         raise ValueError("must be between 1970 and 9998")
-    return value
+    return value.astimezone(UTC) if value is not None else None
 
 
 DueAt = Annotated[AwareDatetime | None, AfterValidator(_reasonable)]

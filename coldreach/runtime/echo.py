@@ -1,0 +1,279 @@
+"""The echo backend: deterministic ids and realistic outputs, no AWS involved.
+
+Ids are derived from the URN, so they are unique per resource and identical
+from one run to the next: `plan --json` diffs cleanly and a resource keeps its
+id across phases exactly when it keeps its URN. Physical names follow
+Pulumi's autonaming (logical name plus a suffix), because that is what the
+real provider would send to AWS.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from coldreach.runtime.invokes import Identity, answer
+from coldreach.runtime.model import reveal
+
+Outputs = dict[str, Any]
+
+
+def digest(urn: str, length: int) -> str:
+    return hashlib.sha256(urn.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one resource type is identified and what AWS would add to its inputs."""
+
+    id: str
+    """`prefix-` for a hex id (`vpc-` -> vpc-0a1b...), or `@key` to use that output as the id."""
+    name_key: str | None = None
+    """The input Pulumi autonames when the program leaves it unset."""
+    max_name: int = 63
+    lower: bool = False
+    extra: Callable[[Identity, str, Outputs], Outputs] | None = None
+
+
+def _arn(service: str, resource: str, *, global_: bool = False) -> Callable[..., Outputs]:
+    def extra(who: Identity, _urn: str, o: Outputs) -> Outputs:
+        region = "" if global_ else who.region
+        return {"arn": f"arn:aws:{service}:{region}:{who.account}:{resource.format(**o)}"}
+
+    return extra
+
+
+def _rds_instance(who: Identity, urn: str, o: Outputs) -> Outputs:
+    host = f"{o['identifier']}.c{digest(urn, 10)}.{who.region}.rds.amazonaws.com"
+    port = int(o.get("port") or 5432)
+    return {
+        "arn": f"arn:aws:rds:{who.region}:{who.account}:db:{o['identifier']}",
+        "address": host,
+        "endpoint": f"{host}:{port}",
+        "port": port,
+        "resourceId": "db-" + digest(urn, 26).upper(),
+        "status": "available",
+    }
+
+
+def _load_balancer(who: Identity, urn: str, o: Outputs) -> Outputs:
+    suffix = f"app/{o['name']}/{digest(urn, 16)}"
+    return {
+        "arn": f"arn:aws:elasticloadbalancing:{who.region}:{who.account}:loadbalancer/{suffix}",
+        "arnSuffix": suffix,
+        "dnsName": f"{o['name']}-{int(digest(urn, 8), 16)}.{who.region}.elb.amazonaws.com",
+        "zoneId": "Z35SXDOTRQ7X7K",
+    }
+
+
+def _target_group(who: Identity, urn: str, o: Outputs) -> Outputs:
+    suffix = f"targetgroup/{o['name']}/{digest(urn, 16)}"
+    return {
+        "arn": f"arn:aws:elasticloadbalancing:{who.region}:{who.account}:{suffix}",
+        "arnSuffix": suffix,
+    }
+
+
+def _listener(who: Identity, urn: str, o: Outputs) -> Outputs:
+    lb = str(o.get("loadBalancerArn", ""))
+    return {"arn": lb.replace(":loadbalancer/", ":listener/") + "/" + digest(urn, 16)}
+
+
+def _repository(who: Identity, _urn: str, o: Outputs) -> Outputs:
+    return {
+        "arn": f"arn:aws:ecr:{who.region}:{who.account}:repository/{o['name']}",
+        "registryId": who.account,
+        "repositoryUrl": f"{who.account}.dkr.ecr.{who.region}.amazonaws.com/{o['name']}",
+    }
+
+
+def _image(_who: Identity, urn: str, o: Outputs) -> Outputs:
+    tags = reveal(o.get("tags") or [])
+    repo = str(tags[0]).rsplit(":", 1)[0] if tags else "image"
+    sha = "sha256:" + hashlib.sha256(urn.encode()).hexdigest()
+    return {"digest": sha, "ref": f"{repo}@{sha}"}
+
+
+def _task_definition(who: Identity, _urn: str, o: Outputs) -> Outputs:
+    family = o["family"]
+    arn = f"arn:aws:ecs:{who.region}:{who.account}:task-definition/{family}:1"
+    return {"arn": arn, "arnWithoutRevision": arn.rsplit(":", 1)[0], "revision": 1}
+
+
+def _secret_version(_who: Identity, urn: str, o: Outputs) -> Outputs:
+    return {"versionId": digest(urn, 8) + "-" + digest(urn + "v", 4)}
+
+
+def _random_password(_who: Identity, urn: str, o: Outputs) -> Outputs:
+    length = int(o.get("length") or 32)
+    from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
+
+    value = (hashlib.sha256(("password" + urn).encode()).hexdigest() * 4)[:length]
+    return {"result": {_special_sig_key: _special_secret_sig, "value": value}}
+
+
+def _random_id(_who: Identity, urn: str, o: Outputs) -> Outputs:
+    raw = hashlib.sha256(urn.encode()).digest()[: int(o.get("byteLength") or 4)]
+    return {
+        "hex": raw.hex(),
+        "dec": str(int.from_bytes(raw, "big")),
+        "b64Std": base64.b64encode(raw).decode(),
+        "b64Url": base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    }
+
+
+def _email_identity(who: Identity, urn: str, o: Outputs) -> Outputs:
+    tokens = [digest(urn + str(i), 32) for i in range(3)]
+    attrs = dict(reveal(o.get("dkimSigningAttributes") or {}))
+    attrs.update({"tokens": tokens, "status": "PENDING", "signingAttributesOrigin": "AWS_SES"})
+    return {
+        "arn": f"arn:aws:ses:{who.region}:{who.account}:identity/{o['emailIdentity']}",
+        "dkimSigningAttributes": attrs,
+        "identityType": "DOMAIN",
+        "verifiedForSendingStatus": False,
+    }
+
+
+def _eip(_who: Identity, urn: str, o: Outputs) -> Outputs:
+    n = int(digest(urn, 4), 16)
+    return {"publicIp": f"198.51.100.{n % 254 + 1}", "allocationId": "eipalloc-" + digest(urn, 17)}
+
+
+def _bucket(who: Identity, _urn: str, o: Outputs) -> Outputs:
+    return {
+        "arn": f"arn:aws:s3:::{o['bucket']}",
+        "bucketDomainName": f"{o['bucket']}.s3.amazonaws.com",
+        "region": who.region,
+    }
+
+
+KINDS: dict[str, Kind] = {
+    "aws:ec2/vpc:Vpc": Kind("vpc-", extra=_arn("ec2", "vpc/{id}")),
+    "aws:ec2/subnet:Subnet": Kind("subnet-", extra=_arn("ec2", "subnet/{id}")),
+    "aws:ec2/internetGateway:InternetGateway": Kind("igw-"),
+    "aws:ec2/routeTable:RouteTable": Kind("rtb-"),
+    "aws:ec2/route:Route": Kind("r-"),
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": Kind("rtbassoc-"),
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": Kind("sg-"),
+    "aws:ec2/securityGroup:SecurityGroup": Kind(
+        "sg-", name_key="name", max_name=255, extra=_arn("ec2", "security-group/{id}")
+    ),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": Kind("sgr-"),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": Kind("sgr-"),
+    "aws:ec2/flowLog:FlowLog": Kind("fl-"),
+    "aws:ec2/eip:Eip": Kind("eipalloc-", extra=_eip),
+    "aws:ec2/natGateway:NatGateway": Kind("nat-"),
+    "aws:cloudwatch/logGroup:LogGroup": Kind(
+        "@name", name_key="name", max_name=512, extra=_arn("logs", "log-group:{name}")
+    ),
+    "aws:iam/role:Role": Kind(
+        "@name", name_key="name", max_name=64, extra=_arn("iam", "role/{name}", global_=True)
+    ),
+    "aws:iam/rolePolicy:RolePolicy": Kind("@name", name_key="name", max_name=128),
+    "aws:rds/subnetGroup:SubnetGroup": Kind(
+        "@name", name_key="name", max_name=255, lower=True, extra=_arn("rds", "subgrp:{name}")
+    ),
+    "aws:rds/parameterGroup:ParameterGroup": Kind(
+        "@name", name_key="name", max_name=255, lower=True, extra=_arn("rds", "pg:{name}")
+    ),
+    "aws:rds/instance:Instance": Kind(
+        "@identifier", name_key="identifier", lower=True, extra=_rds_instance
+    ),
+    "aws:secretsmanager/secret:Secret": Kind(
+        "@arn",
+        name_key="name",
+        max_name=512,
+        extra=_arn("secretsmanager", "secret:{name}-AbCdEf"),
+    ),
+    "aws:secretsmanager/secretVersion:SecretVersion": Kind("@versionId", extra=_secret_version),
+    "aws:ecr/repository:Repository": Kind(
+        "@name", name_key="name", max_name=256, lower=True, extra=_repository
+    ),
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": Kind("@repository"),
+    "docker-build:index:Image": Kind("@ref", extra=_image),
+    "aws:ecs/cluster:Cluster": Kind(
+        "@arn", name_key="name", max_name=255, extra=_arn("ecs", "cluster/{name}")
+    ),
+    "aws:ecs/taskDefinition:TaskDefinition": Kind("@family", extra=_task_definition),
+    "aws:ecs/service:Service": Kind(
+        "@arn", name_key="name", max_name=255, extra=_arn("ecs", "service/{name}")
+    ),
+    "aws:lb/loadBalancer:LoadBalancer": Kind(
+        "@arn", name_key="name", max_name=32, extra=_load_balancer
+    ),
+    "aws:lb/targetGroup:TargetGroup": Kind(
+        "@arn", name_key="name", max_name=32, extra=_target_group
+    ),
+    "aws:lb/listener:Listener": Kind("@arn", extra=_listener),
+    "aws:s3/bucket:Bucket": Kind(
+        "@bucket", name_key="bucket", max_name=63, lower=True, extra=_bucket
+    ),
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": Kind("@bucket"),
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": Kind("@bucket"),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+        Kind("@bucket")
+    ),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": Kind("@bucket"),
+    "aws:s3/bucketPolicy:BucketPolicy": Kind("@bucket"),
+    "aws:sesv2/emailIdentity:EmailIdentity": Kind("@emailIdentity", extra=_email_identity),
+    "aws:sesv2/configurationSet:ConfigurationSet": Kind(
+        "@configurationSetName", extra=_arn("ses", "configuration-set/{configurationSetName}")
+    ),
+    "aws:sesv2/configurationSetEventDestination:ConfigurationSetEventDestination": Kind("cse-"),
+    "aws:sns/topic:Topic": Kind(
+        "@arn", name_key="name", max_name=256, extra=_arn("sns", "{name}")
+    ),
+    "aws:sns/topicPolicy:TopicPolicy": Kind("@arn"),
+    "aws:sns/topicSubscription:TopicSubscription": Kind("subscription-"),
+    "random:index/randomPassword:RandomPassword": Kind("none", extra=_random_password),
+    "random:index/randomId:RandomId": Kind("@b64Url", extra=_random_id),
+}
+
+
+def _generic(type_: str) -> Kind:
+    """Types without an entry still get a stable id: `<type>-<hex>`."""
+    short = type_.rsplit(":", 1)[-1].lower()
+    return Kind(f"{short}-")
+
+
+class EchoBackend:
+    """Answers every registration from its inputs; the same program gives the same ids."""
+
+    def __init__(self, region: str, account: str = "123456789012") -> None:
+        self.identity = Identity(account=account, region=region)
+
+    def create(
+        self, urn: str, type_: str, name: str, inputs: dict[str, Any], custom: bool
+    ) -> tuple[str | None, dict[str, Any]]:
+        if not custom:
+            return None, {}
+        kind = KINDS.get(type_) or _generic(type_)
+        outputs = dict(inputs)
+        if kind.name_key and not outputs.get(kind.name_key):
+            outputs[kind.name_key] = self.autoname(name, urn, kind)
+        if kind.id == "none":
+            id_ = "none"
+        elif kind.id.endswith("-"):
+            id_ = kind.id + digest(urn, 17)
+        else:
+            id_ = ""
+        outputs["id"] = id_
+        if kind.extra is not None:
+            outputs.update(kind.extra(self.identity, urn, outputs))
+        if kind.id.startswith("@"):
+            id_ = str(reveal(outputs[kind.id[1:]]))
+        outputs.pop("id", None)
+        return id_, outputs
+
+    def invoke(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
+        return answer(self.identity, token, args)
+
+    @staticmethod
+    def autoname(name: str, urn: str, kind: Kind) -> str:
+        """Pulumi autonaming: `<logical name>-<7 random chars>`, cut to the type's limit."""
+        suffix = "-" + digest(urn, 7)
+        base = name.lower() if kind.lower else name
+        return base[: kind.max_name - len(suffix)] + suffix

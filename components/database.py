@@ -1,0 +1,168 @@
+"""PostgreSQL on RDS: private, encrypted, TLS-only, backed up, protected from deletion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components.firewall import SecurityGroup
+
+PORT = 5432
+ENGINE = "postgres"
+# RDS refuses '/', '@', '"' and spaces in the master password.
+PASSWORD_SPECIALS = "!#$%&*()-_=+[]{}<>:?"
+
+
+@dataclass
+class DatabaseArgs:
+    vpc_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    """Private subnets only: the instance must never be reachable from the internet."""
+    instance_class: str
+    engine_version: str
+    allocated_storage_gb: int
+    max_allocated_storage_gb: int
+    backup_retention_days: int
+    multi_az: bool
+    protect: bool
+    """False only for throwaway stacks: no protect, no deletion protection, no final snapshot."""
+    db_name: str = "coldreach"
+    username: str = "coldreach_admin"
+
+
+class Database(pulumi.ComponentResource):
+    """An RDS PostgreSQL 16 primary whose credentials live in Secrets Manager.
+
+    The master password is generated here (pulumi_random) rather than managed
+    by RDS: AWS does not allow a read replica of an instance whose master
+    password RDS manages, and phase 2 adds one. Nothing gets in until a caller
+    opens the security group to another group (`firewall.connect`).
+    """
+
+    instance: aws.rds.Instance
+    security_group: SecurityGroup
+    secret: aws.secretsmanager.Secret
+
+    def __init__(
+        self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("coldreach:database:Database", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        self._args = args
+
+        self.subnet_group = aws.rds.SubnetGroup(
+            f"{name}-subnets",
+            subnet_ids=list(args.subnet_ids),
+            description=f"{name}: private subnets",
+            opts=child,
+        )
+        major = args.engine_version.split(".")[0]
+        self.parameter_group = aws.rds.ParameterGroup(
+            f"{name}-params",
+            family=f"postgres{major}",
+            description=f"{name}: TLS only, slow statements logged",
+            parameters=[
+                aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),
+                aws.rds.ParameterGroupParameterArgs(name="log_min_duration_statement", value="500"),
+            ],
+            opts=child,
+        )
+        self.security_group = SecurityGroup(
+            f"{name}-sg", f"{name}: PostgreSQL, reachable only from the app", args.vpc_id, self
+        )
+        password = random.RandomPassword(
+            f"{name}-password",
+            length=32,
+            special=True,
+            override_special=PASSWORD_SPECIALS,
+            opts=child,
+        )
+        # Part of the final snapshot's name, so a replaced instance could never
+        # collide with the snapshot its predecessor left behind.
+        suffix = random.RandomId(f"{name}-snapshot-suffix", byte_length=4, opts=child)
+
+        self.instance = aws.rds.Instance(
+            f"{name}-instance",
+            engine=ENGINE,
+            engine_version=args.engine_version,
+            instance_class=args.instance_class,
+            allocated_storage=args.allocated_storage_gb,
+            max_allocated_storage=args.max_allocated_storage_gb,
+            storage_type="gp3",
+            storage_encrypted=True,
+            db_name=args.db_name,
+            username=args.username,
+            password=password.result,
+            port=PORT,
+            db_subnet_group_name=self.subnet_group.name,
+            vpc_security_group_ids=[self.security_group.id],
+            parameter_group_name=self.parameter_group.name,
+            publicly_accessible=False,
+            multi_az=args.multi_az,
+            backup_retention_period=args.backup_retention_days,
+            backup_window="03:00-04:00",
+            maintenance_window="sun:04:30-sun:05:30",
+            copy_tags_to_snapshot=True,
+            deletion_protection=args.protect,
+            skip_final_snapshot=not args.protect,
+            final_snapshot_identifier=suffix.hex.apply(lambda h: f"{name}-final-{h}"),
+            performance_insights_enabled=True,
+            performance_insights_retention_period=7,
+            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            iam_database_authentication_enabled=True,
+            auto_minor_version_upgrade=True,
+            ca_cert_identifier="rds-ca-rsa2048-g1",
+            tags={"Name": f"{name}-primary"},
+            opts=stateful,
+        )
+
+        # One JSON secret per instance; ECS injects single keys of it
+        # (`<arn>:password::`) so the password never appears in a task definition.
+        self.secret = aws.secretsmanager.Secret(
+            f"{name}-credentials",
+            description=f"{name}: master credentials and endpoint of the primary",
+            recovery_window_in_days=7,
+            opts=stateful,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-credentials",
+            secret_id=self.secret.id,
+            secret_string=pulumi.Output.json_dumps(
+                {
+                    "engine": ENGINE,
+                    "host": self.instance.address,
+                    "port": PORT,
+                    "dbname": args.db_name,
+                    "username": args.username,
+                    "password": password.result,
+                }
+            ),
+            opts=child,
+        )
+
+        self.register_outputs(
+            {
+                "address": self.instance.address,
+                "port": PORT,
+                "identifier": self.instance.identifier,
+                "secret_arn": self.secret.arn,
+                "security_group_id": self.security_group.id,
+            }
+        )
+
+    @property
+    def address(self) -> pulumi.Output[str]:
+        return self.instance.address
+
+    @property
+    def name(self) -> str:
+        return self._args.db_name
+
+    def secret_key(self, key: str) -> pulumi.Output[str]:
+        """The ECS `valueFrom` for one JSON key of the credentials secret."""
+        return self.secret.arn.apply(lambda arn: f"{arn}:{key}::")

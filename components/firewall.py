@@ -1,0 +1,97 @@
+"""Security groups whose rules are separate resources, each with a description.
+
+Rules are never inline: inline and standalone rules fight over the same group,
+and a standalone rule can be added or removed without touching the group.
+Sources are security groups wherever the peer is ours; a CIDR only for the
+internet side of the load balancer and for outbound HTTPS.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+ANYWHERE = "0.0.0.0/0"
+
+
+class SecurityGroup:
+    """An `aws.ec2.SecurityGroup` plus helpers that add its rules as children of `parent`.
+
+    Not a component of its own: the group belongs to the component that owns
+    the tier (database, service, load balancer), so its URN sits under that tier.
+    """
+
+    def __init__(
+        self, name: str, description: str, vpc_id: pulumi.Input[str], parent: pulumi.Resource
+    ) -> None:
+        self.name = name
+        self._parent = parent
+        self.group = aws.ec2.SecurityGroup(
+            name,
+            description=description,
+            vpc_id=vpc_id,
+            tags={"Name": name},
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+
+    @property
+    def id(self) -> pulumi.Output[str]:
+        return self.group.id
+
+    def allow_from_group(
+        self, label: str, source: pulumi.Input[str], port: int, description: str
+    ) -> aws.vpc.SecurityGroupIngressRule:
+        return aws.vpc.SecurityGroupIngressRule(
+            f"{self.name}-in-{label}",
+            security_group_id=self.group.id,
+            referenced_security_group_id=source,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description=description,
+            opts=pulumi.ResourceOptions(parent=self._parent),
+        )
+
+    def allow_from_internet(self, port: int, description: str) -> aws.vpc.SecurityGroupIngressRule:
+        return aws.vpc.SecurityGroupIngressRule(
+            f"{self.name}-in-{port}",
+            security_group_id=self.group.id,
+            cidr_ipv4=ANYWHERE,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description=description,
+            opts=pulumi.ResourceOptions(parent=self._parent),
+        )
+
+    def allow_to_group(
+        self, label: str, target: pulumi.Input[str], port: int, description: str
+    ) -> aws.vpc.SecurityGroupEgressRule:
+        return aws.vpc.SecurityGroupEgressRule(
+            f"{self.name}-out-{label}",
+            security_group_id=self.group.id,
+            referenced_security_group_id=target,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description=description,
+            opts=pulumi.ResourceOptions(parent=self._parent),
+        )
+
+    def allow_https_out(self, description: str) -> aws.vpc.SecurityGroupEgressRule:
+        return aws.vpc.SecurityGroupEgressRule(
+            f"{self.name}-out-https",
+            security_group_id=self.group.id,
+            cidr_ipv4=ANYWHERE,
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            description=description,
+            opts=pulumi.ResourceOptions(parent=self._parent),
+        )
+
+
+def connect(source: SecurityGroup, target: SecurityGroup, port: int, what: str) -> None:
+    """Lets `source` reach `target` on one TCP port: egress on one side, ingress on the other."""
+    target.allow_from_group(source.name, source.id, port, f"{what}: from {source.name}")
+    source.allow_to_group(target.name, target.id, port, f"{what}: to {target.name}")

@@ -1,0 +1,230 @@
+"""The public entry point: an ALB in the public subnets, with its access-log bucket."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.firewall import SecurityGroup
+
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+@dataclass
+class LoadBalancerArgs:
+    vpc_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    """Public subnets: the ALB is the only thing the internet may reach."""
+    target_port: int
+    health_check_path: str
+    certificate_arn: str | None
+    """With a certificate: HTTPS on 443 and HTTP redirecting to it. Without: plain HTTP."""
+    deletion_protection: bool
+    log_retention_days: int
+    protect: bool
+    """Protects the access-log bucket, which holds data."""
+
+
+class LoadBalancer(pulumi.ComponentResource):
+    """An internet-facing ALB forwarding to one IP target group.
+
+    Its security group admits 80 and 443 from anywhere and nothing else; it
+    drops invalid headers and writes access logs to an encrypted, private
+    bucket that expires old logs.
+    """
+
+    alb: aws.lb.LoadBalancer
+    target_group: aws.lb.TargetGroup
+    security_group: SecurityGroup
+    listeners: list[aws.lb.Listener]
+    log_bucket: aws.s3.Bucket
+
+    def __init__(
+        self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("coldreach:edge:LoadBalancer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self._https = args.certificate_arn is not None
+
+        self.security_group = SecurityGroup(
+            f"{name}-sg", f"{name}: public HTTP and HTTPS", args.vpc_id, self
+        )
+        self.security_group.allow_from_internet(443, "HTTPS from the internet")
+        self.security_group.allow_from_internet(
+            80, "HTTP from the internet (redirected to HTTPS when a certificate is set)"
+        )
+
+        self.log_bucket = self._log_bucket(name, args)
+        self.alb = aws.lb.LoadBalancer(
+            f"{name}-alb",
+            load_balancer_type="application",
+            internal=False,
+            subnets=list(args.subnet_ids),
+            security_groups=[self.security_group.id],
+            drop_invalid_header_fields=True,
+            desync_mitigation_mode="defensive",
+            enable_deletion_protection=args.deletion_protection,
+            access_logs=aws.lb.LoadBalancerAccessLogsArgs(
+                bucket=self.log_bucket.bucket, prefix="alb", enabled=True
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._log_policy]),
+        )
+        self.target_group = aws.lb.TargetGroup(
+            f"{name}-targets",
+            port=args.target_port,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=args.vpc_id,
+            deregistration_delay=30,
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                path=args.health_check_path,
+                matcher="200",
+                interval=15,
+                healthy_threshold=2,
+                unhealthy_threshold=3,
+            ),
+            opts=child,
+        )
+        self.listeners = self._listeners(name, args)
+
+        self.register_outputs(
+            {
+                "dns_name": self.alb.dns_name,
+                "url": self.url,
+                "security_group_id": self.security_group.id,
+                "log_bucket": self.log_bucket.bucket,
+            }
+        )
+
+    @property
+    def url(self) -> pulumi.Output[str]:
+        scheme = "https" if self._https else "http"
+        return self.alb.dns_name.apply(lambda dns: f"{scheme}://{dns}")
+
+    def _listeners(self, name: str, args: LoadBalancerArgs) -> list[aws.lb.Listener]:
+        child = pulumi.ResourceOptions(parent=self)
+        forward = aws.lb.ListenerDefaultActionArgs(
+            type="forward", target_group_arn=self.target_group.arn
+        )
+        if args.certificate_arn is None:
+            return [
+                aws.lb.Listener(
+                    f"{name}-http",
+                    load_balancer_arn=self.alb.arn,
+                    port=80,
+                    protocol="HTTP",
+                    default_actions=[forward],
+                    opts=child,
+                )
+            ]
+        https = aws.lb.Listener(
+            f"{name}-https",
+            load_balancer_arn=self.alb.arn,
+            port=443,
+            protocol="HTTPS",
+            ssl_policy=TLS_POLICY,
+            certificate_arn=args.certificate_arn,
+            default_actions=[forward],
+            opts=child,
+        )
+        redirect = aws.lb.Listener(
+            f"{name}-http",
+            load_balancer_arn=self.alb.arn,
+            port=80,
+            protocol="HTTP",
+            default_actions=[
+                aws.lb.ListenerDefaultActionArgs(
+                    type="redirect",
+                    redirect=aws.lb.ListenerDefaultActionRedirectArgs(
+                        protocol="HTTPS", port="443", status_code="HTTP_301"
+                    ),
+                )
+            ],
+            opts=child,
+        )
+        return [https, redirect]
+
+    def _log_bucket(self, name: str, args: LoadBalancerArgs) -> aws.s3.Bucket:
+        child = pulumi.ResourceOptions(parent=self)
+        bucket = aws.s3.Bucket(
+            f"{name}-access-logs",
+            force_destroy=not args.protect,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        aws.s3.BucketPublicAccessBlock(
+            f"{name}-access-logs",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{name}-access-logs",
+            bucket=bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=child,
+        )
+        # ALB log delivery supports SSE-S3 only, not SSE-KMS.
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-access-logs",
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="AES256"
+                    )
+                )
+            ],
+            opts=child,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-access-logs",
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="expire-access-logs",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                        days=args.log_retention_days
+                    ),
+                )
+            ],
+            opts=child,
+        )
+        # Regions older than August 2022 deliver ALB logs from a regional ELB
+        # account; the invoke returns the right one for the stack's region.
+        elb_account = aws.elb.get_service_account(opts=pulumi.InvokeOptions(parent=self))
+        self._log_policy = aws.s3.BucketPolicy(
+            f"{name}-access-logs",
+            bucket=bucket.id,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "AlbLogDelivery",
+                            "Effect": "Allow",
+                            "Principal": {"AWS": elb_account.arn},
+                            "Action": "s3:PutObject",
+                            "Resource": pulumi.Output.concat(bucket.arn, "/alb/*"),
+                        },
+                        {
+                            "Sid": "DenyInsecureTransport",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        },
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        return bucket

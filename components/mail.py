@@ -1,0 +1,141 @@
+"""Sending mail through SES v2: a DKIM-signed domain identity and bounce/complaint feedback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components import iam
+
+
+@dataclass
+class MailArgs:
+    domain: str
+    mail_from: str
+    configuration_set_name: str
+    """Physical name: SES needs one, and it must be unique per account and region."""
+
+
+class Mail(pulumi.ComponentResource):
+    """SES v2 identity for the sender domain, a configuration set, and an SNS feedback topic.
+
+    Bounces and complaints go to the topic and from there to the app, which
+    stops mailing those clients. The identity's DKIM records are an output:
+    add them to the domain's DNS before the first send.
+    """
+
+    identity: aws.sesv2.EmailIdentity
+    configuration_set: aws.sesv2.ConfigurationSet
+    feedback_topic: aws.sns.Topic
+
+    def __init__(
+        self, name: str, args: MailArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("coldreach:mail:Mail", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        caller = aws.get_caller_identity(opts=pulumi.InvokeOptions(parent=self))
+        self._name = name
+        self._mail_from = args.mail_from
+
+        self.configuration_set = aws.sesv2.ConfigurationSet(
+            f"{name}-config",
+            configuration_set_name=args.configuration_set_name,
+            delivery_options=aws.sesv2.ConfigurationSetDeliveryOptionsArgs(tls_policy="REQUIRE"),
+            reputation_options=aws.sesv2.ConfigurationSetReputationOptionsArgs(
+                reputation_metrics_enabled=True
+            ),
+            suppression_options=aws.sesv2.ConfigurationSetSuppressionOptionsArgs(
+                suppressed_reasons=["BOUNCE", "COMPLAINT"]
+            ),
+            opts=child,
+        )
+        self.identity = aws.sesv2.EmailIdentity(
+            f"{name}-identity",
+            email_identity=args.domain,
+            configuration_set_name=self.configuration_set.configuration_set_name,
+            dkim_signing_attributes=aws.sesv2.EmailIdentityDkimSigningAttributesArgs(
+                next_signing_key_length="RSA_2048_BIT"
+            ),
+            opts=child,
+        )
+
+        self.feedback_topic = aws.sns.Topic(
+            f"{name}-feedback", kms_master_key_id="alias/aws/sns", opts=child
+        )
+        aws.sns.TopicPolicy(
+            f"{name}-feedback",
+            arn=self.feedback_topic.arn,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "SesPublishesFeedback",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ses.amazonaws.com"},
+                            "Action": "sns:Publish",
+                            "Resource": self.feedback_topic.arn,
+                            "Condition": {"StringEquals": {"aws:SourceAccount": caller.account_id}},
+                        }
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        aws.sesv2.ConfigurationSetEventDestination(
+            f"{name}-feedback",
+            configuration_set_name=self.configuration_set.configuration_set_name,
+            event_destination_name="bounces-and-complaints",
+            event_destination=aws.sesv2.ConfigurationSetEventDestinationEventDestinationArgs(
+                enabled=True,
+                matching_event_types=["BOUNCE", "COMPLAINT"],
+                sns_destination=aws.sesv2.ConfigurationSetEventDestinationEventDestinationSnsDestinationArgs(
+                    topic_arn=self.feedback_topic.arn
+                ),
+            ),
+            opts=child,
+        )
+        self.register_outputs(
+            {
+                "identity_arn": self.identity.arn,
+                "configuration_set": self.configuration_set.configuration_set_name,
+                "dkim_records": self.dkim_records,
+            }
+        )
+
+    @property
+    def mail_from(self) -> str:
+        return self._mail_from
+
+    @property
+    def dkim_records(self) -> pulumi.Output[list[str]]:
+        """The CNAME records that prove the domain to SES, as zone-file lines."""
+        domain = self.identity.email_identity
+        tokens = self.identity.dkim_signing_attributes.apply(lambda d: d.tokens or [])
+        return pulumi.Output.all(domain, tokens).apply(
+            lambda args: [f"{t}._domainkey.{args[0]} CNAME {t}.dkim.amazonses.com" for t in args[1]]
+        )
+
+    def subscribe_webhook(
+        self, url: pulumi.Input[str], depends_on: list[pulumi.Resource]
+    ) -> aws.sns.TopicSubscription:
+        """Delivers feedback to the app at `url` (its /webhooks/ses endpoint).
+
+        SNS asks the endpoint to confirm, so this waits for the service
+        (`depends_on`); the app confirms the subscription itself.
+        """
+        protocol = pulumi.Output.from_input(url).apply(lambda u: u.split(":", 1)[0])
+        return aws.sns.TopicSubscription(
+            f"{self._name}-feedback-webhook",
+            topic=self.feedback_topic.arn,
+            protocol=protocol,
+            endpoint=url,
+            confirmation_timeout_in_minutes=15,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+
+    def send_permission(self) -> iam.Statement:
+        """The one thing the app may do with SES: send as this identity, through this set."""
+        return iam.allow(["ses:SendEmail"], [self.identity.arn, self.configuration_set.arn])

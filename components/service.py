@@ -1,0 +1,217 @@
+"""One container on ECS Fargate: task definition, roles, logs, security group and service."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from components import iam
+from components.firewall import SecurityGroup
+
+CONTAINER = "app"
+# The image's non-root user (app/Dockerfile creates it with this uid:gid).
+APP_USER = "10001:10001"
+
+
+@dataclass
+class LoadBalancerTarget:
+    target_group_arn: pulumi.Input[str]
+    container_port: int
+
+
+@dataclass
+class FargateServiceArgs:
+    cluster_arn: pulumi.Input[str]
+    image: pulumi.Input[str]
+    vpc_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    cpu: int
+    memory: int
+    desired_count: int
+    log_retention_days: int
+    command: Sequence[str] | None = None
+    """None runs the image's default command."""
+    environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Plain settings only. Anything secret goes in `secrets`."""
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Variable name -> Secrets Manager `valueFrom` (`<secret arn>:<json key>::`)."""
+    secret_arns: Sequence[pulumi.Input[str]] = ()
+    """The secrets above, as plain ARNs: the only ones the execution role may read."""
+    repository_arn: pulumi.Input[str] | None = None
+    """ECR repository the image comes from; None for an image from elsewhere."""
+    task_permissions: Sequence[iam.Statement] = ()
+    """What the app itself may do in AWS (the task role). Empty means nothing."""
+    assign_public_ip: bool = False
+    """Only phase 1 sets this: no NAT, so tasks pull images through a public IP."""
+    load_balancer: LoadBalancerTarget | None = None
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class FargateService(pulumi.ComponentResource):
+    """A Fargate service that runs as non-root on a read-only root filesystem.
+
+    Credentials reach the container through ECS `secrets` (the execution role
+    may read exactly those secrets), never through `environment`. The task
+    role is separate and carries only what the caller grants.
+    """
+
+    security_group: SecurityGroup
+    task_definition: aws.ecs.TaskDefinition
+    service: aws.ecs.Service
+    log_group: aws.cloudwatch.LogGroup
+
+    def __init__(
+        self, name: str, args: FargateServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("coldreach:service:FargateService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        region = aws.get_region(opts=pulumi.InvokeOptions(parent=self)).region
+
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs", retention_in_days=args.log_retention_days, opts=child
+        )
+        self.security_group = SecurityGroup(
+            f"{name}-sg", f"{name}: Fargate tasks", args.vpc_id, self
+        )
+
+        execution_role = aws.iam.Role(
+            f"{name}-execution",
+            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com"),
+            description=f"{name}: lets ECS pull the image, write logs and read the task's secrets",
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-execution",
+            role=execution_role.id,
+            policy=iam.policy(*self._execution_statements(args)),
+            opts=child,
+        )
+        task_role = aws.iam.Role(
+            f"{name}-task",
+            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com"),
+            description=f"{name}: what the app itself may do in AWS",
+            opts=child,
+        )
+        if args.task_permissions:
+            aws.iam.RolePolicy(
+                f"{name}-task",
+                role=task_role.id,
+                policy=iam.policy(*args.task_permissions),
+                opts=child,
+            )
+
+        container: dict[str, object] = {
+            "name": CONTAINER,
+            "image": args.image,
+            "essential": True,
+            "user": APP_USER,
+            "readonlyRootFilesystem": True,
+            "privileged": False,
+            "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],
+            "environment": [{"name": k, "value": v} for k, v in sorted(args.environment.items())],
+            "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(args.secrets.items())],
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {
+                    "awslogs-group": self.log_group.name,
+                    "awslogs-region": region,
+                    "awslogs-stream-prefix": name,
+                },
+            },
+        }
+        if args.command is not None:
+            container["command"] = list(args.command)
+        if args.load_balancer is not None:
+            port = args.load_balancer.container_port
+            container["portMappings"] = [
+                {"containerPort": port, "hostPort": port, "protocol": "tcp"}
+            ]
+
+        self.task_definition = aws.ecs.TaskDefinition(
+            f"{name}-task",
+            family=name,
+            cpu=str(args.cpu),
+            memory=str(args.memory),
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
+                operating_system_family="LINUX", cpu_architecture="X86_64"
+            ),
+            execution_role_arn=execution_role.arn,
+            task_role_arn=task_role.arn,
+            # The only writable path: a task-local volume mounted at /tmp.
+            volumes=[aws.ecs.TaskDefinitionVolumeArgs(name="tmp")],
+            container_definitions=pulumi.Output.json_dumps([container]),
+            opts=child,
+        )
+
+        lb = args.load_balancer
+        self.service = aws.ecs.Service(
+            f"{name}-service",
+            cluster=args.cluster_arn,
+            task_definition=self.task_definition.arn,
+            desired_count=args.desired_count,
+            launch_type="FARGATE",
+            platform_version="LATEST",
+            network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
+                subnets=list(args.subnet_ids),
+                security_groups=[self.security_group.id],
+                assign_public_ip=args.assign_public_ip,
+            ),
+            load_balancers=(
+                [
+                    aws.ecs.ServiceLoadBalancerArgs(
+                        target_group_arn=lb.target_group_arn,
+                        container_name=CONTAINER,
+                        container_port=lb.container_port,
+                    )
+                ]
+                if lb
+                else None
+            ),
+            health_check_grace_period_seconds=60 if lb else None,
+            deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(
+                enable=True, rollback=True
+            ),
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            enable_execute_command=False,
+            propagate_tags="SERVICE",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+
+        self.register_outputs(
+            {
+                "service_name": self.service.name,
+                "task_definition_arn": self.task_definition.arn,
+                "security_group_id": self.security_group.id,
+                "log_group": self.log_group.name,
+            }
+        )
+
+    def _execution_statements(self, args: FargateServiceArgs) -> list[iam.Statement]:
+        statements = [
+            iam.allow(
+                ["logs:CreateLogStream", "logs:PutLogEvents"],
+                [pulumi.Output.concat(self.log_group.arn, ":*")],
+            )
+        ]
+        if args.repository_arn is not None:
+            # GetAuthorizationToken has no resource-level permissions: "*" is the only form.
+            statements.append(iam.allow(["ecr:GetAuthorizationToken"], ["*"]))
+            statements.append(
+                iam.allow(
+                    [
+                        "ecr:BatchGetImage",
+                        "ecr:GetDownloadUrlForLayer",
+                        "ecr:BatchCheckLayerAvailability",
+                    ],
+                    [args.repository_arn],
+                )
+            )
+        if args.secret_arns:
+            statements.append(iam.allow(["secretsmanager:GetSecretValue"], list(args.secret_arns)))
+        return statements

@@ -1,0 +1,133 @@
+"""Fixtures for the app tests: a throwaway PostgreSQL database and a Redis DB per session.
+
+The database `coldreach_app_test_<random>` is created through the `postgres`
+database and dropped at the end; Redis DB 13 is flushed before and after.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from openapi_server.config import Settings
+from openapi_server.db import Database
+from openapi_server.mailer import Mailer
+from openapi_server.main import create_app
+from openapi_server.migrate import upgrade
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+
+PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+REDIS_DB = 13
+TABLES = "sns_notifications, suppressions, email_messages, tasks, clients"
+
+
+def _admin() -> psycopg.Connection[Any]:
+    return psycopg.connect(PG_ADMIN, autocommit=True)
+
+
+def create_database(prefix: str = "coldreach_app_test") -> URL:
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with _admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(PG_ADMIN).set(drivername="postgresql+psycopg", database=name)
+
+
+def drop_database(url: URL) -> None:
+    with _admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[URL]:
+    url = create_database()
+    upgrade(Settings(database_url=url, auto_migrate=False))
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = f"{REDIS_BASE}/{REDIS_DB}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def pg_settings(pg_url: URL, redis_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=pg_url,
+        data_dir=tmp_path,
+        auto_migrate=False,
+        mail_outbox=tmp_path / "outbox.jsonl",
+        redis_url=redis_url,
+        celery_queue=f"test-{secrets.token_hex(4)}",
+        retry_backoff_base_s=0.0,
+        worker_concurrency=4,
+        public_base_url="https://reach.example.com",
+        unsubscribe_secret="test-secret-0123456789abcdef",
+    )
+
+
+@pytest.fixture
+def clean_pg(pg_url: URL) -> Iterator[None]:
+    db = Database(Settings(database_url=pg_url, db_pool_size=1, db_max_overflow=0))
+    with db.primary.begin() as conn:
+        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    db.dispose()
+    yield
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    return Settings.from_env({"DATA_DIR": str(tmp_path), "RETRY_BACKOFF_BASE_S": "0"}).with_(
+        public_base_url="https://reach.example.com",
+        unsubscribe_secret="test-secret-0123456789abcdef",
+        worker_concurrency=4,
+    )
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def settings(request: pytest.FixtureRequest) -> Settings:
+    """The same test against this machine's PostgreSQL and the embedded SQLite default."""
+    if request.param == "postgresql":
+        request.getfixturevalue("clean_pg")
+        return request.getfixturevalue("pg_settings")
+    return request.getfixturevalue("sqlite_settings")
+
+
+AppFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(settings: Settings) -> Iterator[AppFactory]:
+    clients: list[TestClient] = []
+
+    def factory(
+        mailer: Mailer | None = None, settings_: Settings | None = None, **kwargs: Any
+    ) -> TestClient:
+        app = create_app(settings_ or settings, mailer=mailer, **kwargs)
+        client = TestClient(app)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def api(make_client: AppFactory) -> TestClient:
+    return make_client()
