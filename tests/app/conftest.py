@@ -10,12 +10,11 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
 import redis
-from fastapi.testclient import TestClient
 from openapi_server.config import Settings
 from openapi_server.db import Database
 from openapi_server.mailer import Mailer
@@ -23,6 +22,9 @@ from openapi_server.main import create_app
 from openapi_server.migrate import upgrade
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -107,7 +109,7 @@ def settings(request: pytest.FixtureRequest) -> Settings:
     return request.getfixturevalue("sqlite_settings")
 
 
-AppFactory = Callable[..., TestClient]
+AppFactory = Callable[..., "TestClient"]
 
 
 @pytest.fixture
@@ -117,6 +119,8 @@ def make_client(settings: Settings) -> Iterator[AppFactory]:
     def factory(
         mailer: Mailer | None = None, settings_: Settings | None = None, **kwargs: Any
     ) -> TestClient:
+        from fastapi.testclient import TestClient
+
         app = create_app(settings_ or settings, mailer=mailer, **kwargs)
         client = TestClient(app)
         client.__enter__()
@@ -131,3 +135,8 @@ def make_client(settings: Settings) -> Iterator[AppFactory]:
 @pytest.fixture
 def api(make_client: AppFactory) -> TestClient:
     return make_client()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Starlette's TestClient still runs on httpx; the notice is about a future switch.
+    config.addinivalue_line("filterwarnings", "ignore:Using `httpx` with")
