@@ -1,0 +1,158 @@
+"""POST /webhooks/ses: SNS signatures, subscription confirmation, bounces and complaints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from openapi_server.sns import is_sns_url
+from recording import RecordingMailer
+from sns_signing import CERT_URL, TOPIC, Signer, bounce, complaint
+
+
+@pytest.fixture
+def signer() -> Signer:
+    return Signer()
+
+
+@pytest.fixture
+def hook(make_client, signer: Signer):
+    return make_client(
+        RecordingMailer(), sns_fetcher=signer.fetch_cert, confirm_fetcher=signer.confirm
+    )
+
+
+def _post(api, message: dict, content_type: str = "text/plain; charset=UTF-8"):
+    # SNS posts JSON with a text/plain content type.
+    return api.post(
+        "/webhooks/ses",
+        content=json.dumps(message).encode(),
+        headers={"content-type": content_type, "x-amz-sns-message-type": message.get("Type", "")},
+    )
+
+
+def _client(api, email: str) -> int:
+    return api.post("/clients", json={"name": "X", "email": email}).json()["id"]
+
+
+def test_permanent_bounce_marks_client_bounced_and_suppresses(hook, signer: Signer) -> None:
+    cid = _client(hook, "Gone@Example.com")
+    keep = _client(hook, "stays@example.com")
+    r = _post(hook, signer.notification(bounce("gone@example.com")))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"status": "processed", "updated": 1}
+    assert hook.get(f"/clients/{cid}").json()["status"] == "bounced"
+    assert hook.get(f"/clients/{keep}").json()["status"] == "active"
+    sent = hook.post("/email/send", json={"client_id": cid, "subject": "S", "body": "B"})
+    assert sent.json()["status"] == "suppressed"
+    assert signer.fetched == [CERT_URL]
+
+
+def test_complaint_event_format_and_signature_v1(hook, signer: Signer) -> None:
+    cid = _client(hook, "angry@example.com")
+    r = _post(hook, signer.notification(complaint("Angry <angry@example.com>"), version="1"))
+    assert r.status_code == 200 and r.json()["updated"] == 1
+    assert hook.get(f"/clients/{cid}").json()["status"] == "complained"
+
+
+def test_same_notification_twice_is_processed_once(hook, signer: Signer) -> None:
+    cid = _client(hook, "x@example.com")
+    message = signer.notification(bounce("x@example.com"))
+    assert _post(hook, message).json()["status"] == "processed"
+    hook.patch(f"/clients/{cid}", json={"name": "still bounced"})
+    again = _post(hook, message)
+    assert again.status_code == 200 and again.json() == {"status": "duplicate", "updated": 0}
+
+
+def test_transient_bounce_and_deliveries_do_not_suppress(hook, signer: Signer) -> None:
+    cid = _client(hook, "busy@example.com")
+    r = _post(hook, signer.notification(bounce("busy@example.com", bounce_type="Transient")))
+    assert r.json()["status"] == "ignored"
+    delivery = {"notificationType": "Delivery", "delivery": {"recipients": ["busy@example.com"]}}
+    assert _post(hook, signer.notification(delivery)).json()["status"] == "ignored"
+    assert hook.get(f"/clients/{cid}").json()["status"] == "active"
+
+
+def test_subscription_confirmation_is_confirmed_once(hook, signer: Signer) -> None:
+    url = "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=abc"
+    message = signer.sign(
+        {
+            "Type": "SubscriptionConfirmation",
+            "MessageId": "sub-1",
+            "Token": "abc",
+            "TopicArn": TOPIC,
+            "Message": "You have chosen to subscribe",
+            "SubscribeURL": url,
+            "Timestamp": "2026-11-28T10:00:00.000Z",
+        }
+    )
+    r = _post(hook, message, content_type="application/json")
+    assert r.status_code == 200 and r.json()["status"] == "subscription confirmed"
+    assert _post(hook, message).json()["status"] == "duplicate"
+    assert signer.confirmed == [url]
+
+
+def test_forged_or_foreign_messages_are_rejected(hook, signer: Signer) -> None:
+    cid = _client(hook, "v@example.com")
+    good = signer.notification(bounce("v@example.com"))
+
+    tampered = {**good, "Message": json.dumps(bounce("v@example.com", "other@example.com"))}
+    assert _post(hook, tampered).status_code == 403
+
+    assert _post(hook, good).status_code == 200
+    assert hook.get(f"/clients/{cid}").json()["status"] == "bounced"
+
+    # Signed with another key, pointing at the real certificate URL: rejected.
+    impostor = Signer()
+    forged = impostor.notification(bounce("v@example.com"))
+    assert _post(hook, forged).status_code == 403
+
+    for cert_url in (
+        "https://evil.example.com/cert.pem",
+        "http://sns.eu-west-1.amazonaws.com/cert.pem",
+        "https://sns.eu-west-1.amazonaws.com.evil.com/cert.pem",
+        "https://sns.eu-west-1.amazonaws.com/cert.txt",
+    ):
+        msg = {**forged, "SigningCertURL": cert_url, "MessageId": cert_url}
+        r = _post(hook, msg)
+        assert r.status_code == 403, cert_url
+        assert r.json()["detail"][0]["loc"] == ["body", "Signature"]
+    assert signer.fetched == [CERT_URL] and impostor.fetched == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"not json", ["body"]),
+        (b"[1,2]", ["body"]),
+        (b'{"Type": "Nope", "MessageId": "1"}', ["body", "Type"]),
+        (b'{"Type": "Notification"}', ["body", "MessageId"]),
+        (b'{"Type": "Notification", "MessageId": "1"}', ["body", "Signature"]),
+        (
+            b'{"Type": "Notification", "MessageId": "1", "SignatureVersion": "2",'
+            b' "Signature": "%%%", "SigningCertURL": "x"}',
+            ["body", "Signature"],
+        ),
+    ],
+)
+def test_malformed_bodies_are_4xx_naming_the_field(hook, body: bytes, field: list) -> None:
+    r = hook.post("/webhooks/ses", content=body, headers={"content-type": "text/plain"})
+    assert 400 <= r.status_code < 500
+    assert r.json()["detail"][0]["loc"] == field
+
+
+def test_topic_allow_list(make_client, settings, signer: Signer) -> None:
+    api = make_client(
+        settings_=settings.with_(sns_topic_arns=frozenset({"arn:aws:sns:eu-west-1:1:other"})),
+        sns_fetcher=signer.fetch_cert,
+    )
+    r = _post(api, signer.notification(bounce("a@example.com")))
+    assert r.status_code == 403 and r.json()["detail"][0]["loc"] == ["body", "TopicArn"]
+
+
+def test_sns_host_check() -> None:
+    assert is_sns_url("https://sns.us-east-1.amazonaws.com/x.pem")
+    assert is_sns_url("https://sns.cn-north-1.amazonaws.com.cn/x.pem")
+    assert not is_sns_url("https://sns.us-east-1.amazonaws.com:8443/x.pem")
+    assert not is_sns_url("https://user@sns.us-east-1.amazonaws.com/x.pem")
+    assert not is_sns_url("https://s3.amazonaws.com/sns.us-east-1.amazonaws.com/x.pem")

@@ -1,0 +1,81 @@
+"""RFC 8058 one-click unsubscribe with signed, expiring tokens."""
+
+from __future__ import annotations
+
+import time
+
+from app_helpers import wait_for
+from openapi_server.unsubscribe import make_token, parse_token, verify_token
+from recording import RecordingMailer
+
+SECRET = "test-secret-0123456789abcdef"
+
+
+def _token_from_sent_mail(make_client) -> tuple[object, int, str, RecordingMailer]:
+    mailer = RecordingMailer()
+    api = make_client(mailer)
+    cid = api.post("/clients", json={"name": "L", "email": "Lead@Example.com"}).json()["id"]
+    api.post("/email/send", json={"client_id": cid, "subject": "S", "body": "B"})
+    wait_for(lambda: mailer.calls)
+    url = mailer.calls[0].headers["List-Unsubscribe"].strip("<>")
+    return api, cid, url.rsplit("/", 1)[1], mailer
+
+
+def test_one_click_post_without_cookies_unsubscribes_and_suppresses(make_client) -> None:
+    api, cid, token, mailer = _token_from_sent_mail(make_client)
+    api.cookies.clear()
+    r = api.post(
+        f"/unsubscribe/{token}",
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {"status": "unsubscribed", "client_id": cid}
+    assert api.get(f"/clients/{cid}").json()["status"] == "unsubscribed"
+    # Clicking twice is fine.
+    assert api.post(f"/unsubscribe/{token}").status_code == 200
+
+    r = api.post("/email/send", json={"client_id": cid, "subject": "S2", "body": "B"})
+    assert r.json()["status"] == "suppressed"
+    assert len(mailer.calls) == 1
+
+
+def test_get_shows_a_form_and_changes_nothing(make_client) -> None:
+    api, cid, token, _ = _token_from_sent_mail(make_client)
+    r = api.get(f"/unsubscribe/{token}")
+    assert r.status_code == 200 and "<form method='post'" in r.text
+    assert api.get(f"/clients/{cid}").json()["status"] == "active"
+
+
+def test_tampered_expired_and_foreign_tokens_are_400(make_client) -> None:
+    api, cid, token, _ = _token_from_sent_mail(make_client)
+    other = api.post("/clients", json={"name": "O", "email": "o@example.com"}).json()["id"]
+    cid_s, exp, sig = token.split(".")
+    bad_tokens = [
+        f"{cid_s}.{int(exp) + 1}.{sig}",  # extended expiry
+        f"{other}.{exp}.{sig}",  # someone else's id
+        f"{cid_s}.{exp}.{'A' * len(sig)}",
+        make_token(SECRET, cid, "lead@example.com", ttl_s=-10),  # expired
+        make_token("another-secret-0123456789", cid, "lead@example.com", ttl_s=3600),
+        f"999999.{exp}.{sig}",
+    ]
+    for bad in bad_tokens:
+        r = api.post(f"/unsubscribe/{bad}")
+        assert r.status_code == 400, bad
+        assert r.json()["detail"][0]["loc"] == ["path", "token"]
+    assert api.post("/unsubscribe/not-a-token").status_code == 422
+    assert api.get(f"/clients/{cid}").json()["status"] == "active"
+    assert api.get(f"/clients/{other}").json()["status"] == "active"
+
+
+def test_token_functions() -> None:
+    token = make_token(SECRET, 7, "a@example.com", ttl_s=60, now=1000)
+    assert parse_token(token).client_id == 7
+    assert verify_token(SECRET, token, "a@example.com", now=1059).expires_at == 1060
+    for email, now in (("b@example.com", 1000), ("a@example.com", 1061)):
+        try:
+            verify_token(SECRET, token, email, now=now)
+        except ValueError:
+            continue
+        raise AssertionError("token accepted")
+    assert "a@example.com" not in token and time.time() > 0
