@@ -1,0 +1,149 @@
+"""The pipeline itself: claim once, retry with backoff then fail, flag unknown outcomes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from app_helpers import wait_for
+from openapi_server.config import Settings
+from openapi_server.db import Database, EmailMessage, utcnow
+from openapi_server.mailer import PermanentMailerError, TransientMailerError
+from openapi_server.pipeline import Outcome, Pipeline, backoff_s
+from recording import RecordingMailer
+from sqlalchemy import select, text
+
+
+def _queued_message(api) -> int:
+    cid = api.post("/clients", json={"name": "P", "email": "p@example.com"}).json()["id"]
+    return api.post("/email/send", json={"client_id": cid, "subject": "S", "body": "B"}).json()[
+        "id"
+    ]
+
+
+def _row(db: Database, mid: int) -> EmailMessage:
+    with db.session() as s:
+        return s.scalars(select(EmailMessage).where(EmailMessage.id == mid)).one()
+
+
+def _held(make_client, mailer):
+    """An app whose background queue is stopped, so the test drives the pipeline itself."""
+    api = make_client(mailer)
+    ctx = api.app.state.ctx
+    ctx.queue.stop()
+    return api, ctx
+
+
+def test_only_one_claim_wins(make_client) -> None:
+    mailer = RecordingMailer()
+    api, ctx = _held(make_client, mailer)
+    mid = _queued_message(api)
+    other = Pipeline(ctx.db, mailer, ctx.settings, worker_id="other")
+    assert ctx.pipeline.process(mid).outcome is Outcome.SENT
+    assert other.process(mid).outcome is Outcome.SKIPPED
+    assert ctx.pipeline.process(mid).outcome is Outcome.SKIPPED
+    assert mailer.per_message() == {mid: 1}
+
+
+def test_transient_errors_retry_with_backoff_then_succeed(make_client) -> None:
+    mailer = RecordingMailer(failures=[TransientMailerError("throttled")] * 2)
+    api = make_client(mailer)  # inline queue running: retries are scheduled by it
+    mid = _queued_message(api)
+    done = wait_for(lambda: (r := api.get(f"/email/{mid}").json())["status"] == "sent" and r)
+    assert done["attempts"] == 3
+    assert mailer.per_message() == {mid: 3}
+
+
+def test_transient_errors_give_up_after_max_attempts(make_client, settings: Settings) -> None:
+    mailer = RecordingMailer(failures=[TransientMailerError("throttled")] * 10)
+    api = make_client(mailer, settings_=settings.with_(max_attempts=3))
+    mid = _queued_message(api)
+    done = wait_for(lambda: (r := api.get(f"/email/{mid}").json())["status"] == "failed" and r)
+    assert done["attempts"] == 3 and "gave up" in done["last_error"]
+    assert mailer.per_message() == {mid: 3}
+
+
+def test_retry_is_not_claimable_before_it_is_due(make_client, settings: Settings) -> None:
+    mailer = RecordingMailer(failures=[TransientMailerError("throttled")])
+    api, ctx = _held(make_client, mailer)
+    pipeline = Pipeline(ctx.db, mailer, settings.with_(retry_backoff_base_s=60.0))
+    mid = _queued_message(api)
+    first = pipeline.process(mid)
+    assert first.outcome is Outcome.RETRY and 30 <= first.delay_s <= 60
+    early = pipeline.process(mid)
+    assert early.outcome is Outcome.NOT_DUE and early.delay_s > 0
+    assert mailer.per_message() == {mid: 1}
+    assert _row(ctx.db, mid).status == "queued"
+
+
+def test_permanent_error_fails_without_retry(make_client) -> None:
+    mailer = RecordingMailer(failures=[PermanentMailerError("MessageRejected")])
+    api, ctx = _held(make_client, mailer)
+    mid = _queued_message(api)
+    assert ctx.pipeline.process(mid).outcome is Outcome.FAILED
+    row = _row(ctx.db, mid)
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert ctx.pipeline.process(mid).outcome is Outcome.SKIPPED
+
+
+def test_unknown_outcome_is_flagged_and_never_resent(make_client) -> None:
+    mailer = RecordingMailer(failures=[TimeoutError("read timed out after the request left")])
+    api, ctx = _held(make_client, mailer)
+    mid = _queued_message(api)
+    assert ctx.pipeline.process(mid).outcome is Outcome.RECONCILE
+    status = api.get(f"/email/{mid}").json()
+    assert status["status"] == "sending" and status["needs_reconciliation"] is True
+    for _ in range(3):  # redeliveries, sweeps: nothing sends it again
+        assert ctx.pipeline.process(mid).outcome is Outcome.SKIPPED
+        ctx.pipeline.sweep(now=utcnow() + timedelta(days=1), requeue_after_s=0)
+    assert mailer.per_message() == {mid: 1}
+
+
+def test_sweeper_flags_stuck_sending_and_requeues_lost_queued(make_client) -> None:
+    mailer = RecordingMailer()
+    api, ctx = _held(make_client, mailer)
+    stuck, lost, fresh = (_queued_message_for(api, i) for i in range(3))
+    later = utcnow() + timedelta(seconds=ctx.settings.sending_timeout_s + 1)
+    with ctx.db.primary.begin() as conn:  # a worker died after claiming `stuck`
+        conn.execute(
+            text("UPDATE email_messages SET status='sending', claimed_at=:t WHERE id=:id"),
+            {"t": utcnow(), "id": stuck},
+        )
+        conn.execute(
+            text("UPDATE email_messages SET enqueued_at=:t WHERE id=:id"),
+            {"t": later - timedelta(seconds=ctx.settings.requeue_after_s + 5), "id": lost},
+        )
+        conn.execute(
+            text("UPDATE email_messages SET enqueued_at=:t WHERE id=:id"),
+            {"t": later, "id": fresh},
+        )
+    report = ctx.pipeline.sweep(now=later)
+    assert report.flagged == 1 and report.requeue == [lost]
+    row = _row(ctx.db, stuck)
+    assert row.status == "sending" and row.needs_reconciliation
+    assert ctx.pipeline.sweep(now=later).flagged == 0  # flagged once
+    assert ctx.pipeline.process(stuck).outcome is Outcome.SKIPPED
+    assert mailer.calls == []
+
+
+def _queued_message_for(api, i: int) -> int:
+    cid = api.post("/clients", json={"name": "P", "email": f"p{i}@example.com"}).json()["id"]
+    return api.post("/email/send", json={"client_id": cid, "subject": "S", "body": "B"}).json()[
+        "id"
+    ]
+
+
+def test_inline_queue_picks_up_rows_left_queued_by_a_previous_process(make_client) -> None:
+    mailer = RecordingMailer()
+    api, _ = _held(make_client, mailer)
+    mid = _queued_message(api)
+    assert mailer.calls == []
+    restarted = make_client(mailer)  # a new process starting on the same database
+    wait_for(lambda: restarted.get(f"/email/{mid}").json()["status"] == "sent")
+    assert mailer.per_message() == {mid: 1}
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    s = Settings.from_env({}).with_(retry_backoff_base_s=2.0, retry_backoff_max_s=10.0)
+    assert 1.0 <= backoff_s(s, 1) <= 2.0
+    assert 4.0 <= backoff_s(s, 3) <= 8.0
+    assert 5.0 <= backoff_s(s, 10) <= 10.0
