@@ -1,0 +1,164 @@
+"""No double send: racing worker processes, Celery redeliveries, and a worker killed mid-send.
+
+Every mailer call is appended to an outbox file by the console mailer before the
+simulated latency, so calls made by a process that is later killed still count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from app_helpers import start_worker, stop_worker, wait_for, wait_worker_ready, worker_env
+from fastapi.testclient import TestClient
+from openapi_server.config import Settings
+from openapi_server.db import Database, utcnow
+from openapi_server.mailer import ConsoleMailer
+from openapi_server.main import create_app
+from openapi_server.pipeline import Pipeline
+from openapi_server.queues import CeleryQueue
+from sqlalchemy import text
+
+HERE = Path(__file__).parent
+
+
+def outbox_counts(path: Path) -> Counter[int]:
+    if not path.exists():
+        return Counter()
+    return Counter(json.loads(line)["message_id"] for line in path.read_text().splitlines())
+
+
+def statuses(db: Database) -> dict[int, tuple[str, bool]]:
+    with db.primary.connect() as conn:
+        rows = conn.execute(text("SELECT id, status, needs_reconciliation FROM email_messages"))
+        return {r.id: (r.status, bool(r.needs_reconciliation)) for r in rows}
+
+
+def queue_messages(api: TestClient, n: int) -> list[int]:
+    ids = []
+    for i in range(n):
+        cid = api.post("/clients", json={"name": "R", "email": f"r{i}@example.com"}).json()["id"]
+        r = api.post("/email/send", json={"client_id": cid, "subject": f"S{i}", "body": "B"})
+        assert r.status_code == 202
+        ids.append(r.json()["id"])
+    return ids
+
+
+@pytest.fixture
+def held_api(pg_settings: Settings, clean_pg: None):
+    """The API on PostgreSQL with its queue stopped: messages stay queued for the racers."""
+    mailer = ConsoleMailer(pg_settings.mail_outbox)
+    with TestClient(create_app(pg_settings, mailer=mailer)) as api:
+        api.app.state.ctx.queue.stop()  # type: ignore[attr-defined]
+        yield api
+
+
+def test_racing_processes_send_each_message_exactly_once(
+    held_api: TestClient, pg_settings: Settings
+) -> None:
+    ids = queue_messages(held_api, 60)
+    env = worker_env(pg_settings, SEND_LATENCY_MS="5")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(HERE / "race_worker.py"), *map(str, ids)],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=60)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    counts = outbox_counts(pg_settings.mail_outbox)  # type: ignore[arg-type]
+    assert counts == Counter(dict.fromkeys(ids, 1))  # 0 duplicates, 0 lost
+    db = held_api.app.state.ctx.db  # type: ignore[attr-defined]
+    assert set(statuses(db).values()) == {("sent", False)}
+    # The work really was contended: more than one process won some claims.
+    winners = sum(1 for out in outputs if "'sent'" in out)
+    assert winners >= 2, outputs
+
+
+@pytest.fixture
+def celery_settings(pg_settings: Settings) -> Settings:
+    return pg_settings.with_(queue_backend="celery")
+
+
+def test_celery_end_to_end_with_two_workers_and_redeliveries(
+    celery_settings: Settings, clean_pg: None, tmp_path: Path
+) -> None:
+    env = worker_env(celery_settings, WORKER_CONCURRENCY="8", SEND_LATENCY_MS="20")
+    workers = [start_worker(env, tmp_path / f"worker{i}.log") for i in range(2)]
+    try:
+        for i in range(2):
+            wait_worker_ready(tmp_path / f"worker{i}.log")
+        with TestClient(create_app(celery_settings)) as api:
+            ids = queue_messages(api, 30)
+            queue = CeleryQueue(celery_settings)
+            for mid in ids:  # every message delivered three more times
+                for _ in range(3):
+                    queue.enqueue(mid)
+            db = api.app.state.ctx.db  # type: ignore[attr-defined]
+            wait_for(lambda: all(s == ("sent", False) for s in statuses(db).values()), 30)
+            r = api.get(f"/email/{ids[0]}").json()
+            assert r["status"] == "sent" and r["provider_message_id"].startswith("console-")
+        counts = outbox_counts(celery_settings.mail_outbox)  # type: ignore[arg-type]
+        assert counts == Counter(dict.fromkeys(ids, 1))
+        logs = "".join((tmp_path / f"worker{i}.log").read_text() for i in range(2))
+        assert "succeeded" in logs
+    finally:
+        for w in workers:
+            stop_worker(w)
+
+
+def test_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(
+    celery_settings: Settings, clean_pg: None, tmp_path: Path
+) -> None:
+    outbox: Path = celery_settings.mail_outbox  # type: ignore[assignment]
+    slow = worker_env(celery_settings, WORKER_CONCURRENCY="4", SEND_LATENCY_MS="3000")
+    victim = start_worker(slow, tmp_path / "victim.log")
+    try:
+        wait_worker_ready(tmp_path / "victim.log")
+        with TestClient(create_app(celery_settings)) as api:
+            ids = queue_messages(api, 12)
+            wait_for(lambda: sum(outbox_counts(outbox).values()) >= 4, 20)
+            os.killpg(victim.pid, signal.SIGKILL)  # mid-send: four sends in their sleep
+            victim.wait()
+            db = api.app.state.ctx.db  # type: ignore[attr-defined]
+            before = statuses(db)
+            assert sum(1 for s, _ in before.values() if s == "sending") == 4
+            assert all(s in ("queued", "sending") for s, _ in before.values())
+
+            # The sweeper, once the sending timeout has passed: flags the four, never
+            # resends them, and re-enqueues the rows the dead worker had prefetched.
+            pipeline = Pipeline(Database(celery_settings), ConsoleMailer(None), celery_settings)
+            report = pipeline.sweep(now=utcnow() + timedelta(hours=1), requeue_after_s=0)
+            assert report.flagged == 4
+            queue = CeleryQueue(celery_settings)
+            for mid in report.requeue:
+                queue.enqueue(mid)
+
+            fast = worker_env(celery_settings, WORKER_CONCURRENCY="4")
+            survivor = start_worker(fast, tmp_path / "survivor.log")
+            try:
+                wait_for(lambda: all(s != "queued" for s, _ in statuses(db).values()), timeout=30)
+            finally:
+                stop_worker(survivor)
+            final = statuses(db)
+    finally:
+        stop_worker(victim)
+
+    counts = outbox_counts(outbox)
+    assert max(counts.values()) == 1  # 0 duplicate mailer calls
+    assert set(final) == set(ids)  # 0 lost
+    flagged = [i for i, (s, f) in final.items() if s == "sending" and f]
+    sent = [i for i, (s, f) in final.items() if s == "sent"]
+    assert len(flagged) == 4 and len(sent) == 8
+    assert all(counts[i] == 1 for i in sent)
+    assert all(counts[i] <= 1 for i in flagged)  # called once, before the kill
