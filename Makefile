@@ -9,7 +9,7 @@ STACK ?= dev
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	@$(UV) sync --frozen --all-packages
+	@$(UV) sync --frozen --all-packages --compile-bytecode --quiet
 
 demo: setup
 	$(RUN) coldreach plan --stack $(STACK)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
 from coldreach import plan, stacks
 from coldreach.runtime import ProgramError
@@ -26,7 +27,7 @@ def _phase(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coldreach",
-        description="Cold Reach infrastructure tools. Offline: no AWS account or Pulumi CLI needed.",
+        description="Cold Reach infrastructure tools (offline: no AWS account, no Pulumi CLI).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser(
@@ -38,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
-    p.add_argument("--phase", type=_phase, help="evaluate at this phase instead of the configured one")
+    p.add_argument("--phase", type=_phase, help="evaluate at this phase, not the configured one")
     p.add_argument("--json", action="store_true", help="print one JSON document instead")
     return parser
 
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "plan":
             return _plan(args, out, err)
     except (stacks.StackError, ProgramError) as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2
     return 1
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coldreach.runtime.invokes import Identity, answer
-from coldreach.runtime.model import reveal
+from coldreach.runtime.model import reveal, secret
 
 Outputs = dict[str, Any]
 
@@ -35,6 +35,9 @@ class Kind:
     """The input Pulumi autonames when the program leaves it unset."""
     max_name: int = 63
     lower: bool = False
+    suffix: str = ""
+    """Appended to an `@key` id where AWS reuses the parent's id (S3 bucket settings, ...),
+    so every resource still has an id of its own."""
     extra: Callable[[Identity, str, Outputs], Outputs] | None = None
 
 
@@ -109,10 +112,8 @@ def _secret_version(_who: Identity, urn: str, o: Outputs) -> Outputs:
 
 def _random_password(_who: Identity, urn: str, o: Outputs) -> Outputs:
     length = int(o.get("length") or 32)
-    from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
-
     value = (hashlib.sha256(("password" + urn).encode()).hexdigest() * 4)[:length]
-    return {"result": {_special_sig_key: _special_secret_sig, "value": value}}
+    return {"result": secret(value)}
 
 
 def _random_id(_who: Identity, urn: str, o: Outputs) -> Outputs:
@@ -192,7 +193,7 @@ KINDS: dict[str, Kind] = {
     "aws:ecr/repository:Repository": Kind(
         "@name", name_key="name", max_name=256, lower=True, extra=_repository
     ),
-    "aws:ecr/lifecyclePolicy:LifecyclePolicy": Kind("@repository"),
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": Kind("@repository", suffix="/lifecycle"),
     "docker-build:index:Image": Kind("@ref", extra=_image),
     "aws:ecs/cluster:Cluster": Kind(
         "@arn", name_key="name", max_name=255, extra=_arn("ecs", "cluster/{name}")
@@ -211,24 +212,26 @@ KINDS: dict[str, Kind] = {
     "aws:s3/bucket:Bucket": Kind(
         "@bucket", name_key="bucket", max_name=63, lower=True, extra=_bucket
     ),
-    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": Kind("@bucket"),
-    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": Kind("@bucket"),
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
-        Kind("@bucket")
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": Kind(
+        "@bucket", suffix="/public-access-block"
     ),
-    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": Kind("@bucket"),
-    "aws:s3/bucketPolicy:BucketPolicy": Kind("@bucket"),
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": Kind("@bucket", suffix="/ownership"),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+        Kind("@bucket", suffix="/encryption")
+    ),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": Kind(
+        "@bucket", suffix="/lifecycle"
+    ),
+    "aws:s3/bucketPolicy:BucketPolicy": Kind("@bucket", suffix="/policy"),
     "aws:sesv2/emailIdentity:EmailIdentity": Kind("@emailIdentity", extra=_email_identity),
     "aws:sesv2/configurationSet:ConfigurationSet": Kind(
         "@configurationSetName", extra=_arn("ses", "configuration-set/{configurationSetName}")
     ),
     "aws:sesv2/configurationSetEventDestination:ConfigurationSetEventDestination": Kind("cse-"),
-    "aws:sns/topic:Topic": Kind(
-        "@arn", name_key="name", max_name=256, extra=_arn("sns", "{name}")
-    ),
-    "aws:sns/topicPolicy:TopicPolicy": Kind("@arn"),
+    "aws:sns/topic:Topic": Kind("@arn", name_key="name", max_name=256, extra=_arn("sns", "{name}")),
+    "aws:sns/topicPolicy:TopicPolicy": Kind("@arn", suffix="/policy"),
     "aws:sns/topicSubscription:TopicSubscription": Kind("subscription-"),
-    "random:index/randomPassword:RandomPassword": Kind("none", extra=_random_password),
+    "random:index/randomPassword:RandomPassword": Kind("password-", extra=_random_password),
     "random:index/randomId:RandomId": Kind("@b64Url", extra=_random_id),
 }
 
@@ -254,17 +257,12 @@ class EchoBackend:
         outputs = dict(inputs)
         if kind.name_key and not outputs.get(kind.name_key):
             outputs[kind.name_key] = self.autoname(name, urn, kind)
-        if kind.id == "none":
-            id_ = "none"
-        elif kind.id.endswith("-"):
-            id_ = kind.id + digest(urn, 17)
-        else:
-            id_ = ""
+        id_ = kind.id + digest(urn, 17) if kind.id.endswith("-") else ""
         outputs["id"] = id_
         if kind.extra is not None:
             outputs.update(kind.extra(self.identity, urn, outputs))
         if kind.id.startswith("@"):
-            id_ = str(reveal(outputs[kind.id[1:]]))
+            id_ = str(reveal(outputs[kind.id[1:]])) + kind.suffix
         outputs.pop("id", None)
         return id_, outputs
 

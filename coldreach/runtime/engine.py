@@ -18,7 +18,7 @@ from pulumi.runtime import config as pulumi_config
 from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from coldreach.runtime.model import Deployment, Resource, normalize, reveal
 
@@ -66,7 +66,8 @@ class CapturingMonitor(mocks.MockMonitor):
             parent_type = parent.split("::")[2]
             if parent_type != "pulumi:pulumi:Stack":
                 type_ = f"{parent_type}${type_}"
-        return "urn:pulumi:" + "::".join([settings.get_stack(), settings.get_project(), type_, name])
+        stack, project = settings.get_stack(), settings.get_project()
+        return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
 
     def RegisterResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
@@ -74,7 +75,7 @@ class CapturingMonitor(mocks.MockMonitor):
             self.stack_urn = urn
             return resource_pb2.RegisterResourceResponse(urn=urn)
 
-        mocks._ensure_event_loop()
+        _ensure_event_loop()
         inputs = normalize(rpc.deserialize_properties(request.object))
         id_, outputs = self.backend.create(
             urn, request.type, request.name, inputs, bool(request.custom)
@@ -144,7 +145,8 @@ def evaluate(
         dry_run=False,
         organization="organization",
     )
-    bag.monitor_features = set(monitor.GetDeploymentInfo(None).supportedFeatures)
+    features = set(monitor.GetDeploymentInfo(None).supportedFeatures)
+    bag.monitor_features = features  # pyright: ignore[reportAttributeAccessIssue]
     settings.configure(bag)
     pulumi_config.set_all_config(dict(config), secret_keys)
     try:

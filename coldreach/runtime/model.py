@@ -11,6 +11,11 @@ from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
 SECRET_MARK = "[secret]"
 
 
+def secret(value: Any) -> dict[str, Any]:
+    """Wraps a value the way the engine marks secrets on the wire."""
+    return {_special_sig_key: _special_secret_sig, "value": value}
+
+
 def is_secret(value: Any) -> bool:
     return isinstance(value, dict) and value.get(_special_sig_key) == _special_secret_sig
 
@@ -80,6 +85,10 @@ class Resource:
         """A plain (revealed) input value."""
         return reveal(self.inputs.get(key, default))
 
+    def out(self, key: str, default: Any = None) -> Any:
+        """A plain (revealed) output value, e.g. an ARN the backend assigned."""
+        return reveal(self.outputs.get(key, default))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "urn": self.urn,
@@ -137,6 +146,7 @@ class Deployment:
     def to_json(self) -> dict[str, Any]:
         return {
             "stack": self.stack,
-            "resources": [r.to_json() for r in self.resources],
+            # Registration order depends on how outputs resolve; URN order does not.
+            "resources": [r.to_json() for r in sorted(self.resources, key=lambda r: r.urn)],
             "outputs": mask(self.outputs),
         }

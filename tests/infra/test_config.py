@@ -1,0 +1,105 @@
+"""Bad config stops the program before any resource, naming key, value and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from coldreach import plan
+from coldreach.cli import main
+from coldreach.runtime import ProgramError
+from infra.config import ConfigError, Settings, parse
+
+
+def settings(region: str | None = "us-east-1", **values: str) -> Settings:
+    return parse("dev", values.get, region)
+
+
+def test_defaults_describe_a_small_phase1_stack() -> None:
+    s = settings()
+    assert (s.phase, s.db_instance_class, s.web_cpu, s.web_memory) == (1, "db.t4g.micro", 256, 512)
+    assert s.protect and not s.https
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("phase", "0", ">= 1 and <= 3"),
+        ("phase", "4", ">= 1 and <= 3"),
+        ("phase", "two", "a whole number"),
+        ("dbInstanceClass", "t3.micro", "an RDS instance class"),
+        ("dbInstanceClass", "cache.t3.micro", "an RDS instance class"),
+        ("webDesiredCount", "0", ">= 1"),
+        ("webDesiredCount", "-2", ">= 1"),
+        ("webDbPoolSize", "0", ">= 1"),
+        ("vpcCidr", "10.40.0.0/33", "CIDR"),
+        ("vpcCidr", "10.40.0.1/16", "CIDR"),
+        ("vpcCidr", "banana", "CIDR"),
+        ("vpcCidr", "10.40.0.0/24", "from /16 to /20"),
+        ("webCpu", "300", "a Fargate CPU size"),
+        ("webMemory", "4096", "for webCpu 256"),
+        ("logRetentionDays", "10", "one of"),
+        ("dbBackupRetentionDays", "3", ">= 7"),
+        ("dbAllocatedStorageGb", "10", ">= 20"),
+        ("dbEngineVersion", "15.4", "PostgreSQL 16"),
+        ("certificateArn", "not-an-arn", "an ACM certificate ARN"),
+        ("senderDomain", "Mail.Example.COM", "a lowercase DNS domain"),
+        ("ephemeral", "maybe", "true or false"),
+        ("mailFrom", "a@b.com", "only together with senderDomain"),
+    ],
+)
+def test_each_bad_value_is_named_with_what_is_allowed(key: str, value: str, allowed: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings(**{key: value})
+    message = str(caught.value)
+    assert f"cold-reach:{key} = " in message
+    assert repr(value) in message or value.lstrip("-") in message
+    assert allowed in message
+
+
+def test_mail_from_must_belong_to_the_sender_domain() -> None:
+    with pytest.raises(ConfigError, match="an address at senderDomain"):
+        settings(senderDomain="mail.example.com", mailFrom="me@other.com")
+
+
+def test_max_storage_below_storage_is_refused() -> None:
+    with pytest.raises(ConfigError, match="dbMaxAllocatedStorageGb"):
+        settings(dbAllocatedStorageGb="200", dbMaxAllocatedStorageGb="100")
+
+
+def test_unknown_and_missing_region_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"aws:region = 'us-middle-1' is not allowed: one of "):
+        settings(region="us-middle-1")
+    with pytest.raises(ConfigError, match="set aws:region"):
+        settings(region=None)
+
+
+def test_program_stops_before_declaring_anything() -> None:
+    with pytest.raises(ProgramError, match=r"cold-reach:phase = 7") as caught:
+        plan.run_program("dev", overrides={"cold-reach:phase": "7"})
+    assert "Traceback" not in str(caught.value)
+
+
+def test_cli_prints_one_clear_line_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    # --phase is checked by the CLI itself; a bad stack file value by the program.
+    with pytest.raises(SystemExit) as exited:
+        main(["plan", "--stack", "dev", "--phase", "5"])
+    assert exited.value.code == 2
+    assert "phase must be 1, 2 or 3, not 5" in capsys.readouterr().err
+
+    assert main(["plan", "--stack", "nosuchstack"]) == 2
+    err = capsys.readouterr().err
+    assert "no stack file Pulumi.nosuchstack.yaml" in err and "dev, prod, staging" in err
+    assert "Traceback" not in err
+
+
+def test_stack_files_all_load() -> None:
+    from coldreach import stacks
+
+    root = stacks.find_root()
+    for name in ("dev", "staging", "prod"):
+        cfg = stacks.load(root, name)
+        s = parse(name, lambda k, c=cfg: c.config.get(f"cold-reach:{k}"), cfg.region)
+        assert s.phase == (1 if name == "dev" else 2)
+    assert parse(
+        "prod", lambda k: stacks.load(root, "prod").config.get(f"cold-reach:{k}"), "us-east-1"
+    ).db_multi_az
