@@ -3,8 +3,9 @@
 Pool and concurrency come from WORKER_POOL (default `threads`) and
 WORKER_CONCURRENCY (default 32): sending is waiting on the network, so threads
 give concurrency without a process per slot. Besides the Celery consumer, the
-process runs a sweeper thread that flags messages stuck in `sending` and
-re-enqueues `queued` messages whose queue entry was lost.
+process runs a housekeeping thread: it flags messages stuck in `sending`,
+re-enqueues `queued` messages whose queue entry was lost, and touches
+`$DATA_DIR/worker-heartbeat` for `python -m openapi_server.healthcheck --worker`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
+from pathlib import Path
+
+from celery.signals import worker_ready
 
 from .config import ConfigError, Settings
 from .db import Database
+from .healthcheck import heartbeat_path
 from .mailer import make_mailer
 from .pipeline import Outcome, Pipeline
 from .queues import TASK_NAME, CeleryQueue, make_celery
@@ -54,13 +60,36 @@ def sweep_once(queue: CeleryQueue) -> None:
         queue.enqueue(message_id)
 
 
-def _sweeper(stop: threading.Event) -> None:
+_consumer_ready = threading.Event()
+
+
+@worker_ready.connect
+def _on_ready(**_: object) -> None:
+    _consumer_ready.set()
+
+
+def _beat(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError:
+        log.warning("cannot write the heartbeat file %s", path)
+
+
+def _housekeeping(stop: threading.Event) -> None:
+    """Heartbeat for the container health check, and the periodic sweep."""
     queue = CeleryQueue(settings, celery_app)
-    while not stop.wait(settings.sweep_interval_s):
-        try:
-            sweep_once(queue)
-        except Exception:
-            log.exception("sweep failed")
+    beat = heartbeat_path()
+    next_sweep = time.monotonic() + settings.sweep_interval_s
+    while not stop.wait(min(10.0, settings.sweep_interval_s)):
+        if _consumer_ready.is_set():
+            _beat(beat)
+        if time.monotonic() >= next_sweep:
+            next_sweep = time.monotonic() + settings.sweep_interval_s
+            try:
+                sweep_once(queue)
+            except Exception:
+                log.exception("sweep failed")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
 
         upgrade(settings)
     stop = threading.Event()
-    threading.Thread(target=_sweeper, args=(stop,), name="sweeper", daemon=True).start()
+    threading.Thread(target=_housekeeping, args=(stop,), name="housekeeping", daemon=True).start()
     args = [
         "worker",
         "--loglevel=INFO",
