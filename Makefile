@@ -29,3 +29,16 @@ test: lint unit
 
 bench: setup
 	$(RUN) python benchmarks/plan_wall_time.py
+
+.PHONY: app bench-app
+
+# The app on its embedded defaults: SQLite under ./var, the in-process worker,
+# the console mailer (outbox in ./var/outbox.jsonl). http://127.0.0.1:8000/docs
+app: setup
+	DATA_DIR=$${DATA_DIR:-./var} $(RUN) uvicorn openapi_server.main:app --host 127.0.0.1 --port $${PORT:-8000}
+
+# App benchmarks on this machine's PostgreSQL and Redis; figures go in app/README.md.
+bench-app: setup
+	$(RUN) python benchmarks/app_api.py
+	$(RUN) python benchmarks/app_pipeline.py
+	$(RUN) python benchmarks/app_celery_10k.py
