@@ -30,6 +30,8 @@ class DatabaseArgs:
     multi_az: bool
     protect: bool
     """False only for throwaway stacks: no protect, no deletion protection, no final snapshot."""
+    replica_instance_class: str | None = None
+    """Adds a read replica of this class (phase 2); None for no replica."""
     db_name: str = "coldreach"
     username: str = "coldreach_admin"
 
@@ -44,6 +46,7 @@ class Database(pulumi.ComponentResource):
     """
 
     instance: aws.rds.Instance
+    replica: aws.rds.Instance | None
     security_group: SecurityGroup
     secret: aws.secretsmanager.Secret
 
@@ -145,14 +148,51 @@ class Database(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.replica = (
+            self._replica(name, args, args.replica_instance_class)
+            if args.replica_instance_class
+            else None
+        )
+
         self.register_outputs(
             {
                 "address": self.instance.address,
+                "replica_address": self.replica.address if self.replica else None,
                 "port": PORT,
                 "identifier": self.instance.identifier,
                 "secret_arn": self.secret.arn,
                 "security_group_id": self.security_group.id,
             }
+        )
+
+    def _replica(self, name: str, args: DatabaseArgs, instance_class: str) -> aws.rds.Instance:
+        """A same-region read replica: engine, credentials, storage encryption and subnet
+        group come from the primary; the protections are set again because a replica
+        does not inherit them."""
+        return aws.rds.Instance(
+            f"{name}-replica",
+            replicate_source_db=self.instance.identifier,
+            instance_class=instance_class,
+            storage_type="gp3",
+            storage_encrypted=True,
+            max_allocated_storage=args.max_allocated_storage_gb,
+            vpc_security_group_ids=[self.security_group.id],
+            parameter_group_name=self.parameter_group.name,
+            publicly_accessible=False,
+            multi_az=False,
+            backup_retention_period=args.backup_retention_days,
+            deletion_protection=args.protect,
+            # RDS takes no final snapshot of a replica; its data lives in the primary.
+            skip_final_snapshot=True,
+            copy_tags_to_snapshot=True,
+            performance_insights_enabled=True,
+            performance_insights_retention_period=7,
+            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            iam_database_authentication_enabled=True,
+            auto_minor_version_upgrade=True,
+            ca_cert_identifier="rds-ca-rsa2048-g1",
+            tags={"Name": f"{name}-replica"},
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
 
     @property

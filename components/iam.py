@@ -16,9 +16,17 @@ import pulumi
 Statement = dict[str, Any]
 
 
-def allow(actions: Sequence[str], resources: Sequence[pulumi.Input[str]]) -> Statement:
-    """One Allow statement. `resources` must be specific ARNs unless the action has none."""
-    return {"Effect": "Allow", "Action": list(actions), "Resource": list(resources)}
+def allow(
+    actions: Sequence[str],
+    resources: Sequence[pulumi.Input[str]],
+    condition: dict[str, Any] | None = None,
+) -> Statement:
+    """One Allow statement. `resources` must be specific ARNs unless the action has none,
+    and then a `condition` narrows it."""
+    statement: Statement = {"Effect": "Allow", "Action": list(actions), "Resource": list(resources)}
+    if condition:
+        statement["Condition"] = condition
+    return statement
 
 
 def policy(*statements: Statement) -> pulumi.Output[str]:

@@ -15,6 +15,8 @@ class GeneratedSecret(pulumi.ComponentResource):
     """
 
     secret: aws.secretsmanager.Secret
+    value: random.RandomPassword
+    """For resources that need the value itself (an ElastiCache auth token); it stays secret."""
 
     def __init__(
         self,
@@ -25,7 +27,7 @@ class GeneratedSecret(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("coldreach:secrets:GeneratedSecret", name, None, opts)
-        value = random.RandomPassword(
+        self.value = random.RandomPassword(
             f"{name}-value", length=length, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
         self.secret = aws.secretsmanager.Secret(
@@ -37,7 +39,7 @@ class GeneratedSecret(pulumi.ComponentResource):
         aws.secretsmanager.SecretVersion(
             f"{name}-version",
             secret_id=self.secret.id,
-            secret_string=value.result,
+            secret_string=self.value.result,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"arn": self.secret.arn})

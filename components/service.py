@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
+from pulumi_aws.appautoscaling import (
+    PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationArgsDict as CustomMetric,  # noqa: E501
+)
 
 from components import iam
 from components.firewall import SecurityGroup
@@ -23,8 +26,31 @@ class LoadBalancerTarget:
 
 
 @dataclass
+class BacklogMetric:
+    """A CloudWatch metric of work waiting (e.g. queued emails), published by the app."""
+
+    namespace: str
+    metric_name: str
+    target_per_task: int
+    """Keep about this much waiting work per running task."""
+
+
+@dataclass
+class Scaling:
+    """Target tracking between `min_count` and `max_count` tasks, on CPU or on a backlog."""
+
+    min_count: int
+    max_count: int
+    cpu_target: int | None = None
+    """Average CPU percent to hold (for request-serving services)."""
+    backlog: BacklogMetric | None = None
+    """Backlog per running task to hold (for queue workers, whose CPU says little)."""
+
+
+@dataclass
 class FargateServiceArgs:
     cluster_arn: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
     image: pulumi.Input[str]
     vpc_id: pulumi.Input[str]
     subnet_ids: Sequence[pulumi.Input[str]]
@@ -47,6 +73,8 @@ class FargateServiceArgs:
     assign_public_ip: bool = False
     """Only phase 1 sets this: no NAT, so tasks pull images through a public IP."""
     load_balancer: LoadBalancerTarget | None = None
+    scaling: Scaling | None = None
+    """None: exactly `desired_count` tasks. Set: autoscaling owns the count."""
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -180,8 +208,15 @@ class FargateService(pulumi.ComponentResource):
             deployment_maximum_percent=200,
             enable_execute_command=False,
             propagate_tags="SERVICE",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            # Once autoscaling owns the count, a deploy must not reset it.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.depends_on),
+                ignore_changes=["desiredCount"] if args.scaling else None,
+            ),
         )
+        if args.scaling is not None:
+            self._autoscaling(name, args.cluster_name, args.scaling)
 
         self.register_outputs(
             {
@@ -191,6 +226,91 @@ class FargateService(pulumi.ComponentResource):
                 "log_group": self.log_group.name,
             }
         )
+
+    def _autoscaling(self, name: str, cluster: pulumi.Input[str], scaling: Scaling) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        target = aws.appautoscaling.Target(
+            f"{name}-scaling",
+            service_namespace="ecs",
+            scalable_dimension="ecs:service:DesiredCount",
+            resource_id=pulumi.Output.format("service/{0}/{1}", cluster, self.service.name),
+            min_capacity=scaling.min_count,
+            max_capacity=scaling.max_count,
+            opts=child,
+        )
+        if scaling.cpu_target is not None:
+            aws.appautoscaling.Policy(
+                f"{name}-cpu",
+                policy_type="TargetTrackingScaling",
+                service_namespace=target.service_namespace,
+                scalable_dimension=target.scalable_dimension,
+                resource_id=target.resource_id,
+                target_tracking_scaling_policy_configuration={
+                    "target_value": scaling.cpu_target,
+                    "predefined_metric_specification": {
+                        "predefined_metric_type": "ECSServiceAverageCPUUtilization"
+                    },
+                    "scale_in_cooldown": 300,
+                    "scale_out_cooldown": 60,
+                },
+                opts=child,
+            )
+        if scaling.backlog is not None:
+            aws.appautoscaling.Policy(
+                f"{name}-backlog",
+                policy_type="TargetTrackingScaling",
+                service_namespace=target.service_namespace,
+                scalable_dimension=target.scalable_dimension,
+                resource_id=target.resource_id,
+                target_tracking_scaling_policy_configuration={
+                    "target_value": scaling.backlog.target_per_task,
+                    "customized_metric_specification": self._backlog_per_task(
+                        cluster, scaling.backlog
+                    ),
+                    "scale_in_cooldown": 300,
+                    "scale_out_cooldown": 60,
+                },
+                opts=child,
+            )
+
+    def _backlog_per_task(self, cluster: pulumi.Input[str], backlog: BacklogMetric) -> CustomMetric:
+        """Metric math: waiting work divided by running tasks (Container Insights)."""
+        return {
+            "metrics": [
+                {
+                    "id": "backlog",
+                    "metric_stat": {
+                        "metric": {
+                            "namespace": backlog.namespace,
+                            "metric_name": backlog.metric_name,
+                        },
+                        "stat": "Average",
+                    },
+                    "return_data": False,
+                },
+                {
+                    "id": "tasks",
+                    "metric_stat": {
+                        "metric": {
+                            "namespace": "ECS/ContainerInsights",
+                            "metric_name": "RunningTaskCount",
+                            "dimensions": [
+                                {"name": "ClusterName", "value": cluster},
+                                {"name": "ServiceName", "value": self.service.name},
+                            ],
+                        },
+                        "stat": "Average",
+                    },
+                    "return_data": False,
+                },
+                {
+                    "id": "per_task",
+                    "expression": "backlog / MAX([tasks, 1])",
+                    "label": "Backlog per running task",
+                    "return_data": True,
+                },
+            ]
+        }
 
     def _execution_statements(self, args: FargateServiceArgs) -> list[iam.Statement]:
         statements = [

@@ -15,6 +15,8 @@ from typing import Any
 
 import pulumi
 
+from infra import capacity
+
 PROJECT = "cold-reach"
 
 # Regions where every service the three phases use (ECS Fargate, RDS, ElastiCache,
@@ -56,6 +58,7 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 _DB_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 _ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_CACHE_CLASS = re.compile(r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,63}$")
 
 
@@ -93,6 +96,23 @@ class Settings:
     web_desired_count: int = 1
     web_db_pool_size: int = 5
     web_db_max_overflow: int = 5
+    # Phase 2: scaling, worker, replica, cache, NAT
+    production: bool = False
+    """High availability is required from phase 2 on: Multi-AZ database, 2+ cache nodes."""
+    nat_per_az: bool = False
+    web_max_count: int = 4
+    web_cpu_target: int = 60
+    worker_cpu: int = 512
+    worker_memory: int = 1024
+    worker_min_count: int = 1
+    worker_max_count: int = 4
+    worker_concurrency: int = 16
+    worker_backlog_target: int = 300
+    worker_db_pool_size: int = 4
+    worker_db_max_overflow: int = 4
+    db_replica_instance_class: str | None = None
+    cache_node_type: str = "cache.t4g.micro"
+    cache_nodes: int = 1
     # Image and edge
     image: str | None = None
     certificate_arn: str | None = None
@@ -109,6 +129,22 @@ class Settings:
     @property
     def https(self) -> bool:
         return self.certificate_arn is not None
+
+    @property
+    def replica_class(self) -> str:
+        return self.db_replica_instance_class or self.db_instance_class
+
+    def pools(self) -> dict[str, list[capacity.Pool]]:
+        """Connections each database may see at maximum scale, per service."""
+        web_tasks = self.web_max_count if self.phase >= 2 else self.web_desired_count
+        web = capacity.Pool("web", web_tasks, self.web_db_pool_size, self.web_db_max_overflow)
+        if self.phase < 2:
+            return {"primary": [web]}
+        worker = capacity.Pool(
+            "worker", self.worker_max_count, self.worker_db_pool_size, self.worker_db_max_overflow
+        )
+        # Web reads lists from the replica and writes to the primary: a pool on each.
+        return {"primary": [web, worker], "replica": [web]}
 
 
 # --- readers -----------------------------------------------------------------
@@ -172,6 +208,17 @@ def _cidr(reader: _Reader, key: str, default: str) -> str:
     return str(net)
 
 
+def _fargate(r: _Reader, service: str, cpu: int, memory: int) -> tuple[int, int]:
+    cpu = r.integer(f"{service}Cpu", cpu)
+    if cpu not in FARGATE_SIZES:
+        raise ConfigError(f"{service}Cpu", cpu, f"a Fargate CPU size: {sorted(FARGATE_SIZES)}")
+    memory = r.integer(f"{service}Memory", memory)
+    if memory not in FARGATE_SIZES[cpu]:
+        sizes = ", ".join(str(m) for m in FARGATE_SIZES[cpu])
+        raise ConfigError(f"{service}Memory", memory, f"for {service}Cpu {cpu}: one of {sizes} MiB")
+    return cpu, memory
+
+
 def parse(stack: str, get: Callable[[str], str | None], region: str | None) -> Settings:
     """Builds `Settings` from a key -> raw string lookup (keys without the project prefix)."""
     r = _Reader(get)
@@ -181,13 +228,8 @@ def parse(stack: str, get: Callable[[str], str | None], region: str | None) -> S
     if region not in REGIONS:
         raise ConfigError("aws:region", region, "one of " + ", ".join(sorted(REGIONS)))
 
-    web_cpu = r.integer("webCpu", Settings.web_cpu)
-    if web_cpu not in FARGATE_SIZES:
-        raise ConfigError("webCpu", web_cpu, f"a Fargate CPU size: {sorted(FARGATE_SIZES)}")
-    web_memory = r.integer("webMemory", Settings.web_memory)
-    if web_memory not in FARGATE_SIZES[web_cpu]:
-        sizes = ", ".join(str(m) for m in FARGATE_SIZES[web_cpu])
-        raise ConfigError("webMemory", web_memory, f"for webCpu {web_cpu}: one of {sizes} MiB")
+    web_cpu, web_memory = _fargate(r, "web", Settings.web_cpu, Settings.web_memory)
+    worker_cpu, worker_memory = _fargate(r, "worker", Settings.worker_cpu, Settings.worker_memory)
 
     retention = r.integer("logRetentionDays", Settings.log_retention_days)
     if retention not in LOG_RETENTION_DAYS:
@@ -218,20 +260,23 @@ def parse(stack: str, get: Callable[[str], str | None], region: str | None) -> S
     if not re.match(r"^16(\.\d+)?$", engine):
         raise ConfigError("dbEngineVersion", engine, "PostgreSQL 16, e.g. 16 or 16.4")
 
-    return Settings(
+    db_class_pattern = {
+        "pattern": _DB_CLASS,
+        "allowed": "an RDS instance class such as db.t4g.micro",
+    }
+    production = r.flag("production", stack == "prod")
+    web_desired = r.integer("webDesiredCount", Settings.web_desired_count, maximum=100)
+    worker_min = r.integer("workerMinCount", Settings.worker_min_count, maximum=100)
+    settings = Settings(
         stack=stack,
         phase=phase,
         region=region,
         ephemeral=r.flag("ephemeral", False),
         vpc_cidr=_cidr(r, "vpcCidr", Settings.vpc_cidr),
         log_retention_days=retention,
-        db_instance_class=r.text(
-            "dbInstanceClass",
-            Settings.db_instance_class,
-            pattern=_DB_CLASS,
-            allowed="an RDS instance class such as db.t4g.micro",
-        )
+        db_instance_class=r.text("dbInstanceClass", Settings.db_instance_class, **db_class_pattern)
         or Settings.db_instance_class,
+        db_replica_instance_class=r.text("dbReplicaInstanceClass", None, **db_class_pattern),
         db_allocated_storage_gb=storage,
         db_max_allocated_storage_gb=max_storage,
         db_backup_retention_days=r.integer(
@@ -241,11 +286,39 @@ def parse(stack: str, get: Callable[[str], str | None], region: str | None) -> S
         db_engine_version=engine,
         web_cpu=web_cpu,
         web_memory=web_memory,
-        web_desired_count=r.integer("webDesiredCount", Settings.web_desired_count, maximum=100),
+        web_desired_count=web_desired,
+        web_max_count=r.integer(
+            "webMaxCount", max(Settings.web_max_count, web_desired), maximum=100
+        ),
+        web_cpu_target=r.integer("webCpuTarget", Settings.web_cpu_target, minimum=10, maximum=90),
         web_db_pool_size=r.integer("webDbPoolSize", Settings.web_db_pool_size, maximum=100),
         web_db_max_overflow=r.integer(
             "webDbMaxOverflow", Settings.web_db_max_overflow, minimum=0, maximum=100
         ),
+        production=production,
+        nat_per_az=r.flag("natPerAz", production),
+        worker_cpu=worker_cpu,
+        worker_memory=worker_memory,
+        worker_min_count=worker_min,
+        worker_max_count=r.integer(
+            "workerMaxCount", max(Settings.worker_max_count, worker_min), maximum=100
+        ),
+        worker_concurrency=r.integer("workerConcurrency", Settings.worker_concurrency, maximum=256),
+        worker_backlog_target=r.integer("workerBacklogTarget", Settings.worker_backlog_target),
+        worker_db_pool_size=r.integer(
+            "workerDbPoolSize", Settings.worker_db_pool_size, maximum=100
+        ),
+        worker_db_max_overflow=r.integer(
+            "workerDbMaxOverflow", Settings.worker_db_max_overflow, minimum=0, maximum=100
+        ),
+        cache_node_type=r.text(
+            "cacheNodeType",
+            Settings.cache_node_type,
+            pattern=_CACHE_CLASS,
+            allowed="an ElastiCache node type such as cache.t3.micro",
+        )
+        or Settings.cache_node_type,
+        cache_nodes=r.integer("cacheNodes", 2 if production else 1, maximum=6),
         image=r.raw("image"),
         certificate_arn=r.text(
             "certificateArn",
@@ -257,6 +330,54 @@ def parse(stack: str, get: Callable[[str], str | None], region: str | None) -> S
         sender_domain=sender_domain,
         mail_from=mail_from,
     )
+    _check_scaling(settings)
+    _check_high_availability(settings)
+    _check_connections(settings)
+    return settings
+
+
+def _check_scaling(s: Settings) -> None:
+    if s.web_max_count < s.web_desired_count:
+        raise ConfigError(
+            "webMaxCount", s.web_max_count, f">= webDesiredCount ({s.web_desired_count})"
+        )
+    if s.worker_max_count < s.worker_min_count:
+        raise ConfigError(
+            "workerMaxCount", s.worker_max_count, f">= workerMinCount ({s.worker_min_count})"
+        )
+
+
+def _check_high_availability(s: Settings) -> None:
+    """From phase 2 a production stack must survive losing an AZ."""
+    if not s.production or s.phase < 2:
+        return
+    if not s.db_multi_az:
+        raise ConfigError("dbMultiAz", False, "true on a production stack (phase 2 and later)")
+    if s.cache_nodes < 2:
+        raise ConfigError(
+            "cacheNodes", s.cache_nodes, ">= 2 on a production stack, for automatic failover"
+        )
+
+
+def _check_connections(s: Settings) -> None:
+    """The app's pools at maximum scale must fit in what each database accepts."""
+    classes = {"primary": s.db_instance_class, "replica": s.replica_class}
+    for role, pools in s.pools().items():
+        usable = capacity.usable_connections(classes[role])
+        if usable is None:
+            continue  # unknown class: the program warns instead
+        needed = sum(p.connections for p in pools)
+        if needed > usable:
+            detail = " + ".join(
+                f"{p.service} {p.tasks} x ({p.pool_size}+{p.max_overflow})" for p in pools
+            )
+            key = "dbInstanceClass" if role == "primary" else "dbReplicaInstanceClass"
+            raise ConfigError(
+                key,
+                classes[role],
+                f"a class with room for {needed} connections at maximum scale ({detail}); "
+                f"{classes[role]} allows about {usable}. Pick a larger class or smaller pools",
+            )
 
 
 def load() -> Settings:

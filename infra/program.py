@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import pulumi
 
-from infra import config, phase1
+from infra import capacity, config, phase1, phase2
 
 
 def main() -> None:
     settings = config.load()
+    for instance_class in {settings.db_instance_class, settings.replica_class}:
+        if capacity.max_connections(instance_class) is None:
+            pulumi.log.warn(
+                f"{instance_class}: max_connections unknown to infra/capacity.py, so the "
+                "connection pools were not checked against it"
+            )
     if settings.phase == 1:
         outputs = phase1.build(settings).outputs()
+    elif settings.phase == 2:
+        outputs = phase2.build(settings).outputs()
     else:
         raise pulumi.RunError(
-            f"cold-reach:phase = {settings.phase}: only phase 1 is implemented in this version"
+            f"cold-reach:phase = {settings.phase}: phase 3 is not built yet (phases 1 and 2 are)"
         )
     for key, value in outputs.items():
         pulumi.export(key, value)

@@ -143,6 +143,19 @@ def _eip(_who: Identity, urn: str, o: Outputs) -> Outputs:
     return {"publicIp": f"198.51.100.{n % 254 + 1}", "allocationId": "eipalloc-" + digest(urn, 17)}
 
 
+def _replication_group(who: Identity, urn: str, o: Outputs) -> Outputs:
+    name = o["replicationGroupId"]
+    host = f"{name}.{digest(urn, 6)}.ng.0001.{who.region[:4]}.cache.amazonaws.com"
+    return {
+        "arn": f"arn:aws:elasticache:{who.region}:{who.account}:replicationgroup:{name}",
+        "primaryEndpointAddress": "master." + host,
+        "readerEndpointAddress": "replica." + host,
+        "memberClusters": [
+            f"{name}-{i + 1:03d}" for i in range(int(o.get("numCacheClusters") or 1))
+        ],
+    }
+
+
 def _bucket(who: Identity, _urn: str, o: Outputs) -> Outputs:
     return {
         "arn": f"arn:aws:s3:::{o['bucket']}",
@@ -228,6 +241,26 @@ KINDS: dict[str, Kind] = {
         "@configurationSetName", extra=_arn("ses", "configuration-set/{configurationSetName}")
     ),
     "aws:sesv2/configurationSetEventDestination:ConfigurationSetEventDestination": Kind("cse-"),
+    "aws:elasticache/subnetGroup:SubnetGroup": Kind(
+        "@name",
+        name_key="name",
+        max_name=255,
+        lower=True,
+        extra=_arn("elasticache", "subnetgroup:{name}"),
+    ),
+    "aws:elasticache/replicationGroup:ReplicationGroup": Kind(
+        "@replicationGroupId",
+        name_key="replicationGroupId",
+        max_name=40,
+        lower=True,
+        extra=_replication_group,
+    ),
+    "aws:appautoscaling/target:Target": Kind(
+        "@resourceId", extra=_arn("application-autoscaling", "scalable-target/{resourceId}")
+    ),
+    "aws:appautoscaling/policy:Policy": Kind(
+        "@name", name_key="name", max_name=255, extra=_arn("autoscaling", "scalingPolicy:{name}")
+    ),
     "aws:sns/topic:Topic": Kind("@arn", name_key="name", max_name=256, extra=_arn("sns", "{name}")),
     "aws:sns/topicPolicy:TopicPolicy": Kind("@arn", suffix="/policy"),
     "aws:sns/topicSubscription:TopicSubscription": Kind("subscription-"),

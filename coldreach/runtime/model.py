@@ -126,10 +126,22 @@ class Deployment:
 
     def by_id(self, id_: str) -> Resource:
         """The resource with this physical id; inputs refer to each other this way."""
-        for r in self.resources:
-            if r.id == id_:
-                return r
+        if id_:
+            for r in self.resources:
+                if r.id == id_:
+                    return r
         raise KeyError(id_)
+
+    def resolve(self, ref: str) -> Resource:
+        """The resource an input refers to: by id, or by ARN where the API takes ARNs
+        (a task definition, a role, a log group)."""
+        try:
+            return self.by_id(ref)
+        except KeyError:
+            for r in self.resources:
+                if r.outputs.get("arn") == ref:
+                    return r
+        raise KeyError(ref)
 
     def named(self, name: str) -> Resource:
         for r in self.resources:

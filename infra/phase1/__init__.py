@@ -25,7 +25,7 @@ from components.mail import Mail, MailArgs
 from components.network import NatMode, Network, NetworkArgs
 from components.registry import AppImage, AppImageArgs, Registry
 from components.secrets import GeneratedSecret
-from components.service import FargateService, FargateServiceArgs, LoadBalancerTarget
+from components.service import FargateService, FargateServiceArgs, LoadBalancerTarget, Scaling
 from infra.config import Settings
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
@@ -41,6 +41,8 @@ class Shape:
     private_services: bool = False
     """Tasks in the private subnets without public IPs (needs a NAT to pull images)."""
     queue_backend: str = "inline"
+    read_replica: bool = False
+    web_scaling: Scaling | None = None
     environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Extra plain settings for every app container."""
     secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -145,6 +147,7 @@ def foundation(s: Settings, shape: Shape) -> Foundation:
             backup_retention_days=s.db_backup_retention_days,
             multi_az=s.db_multi_az,
             protect=s.protect,
+            replica_instance_class=s.replica_class if shape.read_replica else None,
         ),
     )
     unsubscribe_key = GeneratedSecret(
@@ -191,6 +194,7 @@ def web_service(f: Foundation, shape: Shape) -> FargateService:
         "web",
         FargateServiceArgs(
             cluster_arn=f.cluster.arn,
+            cluster_name=f.cluster.name,
             image=f.image.ref,
             vpc_id=f.network.vpc.id,
             subnet_ids=f.app_subnet_ids(shape),
@@ -209,6 +213,7 @@ def web_service(f: Foundation, shape: Shape) -> FargateService:
             repository_arn=None if s.image else f.registry.repository.arn,
             task_permissions=f.app_permissions(),
             load_balancer=LoadBalancerTarget(f.edge.target_group.arn, APP_PORT),
+            scaling=shape.web_scaling,
             depends_on=f.edge.listeners,
         ),
     )

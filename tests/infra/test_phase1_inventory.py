@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from coldreach.runtime import Deployment
 
 PHASE1_DEV = {
@@ -70,19 +72,28 @@ def test_components_are_ours_and_typed(dev: Deployment) -> None:
     }
 
 
-def test_every_child_is_parented_to_the_component_that_names_it(dev: Deployment) -> None:
-    components = [r for r in dev if not r.custom]
-    for component in components:
-        prefix = component.name + "-"
-        named = [r for r in dev if r.custom and r.name.startswith(prefix)]
-        assert named, component.name
-        for r in named:
-            assert r.parent == component.urn, f"{r.name} is not a child of {component.name}"
+@pytest.mark.parametrize("stack", ["dev", "staging"])
+def test_every_child_is_parented_to_the_component_that_names_it(program, stack: str) -> None:
+    d = program(stack)
+    components = [r for r in d if not r.custom]
+    for r in d:
+        # The component whose name is the longest prefix of this resource's name.
+        owners = [c for c in components if r.name.startswith(c.name + "-")]
+        if not owners:
+            continue
+        owner = max(owners, key=lambda c: len(c.name))
+        assert r.parent == owner.urn, f"{r.name} is not a child of {owner.name}"
     # The only top-level resource is the ECS cluster, shared by all services.
     top_level = [
-        r.name for r in dev if r.custom and r.parent and r.parent.endswith("Stack::cold-reach-dev")
+        r.name
+        for r in d
+        if r.custom and r.parent and r.parent.endswith(f"Stack::cold-reach-{stack}")
     ]
     assert top_level == ["cluster"]
+    nested = {
+        c.name for c in components if not (c.parent or "").endswith("Stack::cold-reach-" + stack)
+    }
+    assert nested <= {"cache-auth-token"}, "components nest only where a tier owns a secret"
 
 
 def test_ids_are_unique_and_stable_between_runs(program) -> None:
