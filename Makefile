@@ -27,8 +27,10 @@ unit: setup
 
 test: lint unit
 
+# Offline plan wall time per stack (issues 2 and 3: median <= 5 s).
 bench: setup
-	$(RUN) python benchmarks/plan_wall_time.py
+	$(RUN) python benchmarks/plan_wall_time.py --stack dev
+	$(RUN) python benchmarks/plan_wall_time.py --stack staging
 
 .PHONY: app bench-app
 
