@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections import Counter
 from pathlib import Path
@@ -15,6 +16,43 @@ from rich.tree import Tree
 from coldreach import stacks
 from coldreach.runtime import Backend, Deployment, EchoBackend, evaluate
 from coldreach.runtime.model import mask
+
+
+def phase_arg(text: str) -> int:
+    """argparse type for --phase."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"phase must be 1, 2 or 3, not {text!r}") from None
+    if value not in (1, 2, 3):
+        raise argparse.ArgumentTypeError(f"phase must be 1, 2 or 3, not {value}")
+    return value
+
+
+def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="evaluate the program for a stack and show what it declares",
+        description=(
+            "Runs the Pulumi program for STACK under the offline runtime (echo backend) "
+            "and prints the resource tree, counts by type and the stack outputs."
+        ),
+    )
+    p.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    p.add_argument("--phase", type=phase_arg, help="evaluate at this phase, not the configured one")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead")
+    p.set_defaults(run=command)
+
+
+def command(args: argparse.Namespace, out: Console, err: Console) -> int:
+    if args.json:
+        deployment = run_program(args.stack, args.phase)
+        print(json.dumps(to_json(deployment), indent=2))
+        return 0
+    with err.status(f"Evaluating stack {args.stack} offline..."):
+        deployment = run_program(args.stack, args.phase)
+    render(deployment, out)
+    return 0
 
 
 def run_program(
