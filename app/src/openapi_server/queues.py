@@ -68,6 +68,17 @@ class CeleryQueue:
             queue=self.settings.celery_queue,
         )
 
+    def enqueue_many(self, message_ids: list[int]) -> None:
+        """One broker connection for a batch (the sweeper, bulk sends)."""
+        with self.app.producer_or_acquire() as producer:
+            for message_id in message_ids:
+                self.app.send_task(
+                    TASK_NAME,
+                    args=[message_id],
+                    queue=self.settings.celery_queue,
+                    producer=producer,
+                )
+
     def start(self) -> None:
         pass
 

@@ -56,8 +56,9 @@ def send_email_task(message_id: int) -> str:
 
 
 def sweep_once(queue: CeleryQueue) -> None:
-    for message_id in get_pipeline().sweep().requeue:
-        queue.enqueue(message_id)
+    requeue = get_pipeline().sweep().requeue
+    if requeue:
+        queue.enqueue_many(requeue)
 
 
 _consumer_ready = threading.Event()

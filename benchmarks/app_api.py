@@ -1,0 +1,118 @@
+"""API throughput and latency on PostgreSQL with one uvicorn process.
+
+Starts `uvicorn openapi_server.main:app` (the image's command) against a throwaway
+database, then drives POST /clients and GET /clients?limit=50 from 16 keep-alive
+connections on the same machine (the load generator shares the 2 cores).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from app_common import app_env, free_port, percentile, throwaway_database
+
+CONNECTIONS = 16
+REQUESTS = 3000
+WARMUP = 300
+
+
+def drive(port: int, make_request, total: int) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    counter = iter(range(total))
+
+    def run() -> None:
+        nonlocal errors
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        local: list[float] = []
+        bad = 0
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                break
+            method, path, body = make_request(i)
+            t0 = time.perf_counter()
+            conn.request(method, path, body=body, headers={"content-type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            local.append(time.perf_counter() - t0)
+            if resp.status >= 400:
+                bad += 1
+        conn.close()
+        with lock:
+            latencies.extend(local)
+            errors += bad
+
+    threads = [threading.Thread(target=run) for _ in range(CONNECTIONS)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start, latencies, errors
+
+
+def report(name: str, elapsed: float, latencies: list[float], errors: int) -> dict:
+    row = {
+        "endpoint": name,
+        "requests": len(latencies),
+        "errors": errors,
+        "req_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+    }
+    print(json.dumps(row))
+    return row
+
+
+def main() -> None:
+    with throwaway_database() as url:
+        port = free_port()
+        env = app_env(url, PORT=str(port), QUEUE_BACKEND="inline", DB_POOL_SIZE="10")
+        server = subprocess.Popen(
+            ["uvicorn", "openapi_server.main:app", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).read()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+
+            def post(i: int):
+                body = json.dumps({"name": f"Lead {i}", "email": f"lead{i}@example.com"})
+                return "POST", "/clients", body
+
+            def get(i: int):
+                return "GET", f"/clients?limit=50&offset={(i * 50) % 3000}", None
+
+            drive(port, lambda i: post(10**6 + i), WARMUP)
+            rows = [report("POST /clients", *drive(port, post, REQUESTS))]
+            drive(port, get, WARMUP)
+            rows.append(report("GET /clients?limit=50", *drive(port, get, REQUESTS)))
+            print(f"connections={CONNECTIONS} requests={REQUESTS} (after {WARMUP} warm-up)")
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
