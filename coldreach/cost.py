@@ -1,0 +1,395 @@
+"""Monthly cost of a stack, priced from the resources the program declares.
+
+Prices and usage assumptions are data (`data/prices.yaml`), each price with its
+source and date. Fixed costs come from the resources themselves (task sizes,
+instance classes, node counts); usage-based ones (NAT data, ALB LCUs, logs,
+SES mail, ...) from stated assumptions that a stack may override with
+`cold-reach:costAssumptions`. Services that autoscale are priced at their
+minimum (the baseline bill); in-use public IPv4 addresses are priced too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from coldreach import stacks
+from coldreach.runtime import Deployment, Resource
+
+PRICES_FILE = Path(__file__).with_name("data") / "prices.yaml"
+ASSUMPTIONS_KEY = "cold-reach:costAssumptions"
+
+
+@dataclass(frozen=True)
+class Price:
+    key: str
+    usd: float
+    source: str
+    date: str
+    low_confidence: bool
+
+
+@dataclass
+class PriceTable:
+    prices: dict[str, Price]
+    assumptions: dict[str, float]
+    hours: int
+
+    @classmethod
+    def load(cls, path: Path = PRICES_FILE) -> PriceTable:
+        doc = yaml.safe_load(path.read_text())
+        prices = {
+            key: Price(
+                key,
+                float(p["usd"]),
+                str(p["source"]),
+                str(p["date"]),
+                p.get("confidence") == "low",
+            )
+            for key, p in doc["prices"].items()
+        }
+        assumptions = {k: float(v) for k, v in doc["assumptions"].items()}
+        return cls(prices, assumptions, int(doc["hours_per_month"]))
+
+    def with_assumptions(self, overrides: dict[str, Any]) -> PriceTable:
+        unknown = set(overrides) - set(self.assumptions)
+        if unknown:
+            raise ValueError(
+                f"{ASSUMPTIONS_KEY}: unknown keys {sorted(unknown)}; "
+                f"known: {', '.join(sorted(self.assumptions))}"
+            )
+        return PriceTable(
+            self.prices,
+            {**self.assumptions, **{k: float(v) for k, v in overrides.items()}},
+            self.hours,
+        )
+
+
+@dataclass(frozen=True)
+class Item:
+    resource: str
+    """The resource's logical name, or `stack` for usage spread over the stack."""
+    type: str
+    what: str
+    quantity: float
+    unit: str
+    unit_usd: float | None
+    """None when the price table has no entry: the item is listed, priced at 0."""
+    monthly_usd: float
+    usage_based: bool = False
+    low_confidence: bool = False
+    price_key: str = ""
+
+
+@dataclass
+class Estimate:
+    stack: str
+    phase: int
+    items: list[Item] = field(default_factory=list)
+
+    @property
+    def monthly_usd(self) -> float:
+        return round(sum(i.monthly_usd for i in self.items), 2)
+
+    @property
+    def missing_prices(self) -> list[str]:
+        return sorted({i.price_key for i in self.items if i.unit_usd is None})
+
+    def by_resource(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for i in self.items:
+            totals[i.resource] = totals.get(i.resource, 0.0) + i.monthly_usd
+        return {k: round(v, 2) for k, v in totals.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "phase": self.phase,
+            "monthly_usd": self.monthly_usd,
+            "items": [{**asdict(i), "monthly_usd": round(i.monthly_usd, 2)} for i in self.items],
+            "missing_prices": self.missing_prices,
+        }
+
+
+class _Pricer:
+    """Turns one deployment into cost items, one rule per resource type."""
+
+    def __init__(self, deployment: Deployment, table: PriceTable) -> None:
+        self.d = deployment
+        self.t = table
+        self.hours = table.hours
+
+    def item(
+        self,
+        r: Resource | None,
+        what: str,
+        key: str,
+        quantity: float,
+        unit: str,
+        usage_based: bool = False,
+    ) -> Item:
+        price = self.t.prices.get(key)
+        return Item(
+            resource=r.name if r else "stack",
+            type=r.type if r else "usage",
+            what=what,
+            quantity=quantity,
+            unit=unit,
+            unit_usd=price.usd if price else None,
+            monthly_usd=quantity * price.usd if price else 0.0,
+            usage_based=usage_based,
+            low_confidence=price.low_confidence if price else False,
+            price_key=key,
+        )
+
+    def ipv4(self, r: Resource, count: int, why: str) -> Item:
+        return self.item(r, f"public IPv4 ({why})", "ipv4.hour", count * self.hours, "IP-hours")
+
+    def baseline_tasks(self, service: Resource) -> int:
+        name = service.out("name")
+        for target in self.d.of_type("aws:appautoscaling/target:Target"):
+            if str(target.get("resourceId", "")).endswith(f"/{name}"):
+                return int(target.get("minCapacity"))
+        return int(service.get("desiredCount") or 0)
+
+    # --- one function per priced type ----------------------------------------
+
+    def ecs_service(self, r: Resource) -> Iterator[Item]:
+        task = self.d.resolve(r.get("taskDefinition"))
+        tasks = self.baseline_tasks(r)
+        vcpu = int(task.get("cpu")) / 1024
+        gb = int(task.get("memory")) / 1024
+        platform = task.get("runtimePlatform") or {}
+        arch = "arm" if platform.get("cpuArchitecture") == "ARM64" else "x86"
+        yield self.item(
+            r,
+            f"Fargate {tasks} x {vcpu:g} vCPU",
+            f"fargate.{arch}.vcpu_hour",
+            tasks * vcpu * self.hours,
+            "vCPU-hours",
+        )
+        yield self.item(
+            r,
+            f"Fargate {tasks} x {gb:g} GB",
+            f"fargate.{arch}.gb_hour",
+            tasks * gb * self.hours,
+            "GB-hours",
+        )
+        if (r.get("networkConfiguration") or {}).get("assignPublicIp"):
+            yield self.ipv4(r, tasks, "one per task")
+
+    def rds_instance(self, r: Resource) -> Iterator[Item]:
+        klass = r.get("instanceClass")
+        multi_az = bool(r.get("multiAz"))
+        deployment = "multi_az" if multi_az else "single_az"
+        source = r.get("replicateSourceDb")
+        storage_from = self.d.by_id(source) if source else r
+        storage = int(storage_from.get("allocatedStorage") or 20)
+        role = "replica" if source else "primary"
+        yield self.item(
+            r,
+            f"RDS {klass} {role}, {deployment.replace('_', '-')}",
+            f"rds.postgres.{klass}.{deployment}_hour",
+            self.hours,
+            "hours",
+        )
+        yield self.item(
+            r, f"gp3 storage {storage} GB", f"rds.gp3.{deployment}_gb_month", storage, "GB-months"
+        )
+
+    def replication_group(self, r: Resource) -> Iterator[Item]:
+        nodes = int(r.get("numCacheClusters") or 1)
+        node = r.get("nodeType")
+        yield self.item(
+            r,
+            f"ElastiCache {nodes} x {node}",
+            f"elasticache.{node}.hour",
+            nodes * self.hours,
+            "node-hours",
+        )
+
+    def nat_gateway(self, r: Resource) -> Iterator[Item]:
+        yield self.item(r, "NAT gateway", "nat.hour", self.hours, "hours")
+        gb = self.t.assumptions["nat_gb_per_month"]
+        yield self.item(r, "NAT data processed", "nat.gb", gb, "GB", usage_based=True)
+
+    def eip(self, r: Resource) -> Iterator[Item]:
+        yield self.ipv4(r, 1, "Elastic IP")
+
+    def load_balancer(self, r: Resource) -> Iterator[Item]:
+        yield self.item(r, "ALB", "alb.hour", self.hours, "hours")
+        lcu = self.t.assumptions["alb_lcu"]
+        yield self.item(
+            r, "ALB capacity units", "alb.lcu_hour", lcu * self.hours, "LCU-hours", True
+        )
+        if not r.get("internal"):
+            yield self.ipv4(r, len(r.get("subnets") or []), "one per AZ")
+
+    def eks_cluster(self, r: Resource) -> Iterator[Item]:
+        yield self.item(r, "EKS control plane", "eks.cluster_hour", self.hours, "hours")
+
+    def eks_node_group(self, r: Resource) -> Iterator[Item]:
+        size = int((r.get("scalingConfig") or {}).get("desiredSize") or 0)
+        kind = (r.get("instanceTypes") or ["t3.medium"])[0]
+        yield self.item(
+            r, f"EC2 {size} x {kind}", f"ec2.{kind}.hour", size * self.hours, "instance-hours"
+        )
+
+    def msk_cluster(self, r: Resource) -> Iterator[Item]:
+        brokers = int(r.get("numberOfBrokerNodes") or 0)
+        info = r.get("brokerNodeGroupInfo") or {}
+        kind = info.get("instanceType")
+        ebs = ((info.get("storageInfo") or {}).get("ebsStorageInfo") or {}).get("volumeSize") or 0
+        yield self.item(
+            r,
+            f"MSK {brokers} x {kind}",
+            f"msk.{kind}.broker_hour",
+            brokers * self.hours,
+            "broker-hours",
+        )
+        yield self.item(
+            r,
+            f"MSK storage {brokers} x {ebs} GB",
+            "msk.storage_gb_month",
+            brokers * ebs,
+            "GB-months",
+        )
+
+    def secret(self, r: Resource) -> Iterator[Item]:
+        yield self.item(r, "secret", "secretsmanager.secret_month", 1, "secret-months")
+
+    def repository(self, r: Resource) -> Iterator[Item]:
+        gb = self.t.assumptions["ecr_gb"]
+        yield self.item(r, "image storage", "ecr.gb_month", gb, "GB-months", usage_based=True)
+
+    def email_identity(self, r: Resource) -> Iterator[Item]:
+        emails = self.t.assumptions["emails_per_month"]
+        yield self.item(r, "SES mail", "ses.per_1000", emails / 1000, "1,000 recipients", True)
+
+    def stack_usage(self) -> Iterator[Item]:
+        a = self.t.assumptions
+        if self.d.of_type("aws:cloudwatch/logGroup:LogGroup"):
+            yield self.item(
+                None,
+                "CloudWatch Logs ingested",
+                "logs.ingest_gb",
+                a["logs_gb_per_month"],
+                "GB",
+                usage_based=True,
+            )
+        if self.d.of_type("aws:secretsmanager/secret:Secret"):
+            yield self.item(
+                None,
+                "Secrets Manager API calls",
+                "secretsmanager.per_10k_calls",
+                a["secret_api_calls_per_month"] / 10_000,
+                "10k calls",
+                usage_based=True,
+            )
+
+    def items(self) -> list[Item]:
+        rules: dict[str, Callable[[Resource], Iterator[Item]]] = {
+            "aws:ecs/service:Service": self.ecs_service,
+            "aws:rds/instance:Instance": self.rds_instance,
+            "aws:elasticache/replicationGroup:ReplicationGroup": self.replication_group,
+            "aws:ec2/natGateway:NatGateway": self.nat_gateway,
+            "aws:ec2/eip:Eip": self.eip,
+            "aws:lb/loadBalancer:LoadBalancer": self.load_balancer,
+            "aws:eks/cluster:Cluster": self.eks_cluster,
+            "aws:eks/nodeGroup:NodeGroup": self.eks_node_group,
+            "aws:msk/cluster:Cluster": self.msk_cluster,
+            "aws:secretsmanager/secret:Secret": self.secret,
+            "aws:ecr/repository:Repository": self.repository,
+            "aws:sesv2/emailIdentity:EmailIdentity": self.email_identity,
+        }
+        found: list[Item] = []
+        for r in sorted(self.d.resources, key=lambda r: r.urn):
+            rule = rules.get(r.type)
+            if rule is not None:
+                found += list(rule(r))
+        return found + list(self.stack_usage())
+
+
+def assumptions_of(stack: stacks.StackConfig) -> dict[str, Any]:
+    raw = stack.config.get(ASSUMPTIONS_KEY)
+    if not raw:
+        return {}
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise stacks.StackError(f"{ASSUMPTIONS_KEY} must be an object of assumption: number")
+    return value
+
+
+def estimate(deployment: Deployment, table: PriceTable | None = None) -> Estimate:
+    table = table or PriceTable.load()
+    phase = int(deployment.output("phase"))
+    return Estimate(deployment.stack, phase, _Pricer(deployment, table).items())
+
+
+def estimate_stack(
+    stack: str, phase: int | None = None, deployment: Deployment | None = None
+) -> Estimate:
+    """Prices `stack` (at `phase`), with the stack's own usage assumptions."""
+    from coldreach.plan import run_program
+
+    config = stacks.load(stacks.find_root(), stack)
+    try:
+        table = PriceTable.load().with_assumptions(assumptions_of(config))
+    except ValueError as err:
+        raise stacks.StackError(str(err)) from None
+    return estimate(deployment or run_program(stack, phase), table)
+
+
+def render(estimate: Estimate, console: Console, detailed: bool = True) -> None:
+    table = Table(
+        title=f"Monthly cost of {estimate.stack}, phase {estimate.phase} (us-east-1, on-demand)",
+        show_footer=True,
+    )
+    table.add_column("resource", footer="total")
+    table.add_column("item")
+    table.add_column("quantity", justify="right")
+    table.add_column("USD / month", justify="right", footer=f"{estimate.monthly_usd:,.2f}")
+    rows = estimate.items if detailed else []
+    for i in rows:
+        marks = ("*" if i.usage_based else "") + ("~" if i.low_confidence else "")
+        price = "no price" if i.unit_usd is None else f"{i.monthly_usd:,.2f}{marks}"
+        table.add_row(i.resource, i.what, f"{i.quantity:,.1f} {i.unit}", price)
+    console.print(table)
+    console.print(
+        "* usage-based (assumption in coldreach/data/prices.yaml, override with "
+        f"{ASSUMPTIONS_KEY}); ~ low-confidence price, verify before relying on it"
+    )
+    if estimate.missing_prices:
+        console.print(f"[yellow]no price for:[/] {', '.join(estimate.missing_prices)}")
+
+
+def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from coldreach.plan import phase_arg
+
+    p = sub.add_parser(
+        "cost",
+        help="monthly cost of a stack, per resource",
+        description="Prices the resources the program declares for STACK (us-east-1, on-demand).",
+    )
+    p.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    p.add_argument("--phase", type=phase_arg, help="price this phase, not the configured one")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead")
+    p.set_defaults(run=command)
+
+
+def command(args: argparse.Namespace, out: Console, err: Console) -> int:
+    if args.json:
+        print(json.dumps(estimate_stack(args.stack, args.phase).to_json(), indent=2))
+        return 0
+    with err.status(f"Evaluating stack {args.stack} offline..."):
+        result = estimate_stack(args.stack, args.phase)
+    render(result, out)
+    return 0
