@@ -147,3 +147,33 @@ def test_backoff_grows_and_is_capped() -> None:
     assert 1.0 <= backoff_s(s, 1) <= 2.0
     assert 4.0 <= backoff_s(s, 3) <= 8.0
     assert 5.0 <= backoff_s(s, 10) <= 10.0
+
+
+def test_reconciliation_records_the_operator_s_finding(
+    make_client, settings: Settings, monkeypatch, capsys
+) -> None:
+    from openapi_server import reconcile
+
+    mailer = RecordingMailer(failures=[TimeoutError("?"), TimeoutError("?")])
+    api, ctx = _held(make_client, mailer)
+    left, lost = _queued_message_for(api, 1), _queued_message_for(api, 2)
+    assert ctx.pipeline.process(left).outcome is Outcome.RECONCILE
+    assert ctx.pipeline.process(lost).outcome is Outcome.RECONCILE
+    assert [row[0] for row in reconcile.flagged(ctx.db)] == [left, lost]
+
+    # Through the command line, as an operator would.
+    url = settings.database_url.render_as_string(hide_password=False)
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert reconcile.main([]) == 0
+    assert f"{left}\tclient=" in capsys.readouterr().out
+    assert reconcile.main(["sent", str(left), "ses-0001"]) == 0
+    assert reconcile.main(["sent", str(left)]) == 1  # no longer flagged
+    status = api.get(f"/email/{left}").json()
+    assert (status["status"], status["provider_message_id"]) == ("sent", "ses-0001")
+    assert status["needs_reconciliation"] is False
+
+    assert reconcile.resolve(ctx.db, lost, "requeue")
+    assert not reconcile.resolve(ctx.db, lost, "requeue")  # only flagged rows
+    assert ctx.pipeline.process(lost).outcome is Outcome.SENT
+    assert reconcile.main(["bogus", "1"]) == 2
+    assert mailer.per_message() == {left: 1, lost: 2}

@@ -16,7 +16,9 @@ import threading
 import time
 from pathlib import Path
 
+from celery import Task
 from celery.signals import worker_ready
+from sqlalchemy.exc import OperationalError
 
 from .config import ConfigError, Settings
 from .db import Database
@@ -47,9 +49,14 @@ def get_pipeline() -> Pipeline:
         return _pipeline
 
 
-@celery_app.task(name=TASK_NAME, ignore_result=True)
-def send_email_task(message_id: int) -> str:
-    result = get_pipeline().process(int(message_id))
+@celery_app.task(name=TASK_NAME, ignore_result=True, bind=True, max_retries=5)
+def send_email_task(self: Task, message_id: int) -> str:
+    try:
+        result = get_pipeline().process(int(message_id))
+    except OperationalError as exc:
+        # The database was unreachable for the claim: try again shortly. A claim that did
+        # commit is not repeated (the row is no longer queued; the sweeper flags it).
+        raise self.retry(exc=exc, countdown=5) from exc
     if result.outcome in (Outcome.RETRY, Outcome.NOT_DUE):
         CeleryQueue(settings, celery_app).enqueue(int(message_id), max(result.delay_s, 0.01))
     return result.outcome.value

@@ -1,0 +1,96 @@
+"""Resolve messages flagged for reconciliation: `python -m openapi_server.reconcile`.
+
+A flagged message stayed in `sending` with an unknown outcome (worker killed
+mid-send, provider timeout). Look it up at the provider (for SES: the sending
+events of the configuration set, or the recipient's mailbox), then record what
+happened:
+
+    python -m openapi_server.reconcile                      # list flagged messages
+    python -m openapi_server.reconcile sent ID [PROVIDER_ID] # it did leave
+    python -m openapi_server.reconcile failed ID            # it did not; give up
+    python -m openapi_server.reconcile requeue ID           # it did not; send it now
+
+Only flagged rows are touched, so a message can never be requeued by mistake
+after it was sent.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from sqlalchemy import select, update
+
+from .config import ConfigError, Settings
+from .db import FAILED, QUEUED, SENDING, SENT, Database, EmailMessage, utcnow
+
+M = EmailMessage
+
+
+def flagged(db: Database) -> list[tuple[int, int, str, str | None]]:
+    with db.primary.connect() as conn:
+        rows = conn.execute(
+            select(M.id, M.client_id, M.to_address, M.last_error)
+            .where(M.status == SENDING, M.needs_reconciliation.is_(True))
+            .order_by(M.id)
+        ).all()
+    return [(r.id, r.client_id, r.to_address, r.last_error) for r in rows]
+
+
+def resolve(db: Database, message_id: int, outcome: str, provider_id: str | None = None) -> bool:
+    """Record the outcome of a flagged message. False if it is not flagged."""
+    now = utcnow()
+    values: dict[str, object] = {"needs_reconciliation": False, "updated_at": now}
+    if outcome == "sent":
+        values |= {"status": SENT, "sent_at": now, "provider_message_id": provider_id}
+    elif outcome == "failed":
+        values |= {"status": FAILED, "last_error": "reconciled: not sent"}
+    elif outcome == "requeue":
+        values |= {
+            "status": QUEUED,
+            "next_attempt_at": None,
+            "claimed_by": None,
+            "enqueued_at": now,
+        }
+    else:
+        raise ValueError(f"unknown outcome {outcome!r}")
+    with db.primary.begin() as conn:
+        result = conn.execute(
+            update(M)
+            .where(M.id == message_id, M.status == SENDING, M.needs_reconciliation.is_(True))
+            .values(**values)
+        )
+        return result.rowcount == 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    db = Database(settings.with_(db_pool_size=1, db_max_overflow=0))
+    try:
+        if not args:
+            for message_id, client_id, to, error in flagged(db):
+                print(f"{message_id}\tclient={client_id}\t{to}\t{error or ''}")
+            return 0
+        if args[0] not in ("sent", "failed", "requeue") or len(args) < 2 or not args[1].isdigit():
+            print(__doc__, file=sys.stderr)
+            return 2
+        message_id = int(args[1])
+        if not resolve(db, message_id, args[0], args[2] if len(args) > 2 else None):
+            print(f"message {message_id} is not flagged for reconciliation", file=sys.stderr)
+            return 1
+        if args[0] == "requeue" and settings.queue_backend == "celery":
+            from .queues import CeleryQueue
+
+            CeleryQueue(settings).enqueue(message_id)
+        print(f"message {message_id}: {args[0]}")
+        return 0
+    finally:
+        db.dispose()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
