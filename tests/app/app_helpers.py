@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -10,7 +11,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from openapi_server.config import Settings
+from sqlalchemy.engine import URL, make_url
+
+PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _admin() -> psycopg.Connection[Any]:
+    return psycopg.connect(PG_ADMIN, autocommit=True)
+
+
+def create_database(prefix: str = "coldreach_app_test") -> URL:
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with _admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(PG_ADMIN).set(drivername="postgresql+psycopg", database=name)
+
+
+def drop_database(url: URL) -> None:
+    with _admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:

@@ -12,40 +12,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
 import redis
+from app_helpers import create_database, drop_database
 from openapi_server.config import Settings
 from openapi_server.db import Database
 from openapi_server.mailer import Mailer
 from openapi_server.main import create_app
 from openapi_server.migrate import upgrade
 from sqlalchemy import text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
-PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 REDIS_DB = 13
 TABLES = "sns_notifications, suppressions, email_messages, tasks, clients"
-
-
-def _admin() -> psycopg.Connection[Any]:
-    return psycopg.connect(PG_ADMIN, autocommit=True)
-
-
-def create_database(prefix: str = "coldreach_app_test") -> URL:
-    name = f"{prefix}_{secrets.token_hex(4)}"
-    with _admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return make_url(PG_ADMIN).set(drivername="postgresql+psycopg", database=name)
-
-
-def drop_database(url: URL) -> None:
-    with _admin() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

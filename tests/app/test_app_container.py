@@ -193,7 +193,7 @@ def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
 
 
 def test_migrate_command_with_ecs_style_variables(tmp_path: Path) -> None:
-    from conftest import create_database, drop_database
+    from app_helpers import create_database, drop_database
 
     url: URL = create_database("coldreach_app_test_migrate")
     try:

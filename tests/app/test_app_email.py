@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from app_helpers import wait_for
+from app_recording import RecordingMailer
 from fastapi.testclient import TestClient
 from openapi_server.config import Settings
 from openapi_server.main import create_app
-from recording import RecordingMailer
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
@@ -135,7 +135,7 @@ def test_email_status_reads_the_primary_while_lists_use_the_replica(
     pg_url: URL, pg_settings: Settings, clean_pg: None, tmp_path: Path
 ) -> None:
     """Point the "replica" at an empty copy of the schema: lists come from it, status does not."""
-    from conftest import create_database, drop_database
+    from app_helpers import create_database, drop_database
     from openapi_server.migrate import upgrade
 
     replica = create_database("coldreach_app_test_replica")

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 import schemathesis
+from app_recording import RecordingMailer
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from openapi_server.config import Settings
 from openapi_server.main import create_app
-from recording import RecordingMailer
 
 
 class Forward:

@@ -67,7 +67,7 @@ def test_racing_processes_send_each_message_exactly_once(
     env = worker_env(pg_settings, SEND_LATENCY_MS="5")
     procs = [
         subprocess.Popen(
-            [sys.executable, str(HERE / "race_worker.py"), *map(str, ids)],
+            [sys.executable, str(HERE / "app_race_worker.py"), *map(str, ids)],
             env=env,
             stdout=subprocess.PIPE,
             text=True,

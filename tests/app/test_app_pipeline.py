@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app_helpers import wait_for
+from app_recording import RecordingMailer
 from openapi_server.config import Settings
 from openapi_server.db import Database, EmailMessage, utcnow
 from openapi_server.mailer import PermanentMailerError, TransientMailerError
 from openapi_server.pipeline import Outcome, Pipeline, backoff_s
-from recording import RecordingMailer
 from sqlalchemy import select, text
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from app_recording import RecordingMailer
+from app_sns_signing import CERT_URL, TOPIC, Signer, bounce, complaint
 from openapi_server.sns import is_sns_url
-from recording import RecordingMailer
-from sns_signing import CERT_URL, TOPIC, Signer, bounce, complaint
 
 
 @pytest.fixture

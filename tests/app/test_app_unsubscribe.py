@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from app_helpers import wait_for
+from app_recording import RecordingMailer
 from openapi_server.unsubscribe import make_token, parse_token, verify_token
-from recording import RecordingMailer
 
 SECRET = "test-secret-0123456789abcdef"
 
