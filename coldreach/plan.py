@@ -90,13 +90,21 @@ def phase_of(deployment: Deployment) -> int:
 
 def to_json(deployment: Deployment) -> dict[str, Any]:
     """The `plan --json` document (contract in DESIGN.md)."""
+    from coldreach import cost
+
     doc = deployment.to_json()
+    estimate = cost.estimate_stack(deployment.stack, deployment=deployment)
     return {
         "stack": doc["stack"],
         "phase": phase_of(deployment),
         "resources": doc["resources"],
         "outputs": doc["outputs"],
         "notes": [{"severity": s, "message": m} for s, m in deployment.messages],
+        "cost": {
+            "monthly_usd": estimate.monthly_usd,
+            "by_resource": estimate.by_resource(),
+            "missing_prices": estimate.missing_prices,
+        },
     }
 
 
@@ -131,3 +139,11 @@ def render(deployment: Deployment, console: Console) -> None:
     console.print(outputs)
     for severity, message in deployment.messages:
         console.print(f"[yellow]{severity}[/]: {message}")
+
+    from coldreach import cost
+
+    estimate = cost.estimate_stack(deployment.stack, deployment=deployment)
+    console.print(
+        f"Monthly cost: [bold]${estimate.monthly_usd:,.2f}[/] (us-east-1, on-demand; "
+        f"per resource: coldreach cost --stack {deployment.stack})"
+    )

@@ -91,3 +91,12 @@ def test_cost_json_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert {"stack", "phase", "monthly_usd", "items"} <= set(doc)
     assert doc["monthly_usd"] == 59.81
     assert round(sum(i["monthly_usd"] for i in doc["items"]), 2) == pytest.approx(59.81, abs=0.02)
+
+
+def test_plan_carries_the_cost(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--stack", "dev", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["cost"]["monthly_usd"] == 59.81
+    assert doc["cost"]["by_resource"]["db-instance"] == round(0.016 * H + 20 * 0.115, 2)
+    assert main(["plan", "--stack", "dev"]) == 0
+    assert "Monthly cost: $59.81" in capsys.readouterr().out
