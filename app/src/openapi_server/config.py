@@ -131,6 +131,10 @@ class Settings:
     requeue_after_s: float = 600.0
     sweep_interval_s: float = 30.0
 
+    backlog_metric_namespace: str | None = None
+    backlog_metric_name: str = "QueuedEmails"
+    backlog_metric_interval_s: float = 60.0
+
     port: int = 8000
 
     @property
@@ -227,6 +231,9 @@ class Settings:
             sending_timeout_s=_float(env, "SENDING_TIMEOUT_S", 300.0, minimum=1.0),
             requeue_after_s=_float(env, "REQUEUE_AFTER_S", 600.0, minimum=1.0),
             sweep_interval_s=_float(env, "SWEEP_INTERVAL_S", 30.0, minimum=0.1),
+            backlog_metric_namespace=env.get("BACKLOG_METRIC_NAMESPACE", "").strip() or None,
+            backlog_metric_name=env.get("BACKLOG_METRIC_NAME", "").strip() or "QueuedEmails",
+            backlog_metric_interval_s=_float(env, "BACKLOG_METRIC_INTERVAL_S", 60.0, minimum=1.0),
             port=_int(env, "PORT", 8000, minimum=1),
         )
         if settings.retry_backoff_max_s >= settings.celery_visibility_timeout_s:

@@ -5,7 +5,9 @@ WORKER_CONCURRENCY (default 32): sending is waiting on the network, so threads
 give concurrency without a process per slot. Besides the Celery consumer, the
 process runs a housekeeping thread: it flags messages stuck in `sending`,
 re-enqueues `queued` messages whose queue entry was lost, and touches
-`$DATA_DIR/worker-heartbeat` for `python -m openapi_server.healthcheck --worker`.
+`$DATA_DIR/worker-heartbeat` for `python -m openapi_server.healthcheck --worker`,
+and, when BACKLOG_METRIC_NAMESPACE is set, publishes the number of queued
+messages to CloudWatch for the worker service's autoscaling.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .config import ConfigError, Settings
 from .db import Database
 from .healthcheck import heartbeat_path
 from .mailer import make_mailer
+from .metrics import BacklogPublisher
 from .pipeline import Outcome, Pipeline
 from .queues import TASK_NAME, CeleryQueue, make_celery
 
@@ -85,13 +88,22 @@ def _beat(path: Path) -> None:
 
 
 def _housekeeping(stop: threading.Event) -> None:
-    """Heartbeat for the container health check, and the periodic sweep."""
+    """Heartbeat for the container health check, the periodic sweep, the backlog metric."""
     queue = CeleryQueue(settings, celery_app)
     beat = heartbeat_path()
     next_sweep = time.monotonic() + settings.sweep_interval_s
+    publisher: BacklogPublisher | None = None
+    next_metric = time.monotonic()
     while not stop.wait(min(10.0, settings.sweep_interval_s)):
         if _consumer_ready.is_set():
             _beat(beat)
+        if settings.backlog_metric_namespace and time.monotonic() >= next_metric:
+            next_metric = time.monotonic() + settings.backlog_metric_interval_s
+            try:
+                publisher = publisher or BacklogPublisher(settings, get_pipeline().db)
+                publisher.publish()
+            except Exception:
+                log.exception("publishing the backlog metric failed")
         if time.monotonic() >= next_sweep:
             next_sweep = time.monotonic() + settings.sweep_interval_s
             try:
