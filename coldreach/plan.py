@@ -16,6 +16,7 @@ from rich.tree import Tree
 from coldreach import stacks
 from coldreach.runtime import Backend, Deployment, EchoBackend, evaluate
 from coldreach.runtime.model import mask
+from policies import offline as policy
 
 
 def phase_arg(text: str) -> int:
@@ -105,6 +106,7 @@ def to_json(deployment: Deployment) -> dict[str, Any]:
             "by_resource": estimate.by_resource(),
             "missing_prices": estimate.missing_prices,
         },
+        "policy": policy_json(deployment),
     }
 
 
@@ -147,3 +149,30 @@ def render(deployment: Deployment, console: Console) -> None:
         f"Monthly cost: [bold]${estimate.monthly_usd:,.2f}[/] (us-east-1, on-demand; "
         f"per resource: coldreach cost --stack {deployment.stack})"
     )
+    render_policy(deployment, console)
+
+
+def policy_json(deployment: Deployment) -> dict[str, Any]:
+    """The pack's findings at the stack's levels (policies/config/<stack>.json), with counts."""
+    violations = policy.evaluate(deployment)
+    return {**policy.summary(violations), "violations": [v.to_json() for v in violations]}
+
+
+def render_policy(deployment: Deployment, console: Console) -> None:
+    """The pack's findings as a table, mandatory first."""
+    violations = policy.evaluate(deployment)
+    counts = policy.summary(violations)
+    title = (
+        f"Policy findings: {counts['rules']} rules, "
+        f"{counts['mandatory']} mandatory, {counts['advisory']} advisory"
+    )
+    if not violations:
+        console.print(f"[green]{title}[/]")
+        return
+    table = Table(title=title)
+    for column in ("level", "rule", "resource", "message"):
+        table.add_column(column, overflow="fold")
+    for v in violations:
+        level = "[red]mandatory[/]" if v.mandatory else "[yellow]advisory[/]"
+        table.add_row(level, v.rule, escape(v.resource or "(stack)"), escape(v.message))
+    console.print(table)
