@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.firewall import SecurityGroup
-from components.secrets import GeneratedSecret
+from components.secrets import GeneratedSecret, stored_secret
 
 PORT = 6379
 
@@ -89,22 +89,18 @@ class Cache(pulumi.ComponentResource):
             opts=stateful,
         )
 
-        self.url_secret = aws.secretsmanager.Secret(
-            f"{name}-url",
-            description=f"{name}: rediss:// URL for the app, auth token included",
-            recovery_window_in_days=7,
-            opts=stateful,
+        url = pulumi.Output.format(
+            "rediss://:{0}@{1}:{2}/0",
+            token.value.result,
+            self.replication_group.primary_endpoint_address,
+            PORT,
         )
-        aws.secretsmanager.SecretVersion(
+        self.url_secret = stored_secret(
             f"{name}-url",
-            secret_id=self.url_secret.id,
-            secret_string=pulumi.Output.format(
-                "rediss://:{0}@{1}:{2}/0",
-                token.value.result,
-                self.replication_group.primary_endpoint_address,
-                PORT,
-            ),
-            opts=child,
+            f"{name}: rediss:// URL for the app, auth token included",
+            url,
+            args.protect,
+            parent=self,
         )
         self.register_outputs(
             {

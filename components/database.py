@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
 from components.firewall import SecurityGroup
+from components.secrets import stored_secret
 
 PORT = 5432
 ENGINE = "postgres"
@@ -95,57 +97,37 @@ class Database(pulumi.ComponentResource):
             engine_version=args.engine_version,
             instance_class=args.instance_class,
             allocated_storage=args.allocated_storage_gb,
-            max_allocated_storage=args.max_allocated_storage_gb,
-            storage_type="gp3",
-            storage_encrypted=True,
             db_name=args.db_name,
             username=args.username,
             password=password.result,
             port=PORT,
             db_subnet_group_name=self.subnet_group.name,
-            vpc_security_group_ids=[self.security_group.id],
-            parameter_group_name=self.parameter_group.name,
-            publicly_accessible=False,
             multi_az=args.multi_az,
-            backup_retention_period=args.backup_retention_days,
             backup_window="03:00-04:00",
             maintenance_window="sun:04:30-sun:05:30",
-            copy_tags_to_snapshot=True,
-            deletion_protection=args.protect,
             skip_final_snapshot=not args.protect,
             final_snapshot_identifier=suffix.hex.apply(lambda h: f"{name}-final-{h}"),
-            performance_insights_enabled=True,
-            performance_insights_retention_period=7,
-            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
-            iam_database_authentication_enabled=True,
-            auto_minor_version_upgrade=True,
-            ca_cert_identifier="rds-ca-rsa2048-g1",
             tags={"Name": f"{name}-primary"},
             opts=stateful,
+            **self._hardening(args),
         )
 
         # One JSON secret per instance; ECS injects single keys of it
         # (`<arn>:password::`) so the password never appears in a task definition.
-        self.secret = aws.secretsmanager.Secret(
+        credentials = {
+            "engine": ENGINE,
+            "host": self.instance.address,
+            "port": PORT,
+            "dbname": args.db_name,
+            "username": args.username,
+            "password": password.result,
+        }
+        self.secret = stored_secret(
             f"{name}-credentials",
-            description=f"{name}: master credentials and endpoint of the primary",
-            recovery_window_in_days=7,
-            opts=stateful,
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{name}-credentials",
-            secret_id=self.secret.id,
-            secret_string=pulumi.Output.json_dumps(
-                {
-                    "engine": ENGINE,
-                    "host": self.instance.address,
-                    "port": PORT,
-                    "dbname": args.db_name,
-                    "username": args.username,
-                    "password": password.result,
-                }
-            ),
-            opts=child,
+            f"{name}: master credentials and endpoint of the primary",
+            pulumi.Output.json_dumps(credentials),
+            args.protect,
+            parent=self,
         )
 
         self.replica = (
@@ -173,27 +155,34 @@ class Database(pulumi.ComponentResource):
             f"{name}-replica",
             replicate_source_db=self.instance.identifier,
             instance_class=instance_class,
-            storage_type="gp3",
-            storage_encrypted=True,
-            max_allocated_storage=args.max_allocated_storage_gb,
-            vpc_security_group_ids=[self.security_group.id],
-            parameter_group_name=self.parameter_group.name,
-            publicly_accessible=False,
             multi_az=False,
-            backup_retention_period=args.backup_retention_days,
-            deletion_protection=args.protect,
             # RDS takes no final snapshot of a replica; its data lives in the primary.
             skip_final_snapshot=True,
-            copy_tags_to_snapshot=True,
-            performance_insights_enabled=True,
-            performance_insights_retention_period=7,
-            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
-            iam_database_authentication_enabled=True,
-            auto_minor_version_upgrade=True,
-            ca_cert_identifier="rds-ca-rsa2048-g1",
             tags={"Name": f"{name}-replica"},
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            **self._hardening(args),
         )
+
+    def _hardening(self, args: DatabaseArgs) -> dict[str, Any]:
+        """What the primary and its replica share: private, encrypted, TLS-only, backed
+        up, deletion protected, observable."""
+        return {
+            "storage_type": "gp3",
+            "storage_encrypted": True,
+            "max_allocated_storage": args.max_allocated_storage_gb,
+            "vpc_security_group_ids": [self.security_group.id],
+            "parameter_group_name": self.parameter_group.name,
+            "publicly_accessible": False,
+            "backup_retention_period": args.backup_retention_days,
+            "deletion_protection": args.protect,
+            "copy_tags_to_snapshot": True,
+            "performance_insights_enabled": True,
+            "performance_insights_retention_period": 7,
+            "enabled_cloudwatch_logs_exports": ["postgresql", "upgrade"],
+            "iam_database_authentication_enabled": True,
+            "auto_minor_version_upgrade": True,
+            "ca_cert_identifier": "rds-ca-rsa2048-g1",
+        }
 
     @property
     def address(self) -> pulumi.Output[str]:

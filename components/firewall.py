@@ -8,6 +8,8 @@ internet side of the load balancer and for outbound HTTPS.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_aws as aws
 
@@ -43,25 +45,13 @@ class SecurityGroup:
     ) -> aws.vpc.SecurityGroupIngressRule:
         return aws.vpc.SecurityGroupIngressRule(
             f"{self.name}-in-{label}",
-            security_group_id=self.group.id,
             referenced_security_group_id=source,
-            ip_protocol="tcp",
-            from_port=port,
-            to_port=port,
-            description=description,
-            opts=pulumi.ResourceOptions(parent=self._parent),
+            **self._tcp(port, description),
         )
 
     def allow_from_internet(self, port: int, description: str) -> aws.vpc.SecurityGroupIngressRule:
         return aws.vpc.SecurityGroupIngressRule(
-            f"{self.name}-in-{port}",
-            security_group_id=self.group.id,
-            cidr_ipv4=ANYWHERE,
-            ip_protocol="tcp",
-            from_port=port,
-            to_port=port,
-            description=description,
-            opts=pulumi.ResourceOptions(parent=self._parent),
+            f"{self.name}-in-{port}", cidr_ipv4=ANYWHERE, **self._tcp(port, description)
         )
 
     def allow_to_group(
@@ -69,26 +59,25 @@ class SecurityGroup:
     ) -> aws.vpc.SecurityGroupEgressRule:
         return aws.vpc.SecurityGroupEgressRule(
             f"{self.name}-out-{label}",
-            security_group_id=self.group.id,
             referenced_security_group_id=target,
-            ip_protocol="tcp",
-            from_port=port,
-            to_port=port,
-            description=description,
-            opts=pulumi.ResourceOptions(parent=self._parent),
+            **self._tcp(port, description),
         )
 
     def allow_https_out(self, description: str) -> aws.vpc.SecurityGroupEgressRule:
         return aws.vpc.SecurityGroupEgressRule(
-            f"{self.name}-out-https",
-            security_group_id=self.group.id,
-            cidr_ipv4=ANYWHERE,
-            ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
-            description=description,
-            opts=pulumi.ResourceOptions(parent=self._parent),
+            f"{self.name}-out-https", cidr_ipv4=ANYWHERE, **self._tcp(443, description)
         )
+
+    def _tcp(self, port: int, description: str) -> dict[str, Any]:
+        """What every rule of this group shares: the group, one TCP port, a description."""
+        return {
+            "security_group_id": self.group.id,
+            "ip_protocol": "tcp",
+            "from_port": port,
+            "to_port": port,
+            "description": description,
+            "opts": pulumi.ResourceOptions(parent=self._parent),
+        }
 
 
 def connect(source: SecurityGroup, target: SecurityGroup, port: int, what: str) -> None:

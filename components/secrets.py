@@ -7,6 +7,33 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 
+def stored_secret(
+    name: str,
+    description: str,
+    value: pulumi.Input[str],
+    protect: bool,
+    parent: pulumi.Resource,
+) -> aws.secretsmanager.Secret:
+    """A Secrets Manager secret holding `value`; both resources are named `name`.
+
+    Seven days of recovery instead of thirty: long enough to undo a mistake,
+    short enough that a recreated stack can reuse its names within a week.
+    """
+    secret = aws.secretsmanager.Secret(
+        name,
+        description=description,
+        recovery_window_in_days=7,
+        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
+    )
+    aws.secretsmanager.SecretVersion(
+        name,
+        secret_id=secret.id,
+        secret_string=value,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return secret
+
+
 class GeneratedSecret(pulumi.ComponentResource):
     """A random value stored in Secrets Manager; only its ARN leaves the component.
 
@@ -30,17 +57,8 @@ class GeneratedSecret(pulumi.ComponentResource):
         self.value = random.RandomPassword(
             f"{name}-value", length=length, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
-        self.secret = aws.secretsmanager.Secret(
-            f"{name}-secret",
-            description=description,
-            recovery_window_in_days=7,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect),
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{name}-version",
-            secret_id=self.secret.id,
-            secret_string=self.value.result,
-            opts=pulumi.ResourceOptions(parent=self),
+        self.secret = stored_secret(
+            f"{name}-secret", description, self.value.result, protect, parent=self
         )
         self.register_outputs({"arn": self.secret.arn})
 

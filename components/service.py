@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 from pulumi_aws.appautoscaling import (
+    PolicyTargetTrackingScalingPolicyConfigurationArgsDict as TrackingConfig,
+)
+from pulumi_aws.appautoscaling import (
     PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationArgsDict as CustomMetric,  # noqa: E501
 )
 
@@ -238,39 +241,40 @@ class FargateService(pulumi.ComponentResource):
             max_capacity=scaling.max_count,
             opts=child,
         )
-        if scaling.cpu_target is not None:
+
+        def track(suffix: str, config: TrackingConfig) -> None:
+            # Out fast when work piles up, in slowly so a lull does not flap.
+            config["scale_in_cooldown"] = 300
+            config["scale_out_cooldown"] = 60
             aws.appautoscaling.Policy(
-                f"{name}-cpu",
+                f"{name}-{suffix}",
                 policy_type="TargetTrackingScaling",
                 service_namespace=target.service_namespace,
                 scalable_dimension=target.scalable_dimension,
                 resource_id=target.resource_id,
-                target_tracking_scaling_policy_configuration={
+                target_tracking_scaling_policy_configuration=config,
+                opts=child,
+            )
+
+        if scaling.cpu_target is not None:
+            track(
+                "cpu",
+                {
                     "target_value": scaling.cpu_target,
                     "predefined_metric_specification": {
                         "predefined_metric_type": "ECSServiceAverageCPUUtilization"
                     },
-                    "scale_in_cooldown": 300,
-                    "scale_out_cooldown": 60,
                 },
-                opts=child,
             )
         if scaling.backlog is not None:
-            aws.appautoscaling.Policy(
-                f"{name}-backlog",
-                policy_type="TargetTrackingScaling",
-                service_namespace=target.service_namespace,
-                scalable_dimension=target.scalable_dimension,
-                resource_id=target.resource_id,
-                target_tracking_scaling_policy_configuration={
+            track(
+                "backlog",
+                {
                     "target_value": scaling.backlog.target_per_task,
                     "customized_metric_specification": self._backlog_per_task(
                         cluster, scaling.backlog
                     ),
-                    "scale_in_cooldown": 300,
-                    "scale_out_cooldown": 60,
                 },
-                opts=child,
             )
 
     def _backlog_per_task(self, cluster: pulumi.Input[str], backlog: BacklogMetric) -> CustomMetric:
