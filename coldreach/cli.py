@@ -10,12 +10,12 @@ from types import ModuleType
 from rich.console import Console
 from rich.markup import escape
 
-from coldreach import cost, gate, plan, promote, stacks
+from coldreach import cost, gate, local, plan, promote, stacks, verify
 from coldreach.runtime import ProgramError
 
 # A command module defines `add_command(subparsers)`, which registers its parser
 # and sets `run=<function(args, out, err) -> exit code>` as the parser default.
-COMMANDS: list[ModuleType] = [plan, cost, promote, gate]
+COMMANDS: list[ModuleType] = [plan, cost, promote, gate, verify, local]
 
 
 class UserError(Exception):

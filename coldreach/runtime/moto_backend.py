@@ -1074,6 +1074,7 @@ class MotoBackend:
                 }
             )
         )["ReplicationGroup"]
+        self._member_clusters(c, group.get("MemberClusters", []))
         groups = group.get("NodeGroups") or [{}]
         primary = (groups[0].get("PrimaryEndpoint") or {}).get("Address")
         reader = (groups[0].get("ReaderEndpoint") or {}).get("Address")
@@ -1084,6 +1085,35 @@ class MotoBackend:
             "memberClusters": group.get("MemberClusters", []),
             "engineVersionActual": c.get("engineVersion"),
         }
+
+    def _member_clusters(self, c: _Call, members: list[str]) -> None:
+        """AWS lists a replication group's nodes as cache clusters that carry its subnet
+        group and security groups; moto does not create them, so they are added here
+        (that is where `describe_cache_clusters`, and `coldreach verify`, find them)."""
+        elasticache = self.client("elasticache")
+        existing = {
+            cluster["CacheClusterId"]
+            for cluster in elasticache.describe_cache_clusters()["CacheClusters"]
+        }
+        for member in members:
+            if member in existing:
+                continue
+            elasticache.create_cache_cluster(
+                **_drop_none(
+                    {
+                        "CacheClusterId": member,
+                        "ReplicationGroupId": c.get("replicationGroupId")
+                        or c.outputs.get("replicationGroupId"),
+                        "Engine": c.get("engine"),
+                        "EngineVersion": c.get("engineVersion"),
+                        "CacheNodeType": c.get("nodeType"),
+                        "CacheSubnetGroupName": c.get("subnetGroupName"),
+                        "SecurityGroupIds": c.get("securityGroupIds"),
+                        "Port": c.get("port"),
+                        "TransitEncryptionEnabled": c.get("transitEncryptionEnabled"),
+                    }
+                )
+            )
 
     # --- SES, SNS ----------------------------------------------------------------------------
 
