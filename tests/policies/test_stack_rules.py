@@ -1,0 +1,396 @@
+"""Stack rules over a small hand-made stack: a compliant graph, then one change per condition.
+
+References are property dependencies, as the engine passes them (ids may be
+unknown during a preview); `Graph.add(type, name, props, prop=target_name)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from policy_helpers import Graph, check_stack
+
+from policies import tokens as t
+
+WORLD = "0.0.0.0/0"
+
+
+def ingress(port: int, description: str = "rule", **props: object) -> dict[str, object]:
+    return {
+        "ipProtocol": "tcp",
+        "fromPort": port,
+        "toPort": port,
+        "description": description,
+        **props,
+    }
+
+
+def stack() -> Graph:
+    """A compliant phase-2 shape: VPC, public/private subnets, ALB, app, RDS + replica, Redis."""
+    g = Graph()
+    g.add(t.VPC, "vpc", {"cidrBlock": "10.0.0.0/16"})
+    g.add(t.FLOW_LOG, "flow", {"trafficType": "ALL", "logDestination": "arn:logs"}, vpcId="vpc")
+    g.add(t.DEFAULT_SG, "default-sg", {}, vpcId="vpc")
+    g.add(t.INTERNET_GATEWAY, "igw", {}, vpcId="vpc")
+    g.add(t.SUBNET, "public", {"mapPublicIpOnLaunch": False}, vpcId="vpc")
+    g.add(t.SUBNET, "private-a", {"mapPublicIpOnLaunch": False}, vpcId="vpc")
+    g.add(t.SUBNET, "private-b", {}, vpcId="vpc")
+    g.add(t.ROUTE_TABLE, "public-rt", {}, vpcId="vpc")
+    g.add(
+        t.ROUTE,
+        "public-default",
+        {"destinationCidrBlock": WORLD},
+        routeTableId="public-rt",
+        gatewayId="igw",
+    )
+    g.add(
+        t.ROUTE_TABLE_ASSOCIATION, "public-assoc", {}, subnetId="public", routeTableId="public-rt"
+    )
+    g.add(t.ROUTE_TABLE, "private-rt", {}, vpcId="vpc")
+    g.add(
+        t.ROUTE_TABLE_ASSOCIATION,
+        "private-assoc-a",
+        {},
+        subnetId="private-a",
+        routeTableId="private-rt",
+    )
+    g.add(t.SECURITY_GROUP, "lb-sg", {"description": "edge"}, vpcId="vpc")
+    g.add(t.INGRESS, "lb-in-443", ingress(443, cidrIpv4=WORLD), securityGroupId="lb-sg")
+    g.add(
+        t.LOAD_BALANCER,
+        "alb",
+        {"internal": False, "loadBalancerType": "application"},
+        securityGroups=["lb-sg"],
+        subnets=["public"],
+    )
+    g.add(t.WAF_ASSOCIATION, "waf", {}, resourceArn="alb")
+    for app in ("web", "worker"):
+        g.add(t.SECURITY_GROUP, f"{app}-sg", {"description": app}, vpcId="vpc")
+        g.add(t.IAM_ROLE, f"{app}-execution", {})
+        g.add(t.IAM_ROLE, f"{app}-task-role", {})
+        g.add(
+            t.TASK_DEFINITION,
+            f"{app}-task",
+            {},
+            executionRoleArn=f"{app}-execution",
+            taskRoleArn=f"{app}-task-role",
+        )
+        g.add(
+            t.ECS_SERVICE,
+            f"{app}-service",
+            {"networkConfiguration": {"assignPublicIp": False}},
+            networkConfiguration=[f"{app}-sg", "private-a", "private-b"],
+            taskDefinition=f"{app}-task",
+        )
+    g.add(
+        t.INGRESS,
+        "web-in-lb",
+        ingress(8000),
+        securityGroupId="web-sg",
+        referencedSecurityGroupId="lb-sg",
+    )
+    g.add(t.SECURITY_GROUP, "db-sg", {"description": "db"}, vpcId="vpc")
+    g.add(t.RDS_SUBNET_GROUP, "db-subnets", {}, subnetIds=["private-a", "private-b"])
+    g.add(
+        t.RDS_PARAMETER_GROUP,
+        "db-params",
+        {"family": "postgres16", "parameters": [{"name": "rds.force_ssl", "value": "1"}]},
+    )
+    g.add(
+        t.RDS_INSTANCE,
+        "db",
+        {"engine": "postgres", "port": 5432, "manageMasterUserPassword": True},
+        vpcSecurityGroupIds=["db-sg"],
+        dbSubnetGroupName="db-subnets",
+        parameterGroupName="db-params",
+    )
+    g.add(
+        t.RDS_INSTANCE,
+        "db-replica",
+        {"replicateSourceDb": "db-1"},
+        replicateSourceDb="db",
+        vpcSecurityGroupIds=["db-sg"],
+        parameterGroupName="db-params",
+    )
+    g.add(t.SECURITY_GROUP, "cache-sg", {"description": "cache"}, vpcId="vpc")
+    g.add(t.CACHE_SUBNET_GROUP, "cache-subnets", {}, subnetIds=["private-a", "private-b"])
+    g.add(
+        t.REPLICATION_GROUP,
+        "redis",
+        {"engine": "redis", "port": 6379},
+        securityGroupIds=["cache-sg"],
+        subnetGroupName="cache-subnets",
+    )
+    for app in ("web", "worker"):
+        g.add(
+            t.INGRESS,
+            f"db-in-{app}",
+            ingress(5432),
+            securityGroupId="db-sg",
+            referencedSecurityGroupId=f"{app}-sg",
+        )
+        g.add(
+            t.INGRESS,
+            f"cache-in-{app}",
+            ingress(6379),
+            securityGroupId="cache-sg",
+            referencedSecurityGroupId=f"{app}-sg",
+        )
+    g.add(t.ECR_REPOSITORY, "repo", {})
+    g.add(t.ECR_LIFECYCLE, "repo-lifecycle", {"policy": "{}"}, repository="repo")
+    return g
+
+
+STACK_RULES = ["N1", "N2", "N5b", "N6", "D2b", "D6b", "R3", "I1c", "S1", "A5"]
+
+
+@pytest.mark.parametrize("rule", STACK_RULES)
+def test_compliant_stack(rule: str) -> None:
+    assert check_stack(rule, stack()) == []
+
+
+Change = Callable[[Graph], object]
+
+FAILING: list[tuple[str, str, Change, str, str]] = [
+    # (rule, label, change, resource named in the finding, message fragment)
+    ("N1", "missing", lambda g: g.remove("flow"), "vpc", "no flow log"),
+    ("N1", "accept-only", lambda g: g.props("flow").update(trafficType="ACCEPT"), "vpc", "neither"),
+    ("N1", "no-destination", lambda g: g.props("flow").pop("logDestination"), "vpc", "destination"),
+    ("N2", "unmanaged", lambda g: g.remove("default-sg"), "vpc", "not managed"),
+    (
+        "N2",
+        "rules",
+        lambda g: g.props("default-sg").update(ingress=[{"protocol": "-1", "self": True}]),
+        "default-sg",
+        "has rules",
+    ),
+    (
+        "N5b",
+        "world-into-app",
+        lambda g: g.add(
+            t.INGRESS, "web-in-world", ingress(8000, cidrIpv4=WORLD), securityGroupId="web-sg"
+        ),
+        "web-in-world",
+        "web-sg",
+    ),
+    ("N5b", "internal-lb", lambda g: g.props("alb").update(internal=True), "lb-in-443", "lb-sg"),
+    (
+        "N5b",
+        "group-missing",
+        lambda g: g.add(t.INGRESS, "orphan-in", ingress(443, cidrIpv4=WORLD)),
+        "orphan-in",
+        "unknown group",
+    ),
+    (
+        "N5b",
+        "inline-world",
+        lambda g: g.props("worker-sg").update(
+            ingress=[{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": [WORLD]}]
+        ),
+        "worker-sg",
+        "inline ingress",
+    ),
+    (
+        "N6",
+        "cidr",
+        lambda g: g.props("db-in-web").update(cidrIpv4="10.0.0.0/16"),
+        "db-in-web",
+        "address range 10.0.0.0/16",
+    ),
+    (
+        "N6",
+        "world",
+        lambda g: g.add(
+            t.INGRESS, "db-in-world", ingress(5432, cidrIpv4=WORLD), securityGroupId="db-sg"
+        ),
+        "db-in-world",
+        "address range 0.0.0.0/0",
+    ),
+    (
+        "N6",
+        "from-lb",
+        lambda g: g.add(
+            t.INGRESS,
+            "db-in-lb",
+            ingress(5432),
+            securityGroupId="db-sg",
+            referencedSecurityGroupId="lb-sg",
+        ),
+        "db-in-lb",
+        "admits lb-sg",
+    ),
+    (
+        "N6",
+        "wrong-port",
+        lambda g: g.props("cache-in-worker").update(fromPort=6370),
+        "cache-in-worker",
+        "opens tcp 6370-6379",
+    ),
+    (
+        "N6",
+        "all-protocols",
+        lambda g: g.props("db-in-worker").update(ipProtocol="-1"),
+        "db-in-worker",
+        "opens -1",
+    ),
+    (
+        "N6",
+        "prefix-list",
+        lambda g: g.add(
+            t.INGRESS,
+            "cache-in-pl",
+            ingress(6379, prefixListId="pl-123"),
+            securityGroupId="cache-sg",
+        ),
+        "cache-in-pl",
+        "pl-123",
+    ),
+    (
+        "N6",
+        "source-outside-stack",
+        lambda g: g.add(
+            t.INGRESS,
+            "db-in-ext",
+            ingress(5432, referencedSecurityGroupId="sg-0ext"),
+            securityGroupId="db-sg",
+        ),
+        "db-in-ext",
+        "not in this stack",
+    ),
+    (
+        "N6",
+        "groups-missing",
+        lambda g: g.refer("redis", "securityGroupIds"),
+        "redis",
+        "no security group",
+    ),
+    (
+        "N6",
+        "shares-app-group",
+        lambda g: g.refer("db", "vpcSecurityGroupIds", "web-sg"),
+        "web-sg",
+        "shares a security group",
+    ),
+    (
+        "N6",
+        "inline-cidr",
+        lambda g: g.props("cache-sg").update(
+            ingress=[
+                {"protocol": "tcp", "fromPort": 6379, "toPort": 6379, "cidrBlocks": ["10.0.0.0/8"]}
+            ]
+        ),
+        "cache-sg",
+        "inline rule: admits the address range",
+    ),
+    (
+        "N6",
+        "sg-rule-resource",
+        lambda g: g.add(
+            t.SG_RULE,
+            "db-rule",
+            {
+                "type": "ingress",
+                "protocol": "tcp",
+                "fromPort": 5432,
+                "toPort": 5432,
+                "cidrBlocks": ["10.1.0.0/16"],
+            },
+            securityGroupId="db-sg",
+        ),
+        "db-rule",
+        "10.1.0.0/16",
+    ),
+    (
+        "D2b",
+        "public-subnet",
+        lambda g: g.refer("db-subnets", "subnetIds", "private-a", "public"),
+        "db",
+        "public subnet public",
+    ),
+    (
+        "D2b",
+        "auto-public-ip",
+        lambda g: g.props("private-b").update(mapPublicIpOnLaunch=True),
+        "redis",
+        "public subnet private-b",
+    ),
+    (
+        "D6b",
+        "group-missing",
+        lambda g: g.refer("db-replica", "parameterGroupName"),
+        "db-replica",
+        "no parameter group",
+    ),
+    (
+        "D6b",
+        "not-forced",
+        lambda g: g.props("db-params").update(parameters=[]),
+        "db",
+        "rds.force_ssl",
+    ),
+    (
+        "D6b",
+        "zero",
+        lambda g: g.props("db-params").update(parameters=[{"name": "rds.force_ssl", "value": "0"}]),
+        "db",
+        "rds.force_ssl",
+    ),
+    ("R3", "missing", lambda g: g.remove("repo-lifecycle"), "repo", "no lifecycle"),
+    (
+        "I1c",
+        "same-role",
+        lambda g: g.refer("web-task", "taskRoleArn", "web-execution"),
+        "web-task",
+        "same role",
+    ),
+    (
+        "S1",
+        "no-rotation",
+        lambda g: g.props("db").pop("manageMasterUserPassword"),
+        "db",
+        "never rotates",
+    ),
+    ("A5", "missing", lambda g: g.remove("waf"), "alb", "no WAF"),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "change", "resource", "fragment"),
+    [pytest.param(r, c, res, f, id=f"{r}-{label}") for r, label, c, res, f in FAILING],
+)
+def test_failing_stack(rule: str, change: Change, resource: str, fragment: str) -> None:
+    g = stack()
+    change(g)
+    found = check_stack(rule, g)
+    assert found, f"{rule} reported nothing"
+    assert any(urn == g.urn(resource) and fragment in message for urn, message in found), found
+
+
+def test_every_stack_rule_is_tested() -> None:
+    from policies import catalog
+
+    assert {r.id for r in catalog.rules() if r.is_stack_rule} == set(STACK_RULES)
+    assert {r for r, *_ in FAILING} == set(STACK_RULES)
+
+
+def test_replica_without_port_is_checked_on_its_sources_port() -> None:
+    g = stack()
+    g.props("db").update(port=5433)
+    found = check_stack("N6", g)
+    assert {m.split(": ", 1)[1] for _, m in found} == {
+        "opens tcp 5432-5432; only TCP 5433 is needed"
+    }
+
+
+def test_rotation_by_secret_rotation_resource() -> None:
+    g = stack()
+    g.props("db").pop("manageMasterUserPassword")
+    g.add(t.SECRET_ROTATION, "db-rotation", {"rotationRules": {"automaticallyAfterDays": 30}})
+    assert check_stack("S1", g) == []
+
+
+def test_internal_load_balancer_needs_no_waf() -> None:
+    g = stack().remove("waf")
+    g.props("alb").update(internal=True)
+    assert check_stack("A5", g) == []
