@@ -249,7 +249,8 @@ def _discover(aws: Aws, outputs: dict[str, Any]) -> _State:
         for g in db.get("VpcSecurityGroups") or []
     }
 
-    redis_groups, redis_sgs, inferred = _redis(aws, outputs, vpc_id, groups, app_groups, alb_groups)
+    known = app_groups | alb_groups | db_groups
+    redis_groups, redis_sgs, inferred = _redis(aws, outputs, vpc_id, groups, known)
     return _State(
         outputs=outputs,
         phase=phase,
@@ -273,14 +274,14 @@ def _redis(
     outputs: dict[str, Any],
     vpc_id: str,
     groups: dict[str, dict[str, Any]],
-    app_groups: set[str],
-    alb_groups: set[str],
+    known: set[str],
 ) -> tuple[list[dict[str, Any]], set[str], bool]:
     """The stack's Redis replication groups and the security groups guarding them.
 
     AWS reports a group's security groups on its member cache clusters. Where
     the API leaves them out (moto does), the groups in the VPC holding a rule
-    on the Redis port stand in for them, and the finding says so.
+    on the Redis port stand in for them (except the groups already known to belong to
+    the services, the ALB or RDS), and the finding says so.
     """
     elasticache = aws("elasticache")
     clusters = {
@@ -295,6 +296,8 @@ def _redis(
     found: list[dict[str, Any]] = []
     security: set[str] = set()
     for group in _paginate(elasticache, "describe_replication_groups", "ReplicationGroups"):
+        if group.get("Status") in ("deleting", "deleted"):
+            continue  # on its way out: nothing connects to it any more
         members = [clusters[m] for m in group.get("MemberClusters") or [] if m in clusters]
         in_vpc = any(subnet_vpcs.get(m.get("CacheSubnetGroupName")) == vpc_id for m in members)
         addresses = {
@@ -308,7 +311,7 @@ def _redis(
     if found and not security:
         inferred = True
         for group_id, sg in groups.items():
-            if group_id in app_groups or group_id in alb_groups:
+            if group_id in known:
                 continue
             if any(_covers(p, REDIS_PORT) for p in sg.get("IpPermissions") or []):
                 security.add(group_id)
