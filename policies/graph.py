@@ -266,3 +266,67 @@ def rds_tls_enforced(args: StackValidationArgs) -> Iterator[Finding]:
             }
             if not any(params.get(k) in ok for k, ok in TLS_PARAMETERS.items()):
                 yield db.urn, f"parameter group {group.name} does not set rds.force_ssl=1"
+
+
+def _all_lb_groups(args: StackValidationArgs) -> set[str]:
+    return {
+        sg.urn
+        for lb in of_type(args, *t.LOAD_BALANCERS)
+        for sg in refs(lb, "securityGroups", t.SECURITY_GROUP)
+    }
+
+
+@stack_rule(
+    "N9",
+    "app-ingress-only-from-load-balancer",
+    sources=("ADR 0001 (phase-1 public task IPs)", "SH ECS.2 (compensating control)"),
+    severity=Severity.HIGH,
+    description=(
+        "The ECS services' security groups admit only a load balancer's security group, "
+        "never an address range or another group"
+    ),
+)
+def app_only_from_lb(args: StackValidationArgs) -> Iterator[Finding]:
+    lb_groups = _all_lb_groups(args)
+    app = app_groups(args)
+    for rule in of_type(args, t.INGRESS, t.SG_RULE):
+        if rule.resource_type == t.SG_RULE and rule.props.get("type") != "ingress":
+            continue
+        groups = [g for g in _rule_group(rule) if g.urn in app]
+        if not groups:
+            continue
+        key = (
+            "referencedSecurityGroupId"
+            if rule.resource_type == t.INGRESS
+            else "sourceSecurityGroupId"
+        )
+        sources = refs(rule, key, t.SECURITY_GROUP)
+        cidrs = [
+            rule.props.get("cidrIpv4"),
+            rule.props.get("cidrIpv6"),
+            rule.props.get("prefixListId"),
+        ]
+        cidrs += strings(rule.props.get("cidrBlocks")) + strings(rule.props.get("ipv6CidrBlocks"))
+        for cidr in [c for c in cidrs if c]:
+            yield (
+                rule.urn,
+                f"{groups[0].name} admits the address range {cidr}; only the load balancer may",
+            )
+        if not sources and not [c for c in cidrs if c]:
+            yield rule.urn, f"{groups[0].name} admits a security group that is not in this stack"
+        for source in sources:
+            if source.urn not in lb_groups:
+                yield (
+                    rule.urn,
+                    f"{groups[0].name} admits {source.name}, which is no load balancer's group",
+                )
+    for sg in app.values():
+        for inline in [mapping(r) for r in items(sg.props.get("ingress"))]:
+            if strings(inline.get("cidrBlocks")) + strings(inline.get("ipv6CidrBlocks")):
+                yield sg.urn, f"{sg.name} has inline ingress from an address range"
+        for source in refs(sg, "ingress", t.SECURITY_GROUP):
+            if source.urn not in lb_groups:
+                yield (
+                    sg.urn,
+                    f"{sg.name} has inline ingress from {source.name}, no load balancer's group",
+                )

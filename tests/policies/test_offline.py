@@ -129,6 +129,12 @@ def _cache_open_to_world(d: Deployment) -> None:
     d.resources.append(rule)
 
 
+def _web_from_cidr(d: Deployment) -> None:
+    rule = _by_name(d, "web-sg-in-edge-sg", INGRESS)
+    del rule.inputs["referencedSecurityGroupId"]
+    rule.inputs["cidrIpv4"] = "10.41.0.0/16"
+
+
 def _unprotected_db(d: Deployment) -> None:
     _by_name(d, "db-replica", "aws:rds/instance:Instance").protect = False
 
@@ -153,6 +159,7 @@ def _public_db(d: Deployment) -> None:
             },
             id="cache-open-to-world",
         ),
+        pytest.param(_web_from_cidr, {("N9", "web-sg-in-edge-sg")}, id="web-from-cidr"),
         pytest.param(_unprotected_db, {("X1", "db-replica")}, id="replica-unprotected"),
         pytest.param(_public_db, {("D2", "db-instance")}, id="public-db"),
     ],

@@ -142,7 +142,7 @@ def stack() -> Graph:
     return g
 
 
-STACK_RULES = ["N1", "N2", "N5b", "N6", "D2b", "D6b", "R3", "I1c", "S1", "A5"]
+STACK_RULES = ["N1", "N2", "N5b", "N6", "N9", "D2b", "D6b", "R3", "I1c", "S1", "A5"]
 
 
 @pytest.mark.parametrize("rule", STACK_RULES)
@@ -300,6 +300,56 @@ FAILING: list[tuple[str, str, Change, str, str]] = [
         ),
         "db-rule",
         "10.1.0.0/16",
+    ),
+    (
+        "N9",
+        "cidr-into-web",
+        lambda g: g.props("web-in-lb").update(cidrIpv4="10.0.0.0/8"),
+        "web-in-lb",
+        "admits the address range 10.0.0.0/8",
+    ),
+    (
+        "N9",
+        "from-worker",
+        lambda g: g.add(
+            t.INGRESS,
+            "web-in-worker",
+            ingress(8000),
+            securityGroupId="web-sg",
+            referencedSecurityGroupId="worker-sg",
+        ),
+        "web-in-worker",
+        "admits worker-sg",
+    ),
+    (
+        "N9",
+        "source-missing",
+        lambda g: g.add(
+            t.INGRESS,
+            "worker-in-ext",
+            ingress(8000, referencedSecurityGroupId="sg-0ext"),
+            securityGroupId="worker-sg",
+        ),
+        "worker-in-ext",
+        "not in this stack",
+    ),
+    (
+        "N9",
+        "inline-cidr",
+        lambda g: g.props("worker-sg").update(
+            ingress=[
+                {"protocol": "tcp", "fromPort": 8000, "toPort": 8000, "cidrBlocks": ["10.0.0.0/8"]}
+            ]
+        ),
+        "worker-sg",
+        "inline ingress from an address range",
+    ),
+    (
+        "N9",
+        "inline-group",
+        lambda g: g.refer("web-sg", "ingress", "db-sg"),
+        "web-sg",
+        "inline ingress from db-sg",
     ),
     (
         "D2b",
