@@ -9,7 +9,6 @@ address itself never appears in the link.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import time
 from dataclasses import dataclass
@@ -64,7 +63,3 @@ def unsubscribe_headers(base_url: str, token: str) -> dict[str, str]:
         "List-Unsubscribe": f"<{base_url}/unsubscribe/{token}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()[:12]
