@@ -96,6 +96,7 @@ class MotoBackend:
         self.identity = Identity(account=account, region=region)
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._stand_in_certificate: str | None = None
         # The program registers resources from several threads; boto3 sessions
         # are not thread-safe to create, clients are safe to share.
         self._session = Session(region_name=region, **EMULATOR_CREDENTIALS)
@@ -938,7 +939,7 @@ class MotoBackend:
                     "Protocol": c.get("protocol"),
                     "SslPolicy": c.get("sslPolicy"),
                     "Certificates": (
-                        [{"CertificateArn": c.get("certificateArn")}]
+                        [{"CertificateArn": self._certificate(c.get("certificateArn"))}]
                         if c.get("certificateArn")
                         else None
                     ),
@@ -947,6 +948,23 @@ class MotoBackend:
             )
         )["Listeners"][0]
         return listener["ListenerArn"], {"arn": listener["ListenerArn"]}
+
+    def _certificate(self, arn: str) -> str:
+        """The stack's certificate is configuration (`cold-reach:certificateArn`), not
+        something the program creates, so the emulator does not have it: a stand-in is
+        requested from moto's ACM once and used for every HTTPS listener."""
+        acm = self.client("acm")
+        try:
+            acm.describe_certificate(CertificateArn=arn)
+            return arn
+        except acm.exceptions.ResourceNotFoundException:
+            pass
+        with self._lock:
+            if self._stand_in_certificate is None:
+                self._stand_in_certificate = acm.request_certificate(
+                    DomainName="coldreach.invalid", ValidationMethod="DNS"
+                )["CertificateArn"]
+            return self._stand_in_certificate
 
     # --- S3 ----------------------------------------------------------------------------------
 

@@ -17,6 +17,11 @@ from coldreach.runtime.model import reveal
 from coldreach.runtime.moto_backend import MotoBackend
 
 REGION = "us-east-1"
+# Everything optional switched on: SES/SNS mail and an HTTPS listener.
+EVERYTHING = {
+    "cold-reach:senderDomain": "mail.example.com",
+    "cold-reach:certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
+}
 
 
 @dataclass
@@ -44,12 +49,15 @@ class Deployed:
 
 
 @contextmanager
-def deployed(stack: str, phase: int | None = None) -> Iterator[Deployed]:
+def deployed(
+    stack: str, phase: int | None = None, overrides: dict[str, str] | None = None
+) -> Iterator[Deployed]:
     """The stack deployed into a fresh in-process moto account for the block's duration;
     botocore is patched only inside it."""
     with mock_aws():
         backend = MotoBackend(REGION)
-        yield Deployed(run_program(stack, phase, backend=backend), backend)
+        deployment = run_program(stack, phase, backend=backend, overrides=overrides)
+        yield Deployed(deployment, backend)
 
 
 def failures(findings: list[verify.Finding], check: str | None = None) -> list[verify.Finding]:

@@ -1,4 +1,5 @@
-"""Phase 2 (staging) deployed into moto once: verify passes, then the phase-2
+"""Phase 2 deployed into moto once: prod, with every option on (SES/SNS mail, HTTPS),
+so every type phase 2 can declare goes through moto. Verify passes, then the phase-2
 misconfigurations are injected one at a time through boto3 and undone."""
 
 from __future__ import annotations
@@ -6,70 +7,86 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from moto_helpers import Deployed, deployed, describe, failures
+from moto_helpers import EVERYTHING, Deployed, deployed, describe, failures
 
 
 @pytest.fixture(scope="module")
-def staging() -> Iterator[Deployed]:
-    with deployed("staging") as d:
+def prod() -> Iterator[Deployed]:
+    with deployed("prod", overrides=EVERYTHING) as d:
         yield d
 
 
-def test_phase_2_passes_every_check(staging: Deployed) -> None:
-    findings = staging.verify()
+def test_phase_2_passes_every_check(prod: Deployed) -> None:
+    findings = prod.verify()
     assert failures(findings) == [], describe(findings)
     checks = {f.check for f in findings}
     assert {"rds.replica", "sg.redis_ingress", "redis.tls", "redis.encrypted"} <= checks
     services = {f.resource for f in findings if f.check == "ecs.desired_count"}
-    assert services == {staging.outputs["web_service_name"], staging.outputs["worker_service_name"]}
+    assert services == {prod.outputs["web_service_name"], prod.outputs["worker_service_name"]}
 
 
-def test_the_replica_replicates_the_primary_in_moto(staging: Deployed) -> None:
-    rds = staging.client("rds")
-    replica = rds.describe_db_instances(
-        DBInstanceIdentifier=staging.outputs["db_replica_identifier"]
-    )["DBInstances"][0]
-    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == staging.outputs["db_identifier"]
-    assert replica["BackupRetentionPeriod"] == 7 and replica["DeletionProtection"]
+def test_the_replica_replicates_the_primary_in_moto(prod: Deployed) -> None:
+    rds = prod.client("rds")
+    replica = rds.describe_db_instances(DBInstanceIdentifier=prod.outputs["db_replica_identifier"])[
+        "DBInstances"
+    ][0]
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == prod.outputs["db_identifier"]
+    assert replica["BackupRetentionPeriod"] == 14 and replica["DeletionProtection"]
 
 
-def test_scaling_targets_and_redis_exist_in_moto(staging: Deployed) -> None:
-    targets = staging.client("application-autoscaling").describe_scalable_targets(
+def test_scaling_targets_and_redis_exist_in_moto(prod: Deployed) -> None:
+    targets = prod.client("application-autoscaling").describe_scalable_targets(
         ServiceNamespace="ecs"
     )["ScalableTargets"]
-    assert {(t["MinCapacity"], t["MaxCapacity"]) for t in targets} == {(2, 4), (1, 4)}
-    [group] = staging.client("elasticache").describe_replication_groups()["ReplicationGroups"]
-    assert group["NodeGroups"][0]["PrimaryEndpoint"]["Address"] == staging.outputs["redis_endpoint"]
+    assert {(t["MinCapacity"], t["MaxCapacity"]) for t in targets} == {(3, 10), (2, 10)}
+    [group] = prod.client("elasticache").describe_replication_groups()["ReplicationGroups"]
+    assert group["NodeGroups"][0]["PrimaryEndpoint"]["Address"] == prod.outputs["redis_endpoint"]
+    assert group["AutomaticFailover"] == "enabled" and group["MultiAZ"] == "enabled"
 
 
-def test_missing_replica_is_named(staging: Deployed) -> None:
-    rds, replica = staging.client("rds"), staging.outputs["db_replica_identifier"]
+def test_mail_and_https_exist_in_moto(prod: Deployed) -> None:
+    assert prod.outputs["url"].startswith("https://")
+    assert prod.outputs["mail_dkim_records"], "DKIM tokens come back from moto's SES"
+    identity = prod.client("sesv2").get_email_identity(EmailIdentity="mail.example.com")
+    assert identity["ConfigurationSetName"] == "cold-reach-prod"
+    listeners = prod.client("elbv2").describe_listeners(
+        LoadBalancerArn=prod.deployment.named("edge-alb").id
+    )["Listeners"]
+    assert {(x["Port"], x["Protocol"]) for x in listeners} == {(443, "HTTPS"), (80, "HTTP")}
+    topics = prod.client("sns").list_topics()["Topics"]
+    assert [t["TopicArn"] for t in topics] == [prod.deployment.named("mail-feedback").id]
+
+
+def test_missing_replica_is_named(prod: Deployed) -> None:
+    rds, replica = prod.client("rds"), prod.outputs["db_replica_identifier"]
     before = rds.describe_db_instances(DBInstanceIdentifier=replica)["DBInstances"][0]
     rds.modify_db_instance(DBInstanceIdentifier=replica, DeletionProtection=False)
     rds.delete_db_instance(DBInstanceIdentifier=replica, SkipFinalSnapshot=True)
     try:
-        findings = staging.verify()
+        findings = prod.verify()
     finally:
         rds.create_db_instance_read_replica(
             DBInstanceIdentifier=replica,
-            SourceDBInstanceIdentifier=staging.outputs["db_identifier"],
+            SourceDBInstanceIdentifier=prod.outputs["db_identifier"],
             DBInstanceClass=before["DBInstanceClass"],
             VpcSecurityGroupIds=[g["VpcSecurityGroupId"] for g in before["VpcSecurityGroups"]],
         )
         rds.modify_db_instance(
-            DBInstanceIdentifier=replica, BackupRetentionPeriod=7, DeletionProtection=True
+            DBInstanceIdentifier=replica,
+            BackupRetentionPeriod=before["BackupRetentionPeriod"],
+            DeletionProtection=True,
         )
     [missing] = failures(findings)
     assert (missing.check, missing.resource) == ("rds.replica", replica)
     assert "not found" in missing.detail
 
 
-def test_redis_without_tls_is_named(staging: Deployed) -> None:
+def test_redis_without_tls_is_named(prod: Deployed) -> None:
     """moto cannot switch TLS off on the existing group (ModifyReplicationGroup ignores
     it), so a group without TLS is created beside it in the stack's subnets. Its node is
     added as a cache cluster, as AWS lists it, which is how verify finds it in the VPC."""
-    elasticache = staging.client("elasticache")
-    subnets = staging.deployment.named("cache-subnets").id
+    elasticache = prod.client("elasticache")
+    subnets = prod.deployment.named("cache-subnets").id
     elasticache.create_replication_group(
         ReplicationGroupId="rogue-plaintext",
         ReplicationGroupDescription="no TLS",
@@ -77,7 +94,7 @@ def test_redis_without_tls_is_named(staging: Deployed) -> None:
         CacheNodeType="cache.t3.micro",
         NumCacheClusters=1,
         CacheSubnetGroupName=subnets,
-        SecurityGroupIds=[staging.group_id("cache-sg")],
+        SecurityGroupIds=[prod.group_id("cache-sg")],
         TransitEncryptionEnabled=False,
         AtRestEncryptionEnabled=True,
     )
@@ -89,7 +106,7 @@ def test_redis_without_tls_is_named(staging: Deployed) -> None:
         CacheSubnetGroupName=subnets,
     )
     try:
-        findings = staging.verify()
+        findings = prod.verify()
     finally:
         elasticache.delete_cache_cluster(CacheClusterId="rogue-plaintext-001")
         elasticache.delete_replication_group(ReplicationGroupId="rogue-plaintext")
@@ -98,14 +115,14 @@ def test_redis_without_tls_is_named(staging: Deployed) -> None:
     assert "TLS OFF" in plaintext.detail
 
 
-def test_redis_group_rule_from_a_non_app_group_is_named(staging: Deployed) -> None:
-    ec2 = staging.client("ec2")
-    cache_sg, alb_sg = staging.group_id("cache-sg"), staging.group_id("edge-sg")
+def test_redis_group_rule_from_a_non_app_group_is_named(prod: Deployed) -> None:
+    ec2 = prod.client("ec2")
+    cache_sg, alb_sg = prod.group_id("cache-sg"), prod.group_id("edge-sg")
     rule = [{"IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379,
              "UserIdGroupPairs": [{"GroupId": alb_sg}]}]  # fmt: skip
     ec2.authorize_security_group_ingress(GroupId=cache_sg, IpPermissions=rule)
     try:
-        findings = staging.verify()
+        findings = prod.verify()
     finally:
         ec2.revoke_security_group_ingress(GroupId=cache_sg, IpPermissions=rule)
     assert len(failures(findings)) == 1, describe(findings)
@@ -114,9 +131,9 @@ def test_redis_group_rule_from_a_non_app_group_is_named(staging: Deployed) -> No
     assert f"non-app group {alb_sg}" in ingress.detail
 
 
-def test_service_with_a_public_ip_in_phase_2_is_named(staging: Deployed) -> None:
-    ecs = staging.client("ecs")
-    cluster, worker = staging.outputs["cluster_name"], staging.outputs["worker_service_name"]
+def test_service_with_a_public_ip_in_phase_2_is_named(prod: Deployed) -> None:
+    ecs = prod.client("ecs")
+    cluster, worker = prod.outputs["cluster_name"], prod.outputs["worker_service_name"]
     service = ecs.describe_services(cluster=cluster, services=[worker])["services"][0]
     network = service["networkConfiguration"]
     public = {
@@ -124,7 +141,7 @@ def test_service_with_a_public_ip_in_phase_2_is_named(staging: Deployed) -> None
     }
     ecs.update_service(cluster=cluster, service=worker, networkConfiguration=public)
     try:
-        findings = staging.verify()
+        findings = prod.verify()
     finally:
         ecs.update_service(cluster=cluster, service=worker, networkConfiguration=network)
     [public_ip] = failures(findings)
@@ -132,31 +149,31 @@ def test_service_with_a_public_ip_in_phase_2_is_named(staging: Deployed) -> None
     assert "phase 2" in public_ip.detail
 
 
-def test_db_group_open_to_the_world_is_named_in_phase_2(staging: Deployed) -> None:
-    ec2, db_sg = staging.client("ec2"), staging.group_id("db-sg")
+def test_db_group_open_to_the_world_is_named_in_phase_2(prod: Deployed) -> None:
+    ec2, db_sg = prod.client("ec2"), prod.group_id("db-sg")
     rule = [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
     ec2.authorize_security_group_ingress(GroupId=db_sg, IpPermissions=rule)
     try:
-        findings = staging.verify()
+        findings = prod.verify()
     finally:
         ec2.revoke_security_group_ingress(GroupId=db_sg, IpPermissions=rule)
     assert {f.check for f in failures(findings)} == {"sg.db_ingress", "sg.world_open"}
     assert "all traffic" in failures(findings, "sg.world_open")[0].detail
 
 
-def test_desired_count_outside_the_autoscaling_bounds_is_named(staging: Deployed) -> None:
-    ecs = staging.client("ecs")
-    cluster, web = staging.outputs["cluster_name"], staging.outputs["web_service_name"]
-    ecs.update_service(cluster=cluster, service=web, desiredCount=9)
+def test_desired_count_outside_the_autoscaling_bounds_is_named(prod: Deployed) -> None:
+    ecs = prod.client("ecs")
+    cluster, web = prod.outputs["cluster_name"], prod.outputs["web_service_name"]
+    ecs.update_service(cluster=cluster, service=web, desiredCount=11)
     try:
-        findings = staging.verify()
+        findings = prod.verify()
     finally:
-        ecs.update_service(cluster=cluster, service=web, desiredCount=2)
+        ecs.update_service(cluster=cluster, service=web, desiredCount=3)
     [count] = failures(findings)
     assert (count.check, count.resource) == ("ecs.desired_count", web)
     assert "outside the bounds" in count.detail
 
 
-def test_injections_were_undone(staging: Deployed) -> None:
-    findings = staging.verify()
+def test_injections_were_undone(prod: Deployed) -> None:
+    findings = prod.verify()
     assert failures(findings) == [], describe(findings)
