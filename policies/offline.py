@@ -62,7 +62,7 @@ def _options(r: Resource) -> PolicyResourceOptions:
     )
 
 
-def _index(resources: list[Resource]) -> dict[str, str]:
+def id_index(resources: list[Resource]) -> dict[str, str]:
     """id or ARN -> URN, for every custom resource."""
     index: dict[str, str] = {}
     for r in resources:
@@ -93,7 +93,7 @@ def property_dependencies(r: Resource, index: Mapping[str, str]) -> dict[str, li
 
 def policy_resources(deployment: Deployment) -> list[PolicyResource]:
     """The deployment as the engine hands it to stack policies."""
-    index = _index(deployment.resources)
+    index = id_index(deployment.resources)
     by_urn: dict[str, PolicyResource] = {}
     for r in deployment.resources:
         by_urn[r.urn] = PolicyResource(
