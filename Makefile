@@ -4,6 +4,8 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 STACK ?= dev
+PHASE ?= 1
+DEMO_DIR ?= var/demo
 
 .PHONY: setup demo test lint typecheck unit bench
 
@@ -11,8 +13,19 @@ setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@$(UV) sync --frozen --all-packages --compile-bytecode --quiet
 
+# The stack deployed into an embedded moto server, then checked by `coldreach verify`
+# through the emulator's endpoint. `make demo PHASE=2` shows phase 2. The server stops
+# when the demo ends; `coldreach local up --stack dev --serve` keeps one running.
 demo: setup
-	$(RUN) coldreach plan --stack $(STACK)
+	@set -euo pipefail; \
+	out=$(DEMO_DIR)/outputs-$(STACK)-phase$(PHASE).json; mkdir -p $(DEMO_DIR); rm -f $$out; \
+	port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	$(RUN) coldreach local up --stack $(STACK) --phase $(PHASE) --port $$port --outputs $$out --serve & \
+	pid=$$!; trap 'kill -TERM $$pid 2>/dev/null || true; wait $$pid 2>/dev/null || true' EXIT; \
+	for _ in $$(seq 1200); do [ -f $$out ] && break; kill -0 $$pid 2>/dev/null || exit 1; sleep 0.1; done; \
+	[ -f $$out ] || { echo "coldreach local up did not finish in 120 s" >&2; exit 1; }; \
+	echo; echo "$$ coldreach verify --outputs $$out --endpoint-url http://127.0.0.1:$$port"; \
+	$(RUN) coldreach verify --outputs $$out --endpoint-url http://127.0.0.1:$$port
 
 lint: setup
 	$(RUN) ruff check .

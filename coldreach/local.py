@@ -166,11 +166,12 @@ def command(args: argparse.Namespace, out: Console, err: Console) -> int:
             f"Deployed stack [bold]{escape(args.stack)}[/] (phase {phase}): "
             f"{len(backend.created)} resources in {elapsed:.1f} s"
         )
-        if args.outputs:
-            write_outputs(args.outputs, outputs)
-            err.print(f"Stack outputs written to {escape(str(args.outputs))}")
         _print_outputs(out, outputs)
         _print_help(out, url, region, outputs, args.outputs, serving=args.serve)
+        if args.outputs:
+            # Last: whoever waits for this file (make demo) finds the deployment complete.
+            write_outputs(args.outputs, outputs)
+            err.print(f"Stack outputs written to {escape(str(args.outputs))}")
         if args.serve:
             _serve_until_stopped(err, url)
         else:

@@ -581,7 +581,7 @@ def _phase1_public_ip(state: _State, name: str, group_ids: list[str]) -> Finding
     if others:
         detail = "public IP (phase 1) and reachable other than from the ALB: " + "; ".join(others)
         return Finding("ecs.public_ip", name, FAIL, detail)
-    detail = "public IP allowed in phase 1 (no NAT, docs/adr/0001): ingress only from the ALB"
+    detail = "public IP, allowed in phase 1 (no NAT, docs/adr/0001): only the ALB gets in"
     return Finding("ecs.public_ip", name, PASS, detail)
 
 
@@ -619,7 +619,7 @@ def _desired_count(
     if running == desired:
         return Finding("ecs.desired_count", name, PASS, counts)
     if emulator and running + pending == desired:
-        detail = f"{counts} (the emulator starts no containers: every desired task is scheduled)"
+        detail = f"{counts} (emulator: tasks scheduled, no containers start)"
         return Finding("ecs.desired_count", name, PASS, detail)
     return Finding("ecs.desired_count", name, FAIL, f"{counts}: not at the desired count")
 
@@ -715,7 +715,7 @@ def command(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def render(findings: list[Finding], console: Console, title: str = "coldreach verify") -> None:
     table = Table(title=escape(title))
-    table.add_column("check")
+    table.add_column("check", no_wrap=True)
     table.add_column("resource", overflow="fold")
     table.add_column("result")
     table.add_column("detail", overflow="fold")
