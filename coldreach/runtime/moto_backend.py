@@ -960,11 +960,13 @@ class MotoBackend:
         except acm.exceptions.ResourceNotFoundException:
             pass
         with self._lock:
-            if self._stand_in_certificate is None:
-                self._stand_in_certificate = acm.request_certificate(
+            stand_in = self._stand_in_certificate
+            if stand_in is None:
+                stand_in = acm.request_certificate(
                     DomainName="coldreach.invalid", ValidationMethod="DNS"
                 )["CertificateArn"]
-            return self._stand_in_certificate
+                self._stand_in_certificate = stand_in
+            return str(stand_in)
 
     # --- S3 ----------------------------------------------------------------------------------
 
