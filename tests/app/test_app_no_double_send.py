@@ -12,17 +12,15 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from app_helpers import start_worker, stop_worker, wait_for, wait_worker_ready, worker_env
 from fastapi.testclient import TestClient
 from openapi_server.config import Settings
-from openapi_server.db import Database, utcnow
+from openapi_server.db import Database
 from openapi_server.mailer import ConsoleMailer
 from openapi_server.main import create_app
-from openapi_server.pipeline import Pipeline
 from openapi_server.queues import CeleryQueue
 from sqlalchemy import text
 
@@ -135,19 +133,27 @@ def test_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(
             assert sum(1 for s, _ in before.values() if s == "sending") == 4
             assert all(s in ("queued", "sending") for s, _ in before.values())
 
-            # The sweeper, once the sending timeout has passed: flags the four, never
-            # resends them, and re-enqueues the rows the dead worker had prefetched.
-            pipeline = Pipeline(Database(celery_settings), ConsoleMailer(None), celery_settings)
-            report = pipeline.sweep(now=utcnow() + timedelta(hours=1), requeue_after_s=0)
-            assert report.flagged == 4
-            queue = CeleryQueue(celery_settings)
-            for mid in report.requeue:
-                queue.enqueue(mid)
-
-            fast = worker_env(celery_settings, WORKER_CONCURRENCY="4")
+            # A new worker whose sweeper runs every half second with one-second timeouts:
+            # it flags the four (never resending them) and re-enqueues the rows the dead
+            # worker had prefetched but not claimed. Nothing else is done by the test.
+            fast = worker_env(
+                celery_settings,
+                WORKER_CONCURRENCY="4",
+                SWEEP_INTERVAL_S="0.5",
+                SENDING_TIMEOUT_S="1",
+                REQUEUE_AFTER_S="1",
+                DATA_DIR=str(tmp_path / "survivor-data"),
+            )
             survivor = start_worker(fast, tmp_path / "survivor.log")
             try:
-                wait_for(lambda: all(s != "queued" for s, _ in statuses(db).values()), timeout=30)
+                wait_for(
+                    lambda: all(
+                        s == "sent" or (s == "sending" and f) for s, f in statuses(db).values()
+                    ),
+                    timeout=30,
+                )
+                # The container health probe's heartbeat, written by the same thread.
+                wait_for(lambda: (tmp_path / "survivor-data" / "worker-heartbeat").exists(), 15)
             finally:
                 stop_worker(survivor)
             final = statuses(db)

@@ -244,6 +244,8 @@ class Pipeline:
                     )
                     .order_by(M.id)
                     .limit(1000)
+                    # Concurrent sweepers (one per worker task) take disjoint rows.
+                    .with_for_update(skip_locked=True)
                 ).scalars()
             )
             if ids:
