@@ -46,8 +46,9 @@ def _wait_for(path: Path, process: subprocess.Popen[str], seconds: float) -> Non
 
 
 def test_local_up_serves_until_sigterm_and_verify_reads_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # the table on one line per finding
     outputs, port = tmp_path / "outputs.json", free_port()
     url = f"http://{HOST}:{port}"
     command = [sys.executable, "-m", "coldreach.cli", "local", "up", "--stack", "dev"]
