@@ -12,13 +12,16 @@ import time
 from pathlib import Path
 
 import boto3
+import pulumi_aws as aws
 import pytest
+from moto import mock_aws
 from moto_helpers import EVERYTHING
 
 from coldreach import cli
 from coldreach.local import HOST, free_port
 from coldreach.plan import run_program
-from coldreach.runtime.moto_backend import MotoBackend
+from coldreach.runtime import evaluate
+from coldreach.runtime.moto_backend import MotoBackend, UnsupportedResource
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,3 +124,31 @@ def test_local_up_refuses_an_unknown_stack_or_a_busy_port(
         port = busy.getsockname()[1]
         assert cli.main(["local", "up", "--stack", "dev", "--port", str(port)]) == 2
     assert f"cannot listen on {HOST}:{port}" in capsys.readouterr().err
+
+
+def test_an_unsupported_type_stops_the_program_naming_it() -> None:
+    def program() -> None:
+        vpc = aws.ec2.Vpc("net", cidr_block="10.0.0.0/16")
+        aws.msk.Cluster(
+            "events",
+            kafka_version="3.6.0",
+            number_of_broker_nodes=2,
+            broker_node_group_info={
+                "client_subnets": ["subnet-1", "subnet-2"],
+                "instance_type": "kafka.t3.small",
+                "security_groups": [vpc.default_security_group_id],
+            },
+        )
+
+    with (
+        mock_aws(),
+        pytest.raises(UnsupportedResource, match=r"aws:msk/cluster:Cluster \('events'\)"),
+    ):
+        evaluate(
+            program,
+            project="p",
+            stack="s",
+            config={"aws:region": "us-east-1"},
+            secret_keys=[],
+            backend=MotoBackend("us-east-1"),
+        )
