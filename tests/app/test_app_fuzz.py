@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from openapi_server.config import Settings
 from openapi_server.main import create_app
+from schemathesis.checks import status_code_conformance
 
 
 class Forward:
@@ -56,5 +57,7 @@ def test_no_input_causes_a_server_error(case, live_app: None) -> None:
     assert response.status_code < 500, (
         f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
     )
+    # Every status code the API answers with is one its document declares.
+    case.validate_response(response, checks=[status_code_conformance])
     if 400 <= response.status_code < 500 and response.status_code != 405:
         assert "detail" in response.json()

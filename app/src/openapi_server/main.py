@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .apis.default_api import router as DefaultApiRouter
 from .config import ConfigError, Settings
@@ -92,6 +94,14 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_errors(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # Bytes that are not UTF-8 JSON: the same 422 shape as any other bad body.
+            detail = [{"loc": ["body"], "msg": "body is not valid JSON", "type": "json_invalid"}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(DataError)
     async def _on_data_error(_: Request, exc: DataError) -> JSONResponse:

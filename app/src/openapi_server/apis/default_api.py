@@ -149,7 +149,7 @@ def update_task(request: Request, task_id: Id, body: TaskUpdate) -> Task:
     "/email/send",
     status_code=202,
     response_model=EmailAccepted,
-    responses={**E404, **E409, **E422},
+    responses={**E404, **E422},
     tags=["email"],
 )
 def send_email(
@@ -193,7 +193,7 @@ def unsubscribe_page(token: Token) -> HTMLResponse:
 @router.post(
     "/unsubscribe/{token}",
     response_model=UnsubscribeResult,
-    responses={**E400, **E404},
+    responses=E400,
     tags=["unsubscribe"],
 )
 def unsubscribe(request: Request, token: Token) -> UnsubscribeResult:
@@ -204,7 +204,12 @@ def unsubscribe(request: Request, token: Token) -> UnsubscribeResult:
 @router.post(
     "/webhooks/ses",
     response_model=WebhookResult,
-    responses={**E400, 403: {"model": Error}},
+    responses={
+        **E400,
+        403: {"model": Error},
+        413: {"model": Error},
+        502: {"model": Error, "description": "SNS subscription confirmation failed"},
+    },
     tags=["webhooks"],
     openapi_extra={
         "requestBody": {
