@@ -8,7 +8,17 @@ from typing import Any
 from pulumi_policy import ResourceValidationArgs, Severity, StackValidationArgs
 
 from policies import tokens as t
-from policies.model import ADVISORY, items, mapping, of_type, resource_rule, stack_rule, strings
+from policies.model import (
+    ADVISORY,
+    items,
+    known_text,
+    mapping,
+    of_type,
+    present,
+    resource_rule,
+    stack_rule,
+    strings,
+)
 
 ADMIN_NAMES = frozenset({"postgres", "admin", "administrator", "root", "master", "sa", "rdsadmin"})
 CURRENT_RDS_CAS = ("rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1")
@@ -16,7 +26,7 @@ LOG_EXPORTS = {"postgres": "postgresql", "mysql": "error", "mariadb": "error"}
 
 
 def _replica(props: Any) -> bool:
-    return bool(props.get("replicateSourceDb"))
+    return present(props, "replicateSourceDb")
 
 
 def _true(value: Any) -> bool:
@@ -62,9 +72,9 @@ def rds_not_public(args: ResourceValidationArgs) -> Iterator[str]:
     p = args.props
     if _true(p.get("publiclyAccessible")):
         yield "publiclyAccessible is true"
-    if not items(p.get("vpcSecurityGroupIds")):
+    if not present(p, "vpcSecurityGroupIds"):
         yield "no vpcSecurityGroupIds: the VPC's default security group would apply"
-    if not _replica(p) and not p.get("dbSubnetGroupName"):
+    if not _replica(p) and not present(p, "dbSubnetGroupName"):
         yield "no dbSubnetGroupName: the instance would land in the default VPC"
 
 
@@ -213,7 +223,7 @@ def rds_performance_insights(args: ResourceValidationArgs) -> Iterator[str]:
 )
 def rds_enhanced_monitoring(args: ResourceValidationArgs) -> Iterator[str]:
     interval = int(args.props.get("monitoringInterval") or 0)
-    if interval <= 0 or interval > 60 or not args.props.get("monitoringRoleArn"):
+    if interval <= 0 or interval > 60 or not present(args.props, "monitoringRoleArn"):
         yield "enhanced monitoring is off (monitoringInterval <= 60 with monitoringRoleArn)"
 
 
@@ -277,7 +287,7 @@ def cache_tls_auth(args: ResourceValidationArgs) -> Iterator[str]:
         yield "transitEncryptionEnabled is not true"
     elif p.get("transitEncryptionMode") == "preferred":
         yield "transitEncryptionMode is preferred: plaintext clients are still accepted"
-    if not p.get("authToken") and not items(p.get("userGroupIds")):
+    if not present(p, "authToken") and not present(p, "userGroupIds"):
         yield "no authToken and no userGroupIds: any client in the group may connect"
 
 
@@ -316,9 +326,9 @@ def cache_auto_minor(args: ResourceValidationArgs) -> Iterator[str]:
     description="The cache uses its own subnet group and security groups, not the defaults",
 )
 def cache_own_network(args: ResourceValidationArgs) -> Iterator[str]:
-    if not args.props.get("subnetGroupName"):
+    if not present(args.props, "subnetGroupName"):
         yield "no subnetGroupName: the default subnet group would apply"
-    if not items(args.props.get("securityGroupIds")):
+    if not present(args.props, "securityGroupIds"):
         yield "no securityGroupIds: the VPC's default security group would apply"
 
 
@@ -366,14 +376,13 @@ def _kms_findings(args: ResourceValidationArgs) -> Iterator[str]:
     p = args.props
     if args.resource_type == t.ECR_REPOSITORY:
         configs = [mapping(c) for c in items(p.get("encryptionConfigurations"))]
-        if not any(c.get("encryptionType") == "KMS" and c.get("kmsKey") for c in configs):
+        if not any(c.get("encryptionType") == "KMS" and present(c, "kmsKey") for c in configs):
             yield "encrypted with the AWS-owned key, not a customer-managed KMS key"
     elif args.resource_type == t.RDS_INSTANCE:
-        if not _replica(p) and not p.get("kmsKeyId"):
+        if not _replica(p) and not present(p, "kmsKeyId"):
             yield "storage uses the aws/rds key, not a customer-managed KMS key"
     else:
-        key = str(p.get("kmsKeyId") or "")
-        if not key or "alias/aws/" in key:
+        if not present(p, "kmsKeyId") or "alias/aws/" in known_text(p, "kmsKeyId"):
             yield "encrypted with an AWS-managed key, not a customer-managed KMS key"
 
 

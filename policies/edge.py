@@ -8,7 +8,16 @@ from typing import Any
 from pulumi_policy import ResourceValidationArgs, Severity, StackValidationArgs
 
 from policies import tokens as t
-from policies.model import ADVISORY, items, mapping, of_type, referrers, resource_rule, stack_rule
+from policies.model import (
+    ADVISORY,
+    items,
+    mapping,
+    of_type,
+    present,
+    referrers,
+    resource_rule,
+    stack_rule,
+)
 
 # SH ELB.17 / CKV_AWS_103 / AVD-AWS-0047 all accept these; trivy rejects the -Ext variants.
 TLS_POLICIES = (
@@ -49,7 +58,7 @@ def alb_https_only(args: ResourceValidationArgs) -> Iterator[str]:
     if protocol == "HTTP":
         if not actions or not all(_redirects_to_https(a) for a in actions):
             yield "HTTP listener serves the app instead of redirecting to HTTPS"
-    elif protocol == "HTTPS" and not args.props.get("certificateArn"):
+    elif protocol == "HTTPS" and not present(args.props, "certificateArn"):
         yield "HTTPS listener has no certificateArn"
 
 
@@ -121,7 +130,7 @@ def alb_deletion_protection(args: ResourceValidationArgs) -> Iterator[str]:
 )
 def alb_access_logs(args: ResourceValidationArgs) -> Iterator[str]:
     logs = mapping(args.props.get("accessLogs"))
-    if logs.get("enabled") is not True or not logs.get("bucket"):
+    if logs.get("enabled") is not True or not present(logs, "bucket"):
         yield "access logs are off (accessLogs.enabled with a bucket)"
 
 

@@ -14,7 +14,17 @@ from typing import Any
 from pulumi_policy import PolicyResource, Severity, StackValidationArgs
 
 from policies import tokens as t
-from policies.model import items, mapping, of_type, port_range, referrers, refs, stack_rule, strings
+from policies.model import (
+    items,
+    mapping,
+    of_type,
+    port_range,
+    present,
+    referrers,
+    refs,
+    stack_rule,
+    strings,
+)
 
 Finding = tuple[str | None, str]
 DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306, "mariadb": 3306, "redis": 6379, "valkey": 6379}
@@ -34,7 +44,7 @@ def vpc_flow_logs(args: StackValidationArgs) -> Iterator[Finding]:
             f
             for f in logs
             if f.props.get("trafficType") in ("ALL", "REJECT")
-            and (f.props.get("logDestination") or f.props.get("logGroupName"))
+            and (present(f.props, "logDestination") or present(f.props, "logGroupName"))
         ]
         if not logs:
             yield vpc.urn, "VPC has no flow log"

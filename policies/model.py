@@ -30,6 +30,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
@@ -171,6 +172,29 @@ def policy_of(rule: Rule) -> ResourceValidationPolicy | StackValidationPolicy:
 
 
 # --- readers -------------------------------------------------------------------------------
+
+
+def present(props: Mapping[str, Any], key: str) -> bool:
+    """Whether a property is set (non-empty), without failing on a value that a preview does
+    not know yet (a new resource's id or ARN): such a value is set."""
+    if not any(k == key for k in props):
+        return False
+    try:
+        value = props[key]
+    except UnknownValueError:
+        return True
+    if isinstance(value, str | Sequence | Mapping):
+        return len(value) > 0
+    return value is not None
+
+
+def known_text(props: Mapping[str, Any], key: str) -> str:
+    """A string property, or "" when it is not set or not known yet."""
+    try:
+        value = props.get(key)
+    except UnknownValueError:
+        return ""
+    return str(value) if value is not None else ""
 
 
 def items(value: Any) -> list[Any]:
