@@ -150,3 +150,18 @@ def test_healthcheck_modes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     old = time.time() - healthcheck.HEARTBEAT_MAX_AGE_S - 5
     os.utime(healthcheck.heartbeat_path(), (old, old))
     assert healthcheck.main(["--worker"]) == 1
+
+
+def test_console_mailer_without_a_writable_data_dir_still_sends(tmp_path: Path) -> None:
+    from openapi_server.mailer import ConsoleMailer, OutgoingEmail
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    mailer = ConsoleMailer(blocker / "outbox.jsonl")
+    assert mailer.outbox is None
+    assert mailer.send(OutgoingEmail(1, "a@example.com", "S", "B")).startswith("console-")
+
+
+def test_dockerfile_prepares_data_dir_for_the_app_user() -> None:
+    text = (Path(__file__).resolve().parents[2] / "app" / "Dockerfile").read_text()
+    assert "install -d -o 10001 -g 10001 -m 0750 /tmp/coldreach" in text

@@ -76,7 +76,11 @@ class ConsoleMailer:
         self.outbox = outbox
         self.latency_s = latency_ms / 1000.0
         if outbox is not None:
-            outbox.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                outbox.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                log.warning("console mailer: no outbox, cannot create %s: %s", outbox.parent, exc)
+                self.outbox = None
 
     def send(self, email: OutgoingEmail) -> str:
         provider_id = f"console-{uuid.uuid4()}"
