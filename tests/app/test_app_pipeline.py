@@ -177,3 +177,37 @@ def test_reconciliation_records_the_operator_s_finding(
     assert ctx.pipeline.process(lost).outcome is Outcome.SENT
     assert reconcile.main(["bogus", "1"]) == 2
     assert mailer.per_message() == {left: 1, lost: 2}
+
+
+def test_a_late_answer_from_an_old_claim_cannot_overwrite_a_newer_claim(make_client) -> None:
+    import threading
+
+    from openapi_server import reconcile
+
+    release = threading.Event()
+    calls: list[int] = []
+
+    class SlowFirstMailer:
+        def send(self, email) -> str:
+            calls.append(email.message_id)
+            if len(calls) == 1:
+                release.wait(10)
+                raise TimeoutError("late")
+            return "second-claim"
+
+    api, ctx = _held(make_client, SlowFirstMailer())
+    mid = _queued_message(api)
+    first = threading.Thread(target=ctx.pipeline.process, args=(mid,))
+    first.start()
+    wait_for(lambda: calls)
+    ctx.pipeline.sweep(now=utcnow() + timedelta(hours=1))  # flagged while still in flight
+    assert reconcile.resolve(ctx.db, mid, "requeue")  # (an operator's mistake)
+    assert ctx.pipeline.process(mid).outcome is Outcome.SENT  # same process, new claim
+    release.set()
+    first.join()
+    row = _row(ctx.db, mid)
+    assert (row.status, row.provider_message_id, row.needs_reconciliation) == (
+        "sent",
+        "second-claim",
+        False,
+    )

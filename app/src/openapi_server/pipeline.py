@@ -14,6 +14,7 @@ import os
 import random
 import socket
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -87,6 +88,9 @@ class Pipeline:
 
     def process(self, message_id: int) -> Result:
         now = utcnow()
+        # Unique per claim, not per process: a late answer from an earlier claim of the
+        # same message (by another thread here) can never overwrite a newer claim's result.
+        claim = f"{self.worker_id}/{uuid.uuid4().hex[:12]}"
         with self.db.primary.begin() as conn:
             claimed = conn.execute(
                 update(M)
@@ -98,7 +102,7 @@ class Pipeline:
                 .values(
                     status=SENDING,
                     claimed_at=now,
-                    claimed_by=self.worker_id,
+                    claimed_by=claim,
                     attempts=M.attempts + 1,
                     updated_at=now,
                 )
@@ -145,12 +149,13 @@ class Pipeline:
             provider_id = self.mailer.send(email)
         except TransientMailerError as exc:
             if msg.attempts >= self.settings.max_attempts:
-                self._finish(message_id, status=FAILED, last_error=f"gave up: {exc}"[:2000])
+                self._finish(message_id, claim, status=FAILED, last_error=f"gave up: {exc}"[:2000])
                 return Result(Outcome.FAILED)
             delay = backoff_s(self.settings, msg.attempts)
             due = utcnow() + timedelta(seconds=delay)
             self._finish(
                 message_id,
+                claim,
                 status=QUEUED,
                 last_error=str(exc)[:2000],
                 next_attempt_at=due,
@@ -159,12 +164,13 @@ class Pipeline:
             )
             return Result(Outcome.RETRY, delay)
         except PermanentMailerError as exc:
-            self._finish(message_id, status=FAILED, last_error=str(exc)[:2000])
+            self._finish(message_id, claim, status=FAILED, last_error=str(exc)[:2000])
             return Result(Outcome.FAILED)
         except Exception as exc:
             log.exception("mailer outcome unknown for message %s; flagged", message_id)
             self._finish(
                 message_id,
+                claim,
                 status=SENDING,
                 needs_reconciliation=True,
                 last_error=f"outcome unknown: {type(exc).__name__}: {exc}"[:2000],
@@ -172,6 +178,7 @@ class Pipeline:
             return Result(Outcome.RECONCILE)
         self._finish(
             message_id,
+            claim,
             status=SENT,
             provider_message_id=provider_id,
             sent_at=utcnow(),
@@ -180,7 +187,7 @@ class Pipeline:
         )
         return Result(Outcome.SENT)
 
-    def _finish(self, message_id: int, **values: object) -> None:
+    def _finish(self, message_id: int, claim: str, **values: object) -> None:
         """Record the result of our own claim; retried briefly if the database blips."""
         values["updated_at"] = utcnow()
         for attempt in range(5):
@@ -191,7 +198,7 @@ class Pipeline:
                         .where(
                             M.id == message_id,
                             M.status == SENDING,
-                            M.claimed_by == self.worker_id,
+                            M.claimed_by == claim,
                         )
                         .values(**values)
                     )
