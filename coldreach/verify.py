@@ -178,6 +178,10 @@ class _State:
     redis_groups: list[dict[str, Any]]
     redis_security_groups: set[str]
     redis_groups_inferred: bool
+    public_subnets: set[str]
+    """Subnets of the VPC whose route table sends traffic to an internet gateway."""
+    redis_subnets: dict[str, set[str]]
+    """Replication group id -> the subnets of its cache subnet group."""
 
 
 def _paginate(client: Any, method: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
@@ -250,7 +254,7 @@ def _discover(aws: Aws, outputs: dict[str, Any]) -> _State:
     }
 
     known = app_groups | alb_groups | db_groups
-    redis_groups, redis_sgs, inferred = _redis(aws, outputs, vpc_id, groups, known)
+    redis_groups, redis_sgs, inferred, redis_subnets = _redis(aws, outputs, vpc_id, groups, known)
     return _State(
         outputs=outputs,
         phase=phase,
@@ -266,7 +270,41 @@ def _discover(aws: Aws, outputs: dict[str, Any]) -> _State:
         redis_groups=redis_groups,
         redis_security_groups=redis_sgs,
         redis_groups_inferred=inferred,
+        public_subnets=_public_subnets(ec2, vpc_id),
+        redis_subnets=redis_subnets,
     )
+
+
+def _public_subnets(ec2: Any, vpc_id: str) -> set[str]:
+    """Subnets whose route table (explicitly associated, else the VPC's main one) has a
+    route to an internet gateway: anything placed there can be given a public address."""
+    tables = _paginate(
+        ec2,
+        "describe_route_tables",
+        "RouteTables",
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
+    )
+    subnets = {
+        s["SubnetId"]
+        for s in _paginate(
+            ec2, "describe_subnets", "Subnets", Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]
+        )
+    }
+
+    def to_internet(table: dict[str, Any]) -> bool:
+        return any(
+            str(r.get("GatewayId", "")).startswith("igw-") for r in table.get("Routes") or []
+        )
+
+    main_public = any(
+        to_internet(t) for t in tables if any(a.get("Main") for a in t.get("Associations") or [])
+    )
+    associated: dict[str, bool] = {}
+    for t in tables:
+        for a in t.get("Associations") or []:
+            if a.get("SubnetId"):
+                associated[a["SubnetId"]] = to_internet(t)
+    return {s for s in subnets if associated.get(s, main_public)}
 
 
 def _redis(
@@ -275,7 +313,7 @@ def _redis(
     vpc_id: str,
     groups: dict[str, dict[str, Any]],
     known: set[str],
-) -> tuple[list[dict[str, Any]], set[str], bool]:
+) -> tuple[list[dict[str, Any]], set[str], bool, dict[str, set[str]]]:
     """The stack's Redis replication groups and the security groups guarding them.
 
     AWS reports a group's security groups on its member cache clusters. Where
@@ -288,10 +326,12 @@ def _redis(
         c["CacheClusterId"]: c
         for c in _paginate(elasticache, "describe_cache_clusters", "CacheClusters")
     }
-    subnet_vpcs = {
-        g["CacheSubnetGroupName"]: g.get("VpcId")
+    subnet_groups = {
+        g["CacheSubnetGroupName"]: g
         for g in _paginate(elasticache, "describe_cache_subnet_groups", "CacheSubnetGroups")
     }
+    subnet_vpcs = {name: g.get("VpcId") for name, g in subnet_groups.items()}
+    subnets: dict[str, set[str]] = {}
     endpoint = outputs.get("redis_endpoint")
     found: list[dict[str, Any]] = []
     security: set[str] = set()
@@ -305,8 +345,13 @@ def _redis(
         }
         if in_vpc or (endpoint and endpoint in addresses):
             found.append(group)
+            subnets[group["ReplicationGroupId"]] = set()
             for m in members:
                 security |= {g["SecurityGroupId"] for g in m.get("SecurityGroups") or []}
+                subnet_group = subnet_groups.get(m.get("CacheSubnetGroupName")) or {}
+                subnets[group["ReplicationGroupId"]] |= {
+                    sn["SubnetIdentifier"] for sn in subnet_group.get("Subnets") or []
+                }
     inferred = False
     if found and not security:
         inferred = True
@@ -315,7 +360,7 @@ def _redis(
                 continue
             if any(_covers(p, REDIS_PORT) for p in sg.get("IpPermissions") or []):
                 security.add(group_id)
-    return found, security, inferred
+    return found, security, inferred, subnets
 
 
 # --- the checks ----------------------------------------------------------------------------------
@@ -359,15 +404,8 @@ def check_rds(state: _State) -> list[Finding]:
     for ident, db in sorted(state.db_instances.items()):
         role = "replica" if db.get("ReadReplicaSourceDBInstanceIdentifier") else "primary"
         name = f"{ident} ({role})"
-        public = bool(db.get("PubliclyAccessible"))
-        out.append(
-            Finding(
-                "rds.private",
-                name,
-                FAIL if public else PASS,
-                "publicly accessible" if public else "not publicly accessible",
-            )
-        )
+        out.append(_private("rds.private", name, bool(db.get("PubliclyAccessible")),
+                            _db_subnets(db), state.public_subnets))  # fmt: skip
         encrypted = bool(db.get("StorageEncrypted"))
         out.append(
             Finding(
@@ -398,6 +436,24 @@ def check_rds(state: _State) -> list[Finding]:
     if state.phase >= 2:
         out.append(_check_replica(state, str(primary_id)))
     return out
+
+
+def _db_subnets(db: dict[str, Any]) -> set[str]:
+    return {s["SubnetIdentifier"] for s in (db.get("DBSubnetGroup") or {}).get("Subnets") or []}
+
+
+def _private(
+    check: str, name: str, public: bool, subnets: set[str], public_subnets: set[str]
+) -> Finding:
+    """Private: no public endpoint, and none of its subnets routed to an internet gateway."""
+    exposed = sorted(subnets & public_subnets)
+    if public:
+        return Finding(check, name, FAIL, "publicly accessible")
+    if exposed:
+        detail = "in subnets routed to an internet gateway: " + ", ".join(exposed)
+        return Finding(check, name, FAIL, detail)
+    where = f"{len(subnets)} private subnets" if subnets else "no subnets reported"
+    return Finding(check, name, PASS, f"not publicly accessible, {where}")
 
 
 def _check_replica(state: _State, primary_id: str) -> Finding:
@@ -532,6 +588,8 @@ def check_redis(state: _State) -> list[Finding]:
             + f", AUTH {'on' if auth else 'OFF'}"
         )
         out.append(Finding("redis.tls", name, PASS if ok else FAIL, detail))
+        subnets = state.redis_subnets.get(name, set())
+        out.append(_private("redis.private", name, False, subnets, state.public_subnets))
         at_rest = bool(group.get("AtRestEncryptionEnabled"))
         out.append(
             Finding(

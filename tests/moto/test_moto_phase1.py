@@ -197,6 +197,19 @@ def test_short_backups_and_no_deletion_protection_are_named(dev: Deployed) -> No
     assert "1 days" in failures(findings, "rds.backups")[0].detail
 
 
+def test_database_subnet_routed_to_the_internet_is_named(dev: Deployed) -> None:
+    ec2 = dev.client("ec2")
+    table, igw = dev.deployment.named("net-private-rt-0").id, dev.deployment.named("net-igw").id
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    try:
+        findings = dev.verify()
+    finally:
+        ec2.delete_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0")
+    [private] = failures(findings)
+    assert private.check == "rds.private"
+    assert dev.deployment.named("net-private-0").id in private.detail
+
+
 def test_extra_world_open_port_on_the_alb_is_named(dev: Deployed) -> None:
     ec2, alb_sg = dev.client("ec2"), dev.group_id("edge-sg")
     ec2.authorize_security_group_ingress(GroupId=alb_sg, IpPermissions=_world(22))

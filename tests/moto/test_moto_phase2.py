@@ -20,7 +20,9 @@ def test_phase_2_passes_every_check(prod: Deployed) -> None:
     findings = prod.verify()
     assert failures(findings) == [], describe(findings)
     checks = {f.check for f in findings}
-    assert {"rds.replica", "sg.redis_ingress", "redis.tls", "redis.encrypted"} <= checks
+    assert {"rds.replica", "sg.redis_ingress", "redis.tls", "redis.encrypted", "redis.private"} <= (
+        checks
+    )
     services = {f.resource for f in findings if f.check == "ecs.desired_count"}
     assert services == {prod.outputs["web_service_name"], prod.outputs["worker_service_name"]}
 
@@ -113,6 +115,22 @@ def test_redis_without_tls_is_named(prod: Deployed) -> None:
     [plaintext] = failures(findings)
     assert (plaintext.check, plaintext.resource) == ("redis.tls", "rogue-plaintext")
     assert "TLS OFF" in plaintext.detail
+
+
+def test_data_subnets_routed_to_the_internet_are_named(prod: Deployed) -> None:
+    """A route to the internet gateway makes a subnet public, whatever its other routes."""
+    ec2 = prod.client("ec2")
+    table, igw = prod.deployment.named("net-private-rt-1").id, prod.deployment.named("net-igw").id
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="198.51.100.0/24", GatewayId=igw)
+    try:
+        findings = prod.verify()
+    finally:
+        ec2.delete_route(RouteTableId=table, DestinationCidrBlock="198.51.100.0/24")
+    assert {(f.check, f.resource) for f in failures(findings)} == {
+        ("rds.private", f"{prod.outputs['db_identifier']} (primary)"),
+        ("rds.private", f"{prod.outputs['db_replica_identifier']} (replica)"),
+        ("redis.private", prod.deployment.named("cache-redis").id),
+    }
 
 
 def test_redis_group_rule_from_a_non_app_group_is_named(prod: Deployed) -> None:
