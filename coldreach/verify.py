@@ -733,7 +733,8 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="check a deployed stack with boto3 (private data tiers, SGs, TLS, services)",
         description=(
             "Reads the stack outputs and checks the deployed state through the AWS APIs: "
-            "RDS private, encrypted, backed up and protected, the replica's source; data-tier "
+            "RDS and Redis private (no public access, no subnet routed to the internet), RDS "
+            "encrypted, backed up and protected, the replica's source; data-tier "
             "groups admit only the app's groups; only the ALB is open to the internet, on 80/443; "
             "Redis TLS; ECS services at their desired count; ALB target health. "
             "Exits 1 when any check fails."
