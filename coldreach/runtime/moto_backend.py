@@ -324,7 +324,10 @@ class MotoBackend:
         return assoc["AssociationId"], {}
 
     def _default_security_group(self, c: _Call) -> tuple[str, Outputs]:
-        """Adopts the VPC's default group and removes every rule the program did not list."""
+        """Adopts the VPC's default group and removes all its rules (the program lists none:
+        the default group is closed; inline rules are not supported here)."""
+        if c.get("ingress") or c.get("egress"):
+            raise UnsupportedResource(f"{c.type} with inline rules", c.name)
         ec2 = self.client("ec2")
         group = ec2.describe_security_groups(
             Filters=[
@@ -333,16 +336,14 @@ class MotoBackend:
             ]
         )["SecurityGroups"][0]
         group_id = group["GroupId"]
-        if group.get("IpPermissions") and not c.get("ingress"):
+        if group.get("IpPermissions"):
             ec2.revoke_security_group_ingress(
                 GroupId=group_id, IpPermissions=group["IpPermissions"]
             )
-        if group.get("IpPermissionsEgress") and not c.get("egress"):
+        if group.get("IpPermissionsEgress"):
             ec2.revoke_security_group_egress(
                 GroupId=group_id, IpPermissions=group["IpPermissionsEgress"]
             )
-        if c.get("ingress") or c.get("egress"):
-            raise UnsupportedResource(f"{c.type} with inline rules", c.name)
         if c.get("tags"):
             ec2.create_tags(Resources=[group_id], Tags=_tags(c.get("tags")))
         return group_id, {
