@@ -106,28 +106,30 @@ class Pipeline:
                     attempts=M.attempts + 1,
                     updated_at=now,
                 )
+                .returning(M.client_id, M.to_address, M.subject, M.body, M.attempts)
             )
-            if claimed.rowcount != 1:
+            msg = claimed.first()
+            if msg is None:
                 row = conn.execute(
                     select(M.status, M.next_attempt_at).where(M.id == message_id)
                 ).first()
                 if row is not None and row.status == QUEUED and row.next_attempt_at is not None:
                     return Result(Outcome.NOT_DUE, (row.next_attempt_at - now).total_seconds())
                 return Result(Outcome.SKIPPED)
-            msg = conn.execute(
-                select(M.client_id, M.to_address, M.subject, M.body, M.attempts).where(
-                    M.id == message_id
-                )
-            ).one()
+            # One round trip for the client's status and any suppression of the address.
+            suppression = (
+                select(Suppression.reason)
+                .where(Suppression.email_key == msg.to_address.lower())
+                .scalar_subquery()
+            )
             client = conn.execute(
-                select(Client.status, Client.email_key).where(Client.id == msg.client_id)
+                select(Client.status, Client.email_key, suppression.label("reason")).where(
+                    Client.id == msg.client_id
+                )
             ).first()
-            email_key = msg.to_address.lower()
-            suppressed = conn.execute(
-                select(Suppression.reason).where(Suppression.email_key == email_key)
-            ).first()
-            if client is None or client.status != ACTIVE or suppressed is not None:
-                reason = suppressed.reason if suppressed else (client.status if client else "gone")
+            suppressed = client is not None and client.reason is not None
+            if client is None or client.status != ACTIVE or suppressed:
+                reason = "gone" if client is None else (client.reason or client.status)
                 conn.execute(
                     update(M)
                     .where(M.id == message_id, M.status == SENDING)
