@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -148,6 +149,7 @@ def test_the_seed_start_command_serves_health_and_readiness(tmp_path: Path) -> N
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # `sh -c` without exec: stop the whole group, not just sh
     )
     try:
         deadline = time.monotonic() + 30
@@ -170,8 +172,18 @@ def test_the_seed_start_command_serves_health_and_readiness(tmp_path: Path) -> N
             == 0
         )
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # uvicorn itself has gone too
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError("uvicorn did not stop on SIGTERM")
 
 
 def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
