@@ -57,6 +57,7 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
             "DATABASE_URL": settings.database_url.render_as_string(hide_password=False),
             "REDIS_URL": settings.redis_url,
             "CELERY_QUEUE": settings.celery_queue,
+            "CELERY_KEY_PREFIX": settings.celery_key_prefix,
             "QUEUE_BACKEND": "celery",
             "MAILER": "console",
             "MAIL_OUTBOX": str(settings.mail_outbox),

@@ -1,7 +1,8 @@
 """Fixtures for the app tests: a throwaway PostgreSQL database and a Redis DB per session.
 
 The database `coldreach_app_test_<random>` is created through the `postgres`
-database and dropped at the end; Redis DB 13 is flushed before and after.
+database and dropped at the end; in Redis DB 13 every key of the session carries a
+random prefix and is deleted at the end.
 """
 
 from __future__ import annotations
@@ -42,21 +43,33 @@ def pg_url() -> Iterator[URL]:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     url = f"{REDIS_BASE}/{REDIS_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
     yield url
-    client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """Every broker key of this session lives under this prefix, deleted at the end.
+
+    Not FLUSHDB: another test session (a CI run next to a local one) may share the DB.
+    """
+    prefix = f"coldreach-test-{secrets.token_hex(4)}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
     client.close()
 
 
 @pytest.fixture
-def pg_settings(pg_url: URL, redis_url: str, tmp_path: Path) -> Settings:
+def pg_settings(pg_url: URL, redis_url: str, redis_prefix: str, tmp_path: Path) -> Settings:
     return Settings(
         database_url=pg_url,
         data_dir=tmp_path,
         auto_migrate=False,
         mail_outbox=tmp_path / "outbox.jsonl",
         redis_url=redis_url,
+        celery_key_prefix=redis_prefix,
         celery_queue=f"test-{secrets.token_hex(4)}",
         retry_backoff_base_s=0.0,
         worker_concurrency=4,

@@ -133,6 +133,14 @@ def test_rediss_urls_verify_the_server_certificate() -> None:
     assert tls.conf.task_acks_late and tls.conf.worker_prefetch_multiplier == 1
 
 
+def test_key_prefix_isolates_broker_keys() -> None:
+    app = make_celery(Settings.from_env({"CELERY_KEY_PREFIX": "stack-a:"}))
+    assert app.conf.broker_transport_options["global_keyprefix"] == "stack-a:"
+    assert (
+        "global_keyprefix" not in make_celery(Settings.from_env({})).conf.broker_transport_options
+    )
+
+
 def test_worker_defaults_are_io_friendly() -> None:
     s = Settings.from_env({})
     assert (s.worker_pool, s.worker_concurrency) == ("threads", 32)

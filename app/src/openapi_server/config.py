@@ -107,6 +107,7 @@ class Settings:
     queue_backend: str = "inline"  # inline | celery
     redis_url: str = "redis://127.0.0.1:6379/0"
     celery_queue: str = "coldreach-email"
+    celery_key_prefix: str = ""
     celery_visibility_timeout_s: int = 3600
     worker_pool: str = "threads"
     worker_concurrency: int = 32
@@ -205,6 +206,7 @@ class Settings:
             queue_backend=_choice(env, "QUEUE_BACKEND", "inline", ("inline", "celery")),
             redis_url=env.get("REDIS_URL", "").strip() or "redis://127.0.0.1:6379/0",
             celery_queue=env.get("CELERY_QUEUE", "").strip() or "coldreach-email",
+            celery_key_prefix=env.get("CELERY_KEY_PREFIX", "").strip(),
             celery_visibility_timeout_s=_int(env, "CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
             worker_pool=_choice(
                 env, "WORKER_POOL", "threads", ("threads", "prefork", "solo", "gevent", "eventlet")

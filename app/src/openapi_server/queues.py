@@ -47,6 +47,9 @@ def make_celery(settings: Settings, name: str = "coldreach") -> Celery:
         "worker_prefetch_multiplier": 1,
         "worker_hijack_root_logger": False,
     }
+    if settings.celery_key_prefix:
+        # Every broker key under one prefix: several deployments can share a Redis.
+        conf["broker_transport_options"]["global_keyprefix"] = settings.celery_key_prefix
     parsed = urlparse(settings.redis_url)
     if parsed.scheme == "rediss" and "ssl_cert_reqs" not in parse_qs(parsed.query):
         # ElastiCache in-transit encryption: verify the server certificate.
