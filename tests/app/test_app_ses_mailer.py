@@ -118,3 +118,22 @@ def test_connection_errors_retry_but_read_timeouts_do_not() -> None:
 def test_botocore_never_retries_on_its_own(aws) -> None:
     mailer = SesMailer(_settings())
     assert mailer.client.meta.config.retries["total_max_attempts"] == 1
+
+
+def test_configuration_set_and_correlation_tag_are_sent() -> None:
+    from botocore.stub import ANY
+
+    mailer, stub = _stubbed()
+    stub.add_response(
+        "send_email",
+        {"MessageId": "0100-abc"},
+        expected_params={
+            "FromEmailAddress": "sales@reach.example.com",
+            "Destination": {"ToAddresses": ["lead@example.com"]},
+            "Content": {"Raw": {"Data": ANY}},
+            "EmailTags": [{"Name": "coldreach_message_id", "Value": "42"}],
+            "ConfigurationSetName": "tracking",
+        },
+    )
+    assert mailer.send(EMAIL) == "0100-abc"
+    stub.assert_no_pending_responses()
