@@ -132,6 +132,8 @@ class Mail(pulumi.ComponentResource):
             topic=self.feedback_topic.arn,
             protocol=protocol,
             endpoint=url,
+            # The app checks each notification's SNS signature, which raw delivery drops.
+            raw_message_delivery=False,
             confirmation_timeout_in_minutes=15,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )

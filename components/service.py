@@ -63,6 +63,11 @@ class FargateServiceArgs:
     log_retention_days: int
     command: Sequence[str] | None = None
     """None runs the image's default command."""
+    health_command: Sequence[str] | None = None
+    """A container health check (exec form), for services no load balancer probes."""
+    stop_timeout_seconds: int = 60
+    """Time between SIGTERM and SIGKILL: longer than the slowest in-flight call (an SES
+    send times out after 30 s), so a scale-in never cuts a send in half."""
     environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Plain settings only. Anything secret goes in `secrets`."""
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -141,6 +146,7 @@ class FargateService(pulumi.ComponentResource):
             "user": APP_USER,
             "readonlyRootFilesystem": True,
             "privileged": False,
+            "stopTimeout": args.stop_timeout_seconds,
             "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],
             "environment": [{"name": k, "value": v} for k, v in sorted(args.environment.items())],
             "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(args.secrets.items())],
@@ -155,6 +161,14 @@ class FargateService(pulumi.ComponentResource):
         }
         if args.command is not None:
             container["command"] = list(args.command)
+        if args.health_command is not None:
+            container["healthCheck"] = {
+                "command": ["CMD", *args.health_command],
+                "interval": 30,
+                "timeout": 5,
+                "retries": 3,
+                "startPeriod": 30,
+            }
         if args.load_balancer is not None:
             port = args.load_balancer.container_port
             container["portMappings"] = [

@@ -56,6 +56,8 @@ def worker_service(f: Foundation, shape: Shape, cache: Cache) -> FargateService:
             cluster_name=f.cluster.name,
             image=f.image.ref,
             command=WORKER_COMMAND,
+            # The worker writes a heartbeat; nothing else probes it.
+            health_command=("python", "-m", "openapi_server.healthcheck", "--worker"),
             vpc_id=f.network.vpc.id,
             subnet_ids=f.app_subnet_ids(shape),
             cpu=s.worker_cpu,

@@ -185,6 +185,11 @@ def test_web_and_worker_run_the_same_image_with_their_own_commands(staging: Depl
         == "celery"
     )
     assert _env(staging, "worker")["WORKER_POOL"] == "threads"
+    health = by_service["worker"]["healthCheck"]["command"]
+    assert health == ["CMD", "python", "-m", "openapi_server.healthcheck", "--worker"]
+    assert "healthCheck" not in by_service["web"], "the load balancer probes the web service"
+    # Longer than an SES call's 30 s timeout: scale-in never cuts a send in half.
+    assert by_service["worker"]["stopTimeout"] == by_service["web"]["stopTimeout"] == 60
 
 
 def test_autoscaling_web_on_cpu_and_worker_on_backlog(staging: Deployment) -> None:
