@@ -266,6 +266,9 @@ class _Pricer:
     def secret(self, r: Resource) -> Iterator[Item]:
         yield self.item(r, "secret", "secretsmanager.secret_month", 1, "secret-months")
 
+    def kms_key(self, r: Resource) -> Iterator[Item]:
+        yield self.item(r, "customer managed key", "kms.key_month", 1, "key-months")
+
     def repository(self, r: Resource) -> Iterator[Item]:
         gb = self.t.assumptions["ecr_gb"]
         yield self.item(r, "image storage", "ecr.gb_month", gb, "GB-months", usage_based=True)
@@ -308,6 +311,7 @@ class _Pricer:
             "aws:msk/cluster:Cluster": self.msk_cluster,
             "aws:secretsmanager/secret:Secret": self.secret,
             "aws:ecr/repository:Repository": self.repository,
+            "aws:kms/key:Key": self.kms_key,
             "aws:sesv2/emailIdentity:EmailIdentity": self.email_identity,
         }
         found: list[Item] = []

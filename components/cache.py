@@ -41,6 +41,7 @@ class Cache(pulumi.ComponentResource):
     replication_group: aws.elasticache.ReplicationGroup
     security_group: SecurityGroup
     url_secret: aws.secretsmanager.Secret
+    url_value: aws.secretsmanager.SecretVersion
 
     def __init__(
         self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None
@@ -95,7 +96,7 @@ class Cache(pulumi.ComponentResource):
             self.replication_group.primary_endpoint_address,
             PORT,
         )
-        self.url_secret = stored_secret(
+        self.url_secret, self.url_value = stored_secret(
             f"{name}-url",
             f"{name}: rediss:// URL for the app, auth token included",
             url,

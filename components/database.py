@@ -51,6 +51,7 @@ class Database(pulumi.ComponentResource):
     replica: aws.rds.Instance | None
     security_group: SecurityGroup
     secret: aws.secretsmanager.Secret
+    secret_value: aws.secretsmanager.SecretVersion
 
     def __init__(
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -122,7 +123,7 @@ class Database(pulumi.ComponentResource):
             "username": args.username,
             "password": password.result,
         }
-        self.secret = stored_secret(
+        self.secret, self.secret_value = stored_secret(
             f"{name}-credentials",
             f"{name}: master credentials and endpoint of the primary",
             pulumi.Output.json_dumps(credentials),

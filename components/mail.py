@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -61,8 +62,40 @@ class Mail(pulumi.ComponentResource):
             opts=child,
         )
 
+        # The feedback carries recipients' addresses, so the topic is encrypted; with a
+        # key of our own, because SES may only publish to an encrypted topic whose key
+        # policy lets it, and the AWS-managed SNS key's policy cannot be changed.
+        key = aws.kms.Key(
+            f"{name}-feedback-key",
+            description=f"{name}: encrypts the SES feedback topic",
+            enable_key_rotation=True,
+            deletion_window_in_days=7,
+            policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "AccountAdministersTheKey",
+                            "Effect": "Allow",
+                            "Principal": {"AWS": f"arn:aws:iam::{caller.account_id}:root"},
+                            "Action": "kms:*",
+                            "Resource": "*",
+                        },
+                        {
+                            "Sid": "SesPublishesEncrypted",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ses.amazonaws.com"},
+                            "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+                            "Resource": "*",
+                            "Condition": {"StringEquals": {"aws:SourceAccount": caller.account_id}},
+                        },
+                    ],
+                }
+            ),
+            opts=child,
+        )
         self.feedback_topic = aws.sns.Topic(
-            f"{name}-feedback", kms_master_key_id="alias/aws/sns", opts=child
+            f"{name}-feedback", kms_master_key_id=key.arn, opts=child
         )
         aws.sns.TopicPolicy(
             f"{name}-feedback",
@@ -134,6 +167,9 @@ class Mail(pulumi.ComponentResource):
             endpoint=url,
             # The app checks each notification's SNS signature, which raw delivery drops.
             raw_message_delivery=False,
+            # Make the provider wait for the app's confirmation, so an endpoint that
+            # never confirms fails `pulumi up` instead of silently dropping feedback.
+            endpoint_auto_confirms=True,
             confirmation_timeout_in_minutes=15,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )

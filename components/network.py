@@ -37,6 +37,8 @@ class Network(pulumi.ComponentResource):
     private_subnets: list[aws.ec2.Subnet]
     private_route_tables: list[aws.ec2.RouteTable]
     nat_gateways: list[aws.ec2.NatGateway]
+    nat_routes: list[aws.ec2.Route]
+    """The private subnets' way out; tasks there cannot pull images before these exist."""
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -129,7 +131,7 @@ class Network(pulumi.ComponentResource):
             self.private_subnets.append(private)
             self.private_route_tables.append(private_rt)
 
-        self.nat_gateways = self._nat(name, args.nat, igw)
+        self.nat_gateways, self.nat_routes = self._nat(name, args.nat, igw)
         self._flow_logs(name, args.flow_log_retention_days)
 
         self.register_outputs(
@@ -151,9 +153,9 @@ class Network(pulumi.ComponentResource):
 
     def _nat(
         self, name: str, mode: NatMode, igw: aws.ec2.InternetGateway
-    ) -> list[aws.ec2.NatGateway]:
+    ) -> tuple[list[aws.ec2.NatGateway], list[aws.ec2.Route]]:
         if mode == "none":
-            return []
+            return [], []
         count = 1 if mode == "single" else len(self.public_subnets)
         gateways: list[aws.ec2.NatGateway] = []
         for i in range(count):
@@ -172,7 +174,7 @@ class Network(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self),
                 )
             )
-        for i, table in enumerate(self.private_route_tables):
+        routes = [
             aws.ec2.Route(
                 f"{name}-private-default-{i}",
                 route_table_id=table.id,
@@ -180,7 +182,9 @@ class Network(pulumi.ComponentResource):
                 nat_gateway_id=gateways[i % count].id,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        return gateways
+            for i, table in enumerate(self.private_route_tables)
+        ]
+        return gateways, routes
 
     def _flow_logs(self, name: str, retention_days: int) -> None:
         child = pulumi.ResourceOptions(parent=self)

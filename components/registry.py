@@ -86,12 +86,19 @@ class AppImageArgs:
     """A ready image reference; when set nothing is built."""
 
 
+# What app/.dockerignore keeps out of the build context. The tag hashes exactly the
+# context docker-build sends, or a rebuild would push new bytes under an old tag,
+# which the immutable repository refuses.
+IGNORED = frozenset({"__pycache__", ".venv", "var", ".pytest_cache"})
+IGNORED_SUFFIXES = (".pyc",)
+
+
 def source_hash(context: Path) -> str:
     """A short digest of the build context, used as the immutable image tag."""
     digest = hashlib.sha256()
     for path in sorted(context.rglob("*")):
         parts = set(path.relative_to(context).parts)
-        if path.is_file() and not parts & {"__pycache__", ".venv", "var", ".pytest_cache"}:
+        if path.is_file() and not parts & IGNORED and not path.name.endswith(IGNORED_SUFFIXES):
             digest.update(str(path.relative_to(context)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

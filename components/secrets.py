@@ -13,8 +13,12 @@ def stored_secret(
     value: pulumi.Input[str],
     protect: bool,
     parent: pulumi.Resource,
-) -> aws.secretsmanager.Secret:
+) -> tuple[aws.secretsmanager.Secret, aws.secretsmanager.SecretVersion]:
     """A Secrets Manager secret holding `value`; both resources are named `name`.
+
+    Returns the version too: a service that reads the secret at start must depend
+    on the version, since the secret exists (empty) long before its value when
+    the value comes from another slow resource (an RDS or ElastiCache endpoint).
 
     Seven days of recovery instead of thirty: long enough to undo a mistake,
     short enough that a recreated stack can reuse its names within a week.
@@ -25,13 +29,13 @@ def stored_secret(
         recovery_window_in_days=7,
         opts=pulumi.ResourceOptions(parent=parent, protect=protect),
     )
-    aws.secretsmanager.SecretVersion(
+    version = aws.secretsmanager.SecretVersion(
         name,
         secret_id=secret.id,
         secret_string=value,
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    return secret
+    return secret, version
 
 
 class GeneratedSecret(pulumi.ComponentResource):
@@ -42,6 +46,7 @@ class GeneratedSecret(pulumi.ComponentResource):
     """
 
     secret: aws.secretsmanager.Secret
+    version: aws.secretsmanager.SecretVersion
     value: random.RandomPassword
     """For resources that need the value itself (an ElastiCache auth token); it stays secret."""
 
@@ -57,7 +62,7 @@ class GeneratedSecret(pulumi.ComponentResource):
         self.value = random.RandomPassword(
             f"{name}-value", length=length, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
-        self.secret = stored_secret(
+        self.secret, self.version = stored_secret(
             f"{name}-secret", description, self.value.result, protect, parent=self
         )
         self.register_outputs({"arn": self.secret.arn})

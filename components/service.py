@@ -177,7 +177,8 @@ class FargateService(pulumi.ComponentResource):
 
         self.task_definition = aws.ecs.TaskDefinition(
             f"{name}-task",
-            family=name,
+            # Per stack: several stacks may share an account, and ECS families are global.
+            family=f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}",
             cpu=str(args.cpu),
             memory=str(args.memory),
             network_mode="awsvpc",
@@ -225,6 +226,9 @@ class FargateService(pulumi.ComponentResource):
             deployment_maximum_percent=200,
             enable_execute_command=False,
             propagate_tags="SERVICE",
+            # `pulumi up` succeeds only once the new tasks are healthy (the circuit
+            # breaker rolls a failed deployment back and the update fails).
+            wait_for_steady_state=True,
             # Once autoscaling owns the count, a deploy must not reset it.
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -323,7 +327,9 @@ class FargateService(pulumi.ComponentResource):
                 },
                 {
                     "id": "per_task",
-                    "expression": "backlog / MAX([tasks, 1])",
+                    # The documented backlog-per-task form; min capacity >= 1 keeps
+                    # the divisor above zero.
+                    "expression": "backlog / tasks",
                     "label": "Backlog per running task",
                     "return_data": True,
                 },

@@ -116,6 +116,8 @@ class Settings:
     # Image and edge
     image: str | None = None
     certificate_arn: str | None = None
+    public_hostname: str | None = None
+    """The name users (and SNS) reach the app by; its DNS record points at the ALB."""
     alb_deletion_protection: bool = False
     # Mail
     sender_domain: str | None = None
@@ -327,6 +329,12 @@ def parse(stack: str, get: Callable[[str], str | None], region: str | None) -> S
             allowed="an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)",
         ),
         alb_deletion_protection=r.flag("albDeletionProtection", False),
+        public_hostname=r.text(
+            "publicHostname",
+            None,
+            pattern=_DOMAIN,
+            allowed="a lowercase DNS name, e.g. api.example.com",
+        ),
         sender_domain=sender_domain,
         mail_from=mail_from,
     )

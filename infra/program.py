@@ -15,6 +15,12 @@ def main() -> None:
                 f"{instance_class}: max_connections unknown to infra/capacity.py, so the "
                 "connection pools were not checked against it"
             )
+    if settings.https and settings.public_hostname is None:
+        pulumi.log.warn(
+            "cold-reach:certificateArn is set but cold-reach:publicHostname is not: no "
+            "certificate can match the load balancer's own name, so browsers and SNS will "
+            "refuse https://<alb>. Set publicHostname and point its DNS record at the ALB."
+        )
     if settings.phase == 1:
         outputs = phase1.build(settings).outputs()
     elif settings.phase == 2:

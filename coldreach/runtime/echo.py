@@ -156,6 +156,12 @@ def _replication_group(who: Identity, urn: str, o: Outputs) -> Outputs:
     }
 
 
+def _kms_key(who: Identity, urn: str, o: Outputs) -> Outputs:
+    h = digest(urn, 32)
+    key_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+    return {"keyId": key_id, "arn": f"arn:aws:kms:{who.region}:{who.account}:key/{key_id}"}
+
+
 def _bucket(who: Identity, _urn: str, o: Outputs) -> Outputs:
     return {
         "arn": f"arn:aws:s3:::{o['bucket']}",
@@ -261,6 +267,7 @@ KINDS: dict[str, Kind] = {
     "aws:appautoscaling/policy:Policy": Kind(
         "@name", name_key="name", max_name=255, extra=_arn("autoscaling", "scalingPolicy:{name}")
     ),
+    "aws:kms/key:Key": Kind("@keyId", extra=_kms_key),
     "aws:sns/topic:Topic": Kind("@arn", name_key="name", max_name=256, extra=_arn("sns", "{name}")),
     "aws:sns/topicPolicy:TopicPolicy": Kind("@arn", suffix="/policy"),
     "aws:sns/topicSubscription:TopicSubscription": Kind("subscription-"),

@@ -152,6 +152,7 @@ class MotoBackend:
             "aws:sesv2/configurationSetEventDestination:ConfigurationSetEventDestination": (
                 self._event_destination
             ),
+            "aws:kms/key:Key": self._kms_key,
             "aws:sns/topic:Topic": self._topic,
             "aws:sns/topicPolicy:TopicPolicy": self._topic_policy,
             "aws:sns/topicSubscription:TopicSubscription": self._subscription,
@@ -1206,6 +1207,22 @@ class MotoBackend:
             ),
         )
         return f"{config_set}|{name}", {}
+
+    def _kms_key(self, c: _Call) -> tuple[str, Outputs]:
+        kms = self.client("kms")
+        meta = kms.create_key(
+            **_drop_none(
+                {
+                    "Description": c.get("description"),
+                    "Policy": c.get("policy"),
+                    "Tags": [{"TagKey": k, "TagValue": v} for k, v in (c.get("tags") or {}).items()]
+                    or None,
+                }
+            )
+        )["KeyMetadata"]
+        if c.get("enableKeyRotation"):
+            kms.enable_key_rotation(KeyId=meta["KeyId"])
+        return meta["KeyId"], {"keyId": meta["KeyId"], "arn": meta["Arn"]}
 
     def _topic(self, c: _Call) -> tuple[str, Outputs]:
         name = self._name(c)

@@ -48,6 +48,8 @@ class Shape:
     secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Extra ECS secrets for every app container (name -> valueFrom)."""
     secret_arns: list[pulumi.Input[str]] = field(default_factory=list)
+    secret_values: list[pulumi.Resource] = field(default_factory=list)
+    """The versions of those secrets: services wait for them, not just for the secrets."""
 
 
 @dataclass
@@ -63,6 +65,26 @@ class Foundation:
     cluster: aws.ecs.Cluster
     edge: LoadBalancer
     mail: Mail | None
+
+    @property
+    def public_url(self) -> pulumi.Output[str]:
+        """Where users and SNS reach the app: the configured hostname, else the ALB's name."""
+        hostname = self.settings.public_hostname
+        if hostname is None:
+            return self.edge.url
+        scheme = "https" if self.settings.https else "http"
+        return pulumi.Output.from_input(f"{scheme}://{hostname}")
+
+    def app_dependencies(self, shape: Shape) -> list[pulumi.Resource]:
+        """What must exist before tasks start: listeners, secret values, the way out."""
+        routes = self.network.nat_routes if shape.private_services else []
+        return [
+            *self.edge.listeners,
+            self.database.secret_value,
+            self.unsubscribe_key.version,
+            *shape.secret_values,
+            *routes,
+        ]
 
     def app_subnet_ids(self, shape: Shape) -> list[pulumi.Output[str]]:
         net = self.network
@@ -81,7 +103,9 @@ class Foundation:
             "MAILER": "ses" if mail else "console",
             "MAIL_FROM": mail.mail_from if mail else f"no-reply@{s.stack}.coldreach.invalid",
             "SES_CONFIGURATION_SET": mail.configuration_set.configuration_set_name if mail else "",
-            "PUBLIC_BASE_URL": self.edge.url,
+            "PUBLIC_BASE_URL": self.public_url,
+            # The webhook accepts signed notifications from our feedback topic only.
+            "SNS_TOPIC_ARNS": mail.feedback_topic.arn if mail else "",
             # Several tasks may start at once: the app serialises migrations
             # with a database lock.
             "AUTO_MIGRATE": "1",
@@ -113,7 +137,8 @@ class Phase1:
         f = self.foundation
         return {
             "phase": f.settings.phase,
-            "url": f.edge.url,
+            "url": f.public_url,
+            "alb_dns_name": f.edge.alb.dns_name,
             "vpc_id": f.network.vpc.id,
             "db_endpoint": f.database.instance.endpoint,
             "db_identifier": f.database.instance.identifier,
@@ -214,7 +239,7 @@ def web_service(f: Foundation, shape: Shape) -> FargateService:
             task_permissions=f.app_permissions(),
             load_balancer=LoadBalancerTarget(f.edge.target_group.arn, APP_PORT),
             scaling=shape.web_scaling,
-            depends_on=f.edge.listeners,
+            depends_on=f.app_dependencies(shape),
         ),
     )
     firewall.connect(f.edge.security_group, web.security_group, APP_PORT, "HTTP to the API")
@@ -222,7 +247,7 @@ def web_service(f: Foundation, shape: Shape) -> FargateService:
     web.security_group.allow_https_out("HTTPS to AWS APIs (ECR, Secrets Manager, SES, logs)")
     if f.mail:
         f.mail.subscribe_webhook(
-            pulumi.Output.concat(f.edge.url, "/webhooks/ses"), depends_on=[web.service]
+            pulumi.Output.concat(f.public_url, "/webhooks/ses"), depends_on=[web.service]
         )
     return web
 

@@ -74,6 +74,7 @@ def worker_service(f: Foundation, shape: Shape, cache: Cache) -> FargateService:
             },
             secrets=f.app_secrets(shape),
             secret_arns=f.app_secret_arns(shape),
+            depends_on=[d for d in f.app_dependencies(shape) if d not in f.edge.listeners],
             repository_arn=None if s.image else f.registry.repository.arn,
             task_permissions=[
                 *f.app_permissions(),
@@ -124,6 +125,7 @@ def build(s: Settings) -> Phase2:
         environment={"DB_READ_HOST": replica.address},
         secrets={"REDIS_URL": cache.url_secret.arn},
         secret_arns=[cache.url_secret.arn],
+        secret_values=[cache.url_value],
     )
     web = web_service(f, shape)
     firewall.connect(web.security_group, cache.security_group, REDIS_PORT, "Redis")

@@ -101,3 +101,71 @@ def test_built_image_is_pinned_by_digest_and_tagged_by_content(dev: Deployment) 
     assert build.get("push") is True and build.get("platforms") == ["linux/amd64"]
     [container] = containers(dev)
     assert container["image"] == build.out("ref") and "@sha256:" in container["image"]
+
+
+def test_image_tag_hashes_exactly_the_build_context(tmp_path) -> None:
+    from components.registry import IGNORED, IGNORED_SUFFIXES, source_hash
+    from infra.phase1 import APP_DIR
+
+    ignored = set((APP_DIR / ".dockerignore").read_text().split()) - {"#"}
+    assert IGNORED | {f"*{s}" for s in IGNORED_SUFFIXES} <= ignored
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "m.py").write_text("x = 1\n")
+    before = source_hash(tmp_path)
+    (tmp_path / "src" / "__pycache__").mkdir()
+    (tmp_path / "src" / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "app.db").write_bytes(b"\0")
+    assert source_hash(tmp_path) == before, "caches and local data never change the tag"
+    (tmp_path / "src" / "m.py").write_text("x = 2\n")
+    assert source_hash(tmp_path) != before
+
+
+def test_feedback_reaches_the_app_signed_encrypted_and_confirmed(
+    dev_https_mail: Deployment,
+) -> None:
+    d = dev_https_mail
+    [topic] = d.of_type("aws:sns/topic:Topic")
+    [key] = d.of_type("aws:kms/key:Key")
+    assert topic.get("kmsMasterKeyId") == key.out("arn")
+    assert key.get("enableKeyRotation") is True
+    grants = {s["Sid"]: s for s in policy_statements(key.get("policy"))}
+    assert grants["SesPublishesEncrypted"]["Principal"] == {"Service": "ses.amazonaws.com"}
+    [subscription] = d.of_type("aws:sns/topicSubscription:TopicSubscription")
+    assert subscription.get("rawMessageDelivery") is False
+    assert subscription.get("endpointAutoConfirms") is True
+    [container] = containers(d)
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert env["SNS_TOPIC_ARNS"] == topic.id
+
+
+def test_public_hostname_is_the_url_users_and_sns_see(program) -> None:
+    d = program(
+        "dev",
+        certificateArn=CERT,
+        senderDomain="mail.example.com",
+        publicHostname="api.example.com",
+    )
+    assert d.output("url") == "https://api.example.com"
+    assert d.output("alb_dns_name").endswith(".elb.amazonaws.com")
+    [subscription] = d.of_type("aws:sns/topicSubscription:TopicSubscription")
+    assert subscription.get("endpoint") == "https://api.example.com/webhooks/ses"
+    [container] = containers(d)
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert env["PUBLIC_BASE_URL"] == "https://api.example.com"
+    assert not any("publicHostname is not" in m for _, m in d.messages)
+
+
+def test_certificate_without_hostname_warns(dev_https_mail: Deployment) -> None:
+    assert any("publicHostname is not" in m for _, m in dev_https_mail.messages)
+
+
+def test_services_wait_for_listeners_secret_values_and_health(dev: Deployment) -> None:
+    [service] = dev.of_type("aws:ecs/service:Service")
+    assert service.get("waitForSteadyState") is True
+    needed = {
+        r.urn
+        for r in dev
+        if r.type in ("aws:lb/listener:Listener", "aws:secretsmanager/secretVersion:SecretVersion")
+    }
+    assert len(needed) == 3 and needed <= set(service.dependencies)

@@ -27,7 +27,9 @@ def _service(d: Deployment, name: str):
     return next(r for r in d.of_type("aws:ecs/service:Service") if r.name == f"{name}-service")
 
 
-def _env(d: Deployment, family: str) -> dict[str, str]:
+def _env(d: Deployment, service: str) -> dict[str, str]:
+    """The environment of `service` (web or worker); the family is per stack."""
+    family = f"cold-reach-{d.stack}-{service}"
     td = next(r for r in d.of_type("aws:ecs/taskDefinition:TaskDefinition") if r.id == family)
     [container] = json.loads(td.get("containerDefinitions"))
     return {e["name"]: e["value"] for e in container["environment"]}
@@ -242,7 +244,7 @@ def test_pools_fit_under_max_connections_at_maximum_scale(program, stack: str) -
     replica = next(r for r in instances if r.get("replicateSourceDb"))
     used = {"primary": 0, "replica": 0}
     for service in d.of_type("aws:ecs/service:Service"):
-        env = _env(d, d.resolve(service.get("taskDefinition")).id)
+        env = _env(d, d.resolve(service.get("taskDefinition")).id.rsplit("-", 1)[1])
         per_task = int(env["DB_POOL_SIZE"]) + int(env["DB_MAX_OVERFLOW"])
         tasks = max_tasks[service.out("name")]
         used["primary"] += tasks * per_task
@@ -251,3 +253,21 @@ def test_pools_fit_under_max_connections_at_maximum_scale(program, stack: str) -
     assert used["primary"] <= capacity.usable_connections(primary.get("instanceClass"))
     assert used["replica"] <= capacity.usable_connections(replica.get("instanceClass"))
     assert used["primary"] > 0 and used["replica"] > 0
+
+
+def test_private_services_wait_for_the_way_out_and_the_redis_url(staging: Deployment) -> None:
+    nat_routes = {r.urn for r in staging.of_type("aws:ec2/route:Route") if r.get("natGatewayId")}
+    url_value = next(
+        r.urn
+        for r in staging.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+        if r.name == "cache-url"
+    )
+    for name in ("web", "worker"):
+        deps = set(_service(staging, name).dependencies)
+        assert nat_routes <= deps and url_value in deps, name
+    backlog = next(
+        r for r in staging.of_type("aws:appautoscaling/policy:Policy") if r.name == "worker-backlog"
+    )
+    spec = backlog.get("targetTrackingScalingPolicyConfiguration")["customizedMetricSpecification"]
+    [expression] = [m["expression"] for m in spec["metrics"] if "expression" in m]
+    assert expression == "backlog / tasks"
