@@ -154,7 +154,9 @@ class LoadBalancer(pulumi.ComponentResource):
             force_destroy=not args.protect,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-        aws.s3.BucketPublicAccessBlock(
+        # S3 answers concurrent changes to one bucket's settings with "conflicting
+        # conditional operation", so each setting waits for the one before.
+        block = aws.s3.BucketPublicAccessBlock(
             f"{name}-access-logs",
             bucket=bucket.id,
             block_public_acls=True,
@@ -163,14 +165,14 @@ class LoadBalancer(pulumi.ComponentResource):
             restrict_public_buckets=True,
             opts=child,
         )
-        aws.s3.BucketOwnershipControls(
+        ownership = aws.s3.BucketOwnershipControls(
             f"{name}-access-logs",
             bucket=bucket.id,
             rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[block]),
         )
         # ALB log delivery supports SSE-S3 only, not SSE-KMS.
-        aws.s3.BucketServerSideEncryptionConfiguration(
+        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-access-logs",
             bucket=bucket.id,
             rules=[
@@ -180,9 +182,9 @@ class LoadBalancer(pulumi.ComponentResource):
                     )
                 )
             ],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ownership]),
         )
-        aws.s3.BucketLifecycleConfiguration(
+        lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{name}-access-logs",
             bucket=bucket.id,
             rules=[
@@ -195,7 +197,7 @@ class LoadBalancer(pulumi.ComponentResource):
                     ),
                 )
             ],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[encryption]),
         )
         # Regions older than August 2022 deliver ALB logs from a regional ELB
         # account; the invoke returns the right one for the stack's region.
@@ -225,6 +227,6 @@ class LoadBalancer(pulumi.ComponentResource):
                     ],
                 }
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[lifecycle]),
         )
         return bucket
