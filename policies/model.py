@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -76,7 +76,42 @@ class Rule:
 RULES: list[Rule] = []
 
 
-def _register(rule: Rule) -> Rule:
+class _Required(TypedDict):
+    sources: Sequence[str]
+    severity: Severity
+    description: str
+
+
+class Declaration(_Required, total=False):
+    """What every rule declares besides its id, name and check: the baseline ids it
+    implements, its severity and description, its default level and its config schema."""
+
+    enforcement: EnforcementLevel
+    config: dict[str, dict[str, Any]]
+
+
+def declare(
+    id: str,
+    name: str,
+    declared: Declaration,
+    *,
+    types: str | Sequence[str] = (),
+    resource_check: ResourceCheck | None = None,
+    stack_check: StackCheck | None = None,
+) -> Rule:
+    """Registers a rule in `RULES`; ids and names are unique across the pack."""
+    rule = Rule(
+        id=id,
+        name=name,
+        sources=tuple(declared["sources"]),
+        severity=declared["severity"],
+        enforcement=declared.get("enforcement", MANDATORY),
+        description=declared["description"],
+        types=(types,) if isinstance(types, str) else tuple(types),
+        resource_check=resource_check,
+        stack_check=stack_check,
+        config=declared.get("config") or {},
+    )
     if any(r.name == rule.name or r.id == rule.id for r in RULES):
         raise ValueError(f"duplicate rule {rule.id} {rule.name}")
     RULES.append(rule)
@@ -84,62 +119,24 @@ def _register(rule: Rule) -> Rule:
 
 
 def resource_rule(
-    id: str,
-    name: str,
-    *,
-    types: str | Sequence[str],
-    sources: Sequence[str],
-    severity: Severity,
-    description: str,
-    enforcement: EnforcementLevel = MANDATORY,
-    config: dict[str, dict[str, Any]] | None = None,
+    id: str, name: str, *, types: str | Sequence[str], **declared: Unpack[Declaration]
 ) -> Callable[[ResourceCheck], ResourceCheck]:
     """Declares a check over one resource's props; it yields one message per violation."""
 
     def register(check: ResourceCheck) -> ResourceCheck:
-        _register(
-            Rule(
-                id=id,
-                name=name,
-                sources=tuple(sources),
-                severity=severity,
-                enforcement=enforcement,
-                description=description,
-                types=(types,) if isinstance(types, str) else tuple(types),
-                resource_check=check,
-                config=config or {},
-            )
-        )
+        declare(id, name, declared, types=types, resource_check=check)
         return check
 
     return register
 
 
 def stack_rule(
-    id: str,
-    name: str,
-    *,
-    sources: Sequence[str],
-    severity: Severity,
-    description: str,
-    enforcement: EnforcementLevel = MANDATORY,
-    config: dict[str, dict[str, Any]] | None = None,
+    id: str, name: str, **declared: Unpack[Declaration]
 ) -> Callable[[StackCheck], StackCheck]:
     """Declares a check over the whole stack; it yields (urn or None, message)."""
 
     def register(check: StackCheck) -> StackCheck:
-        _register(
-            Rule(
-                id=id,
-                name=name,
-                sources=tuple(sources),
-                severity=severity,
-                enforcement=enforcement,
-                description=description,
-                stack_check=check,
-                config=config or {},
-            )
-        )
+        declare(id, name, declared, stack_check=check)
         return check
 
     return register
