@@ -17,6 +17,7 @@ from policies.model import (
     items,
     mapping,
     of_type,
+    property_rule,
     referrers,
     refs,
     resource_rule,
@@ -216,17 +217,18 @@ def ecs_no_secrets_in_environment(args: ResourceValidationArgs) -> Iterator[str]
 # --- ECS services and clusters -------------------------------------------------------------
 
 
-@resource_rule(
+property_rule(
     "E6",
     "ecs-service-no-public-ip",
     types=t.ECS_SERVICE,
     sources=("SH ECS.2", "CKV_AWS_333", "CT.ECS.PR.9"),
     severity=Severity.HIGH,
     description="Services do not give their tasks public IPs (advisory in dev: ADR 0001)",
+    prop="networkConfiguration.assignPublicIp",
+    must_not_be=True,
+    strict=True,
+    message="assignPublicIp is true: the tasks get public addresses",
 )
-def ecs_no_public_ip(args: ResourceValidationArgs) -> Iterator[str]:
-    if mapping(args.props.get("networkConfiguration")).get("assignPublicIp") is True:
-        yield "assignPublicIp is true: the tasks get public addresses"
 
 
 @resource_rule(
@@ -253,17 +255,18 @@ def ecs_cluster_insights(args: ResourceValidationArgs) -> Iterator[str]:
 # --- ECR -----------------------------------------------------------------------------------
 
 
-@resource_rule(
+property_rule(
     "R1",
     "ecr-scan-on-push",
     types=t.ECR_REPOSITORY,
     sources=("SH ECR.1", "CKV_AWS_163", "AVD-AWS-0030"),
     severity=Severity.MEDIUM,
     description="Repositories scan images on push",
+    prop="imageScanningConfiguration.scanOnPush",
+    must_be=True,
+    strict=True,
+    message="imageScanningConfiguration.scanOnPush is not true",
 )
-def ecr_scan_on_push(args: ResourceValidationArgs) -> Iterator[str]:
-    if mapping(args.props.get("imageScanningConfiguration")).get("scanOnPush") is not True:
-        yield "imageScanningConfiguration.scanOnPush is not true"
 
 
 @resource_rule(

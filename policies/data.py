@@ -10,11 +10,13 @@ from pulumi_policy import ResourceValidationArgs, Severity, StackValidationArgs
 from policies import tokens as t
 from policies.model import (
     ADVISORY,
+    is_true,
     items,
     known_text,
     mapping,
     of_type,
     present,
+    property_rule,
     resource_rule,
     stack_rule,
     strings,
@@ -29,29 +31,21 @@ def _replica(props: Any) -> bool:
     return present(props, "replicateSourceDb")
 
 
-def _true(value: Any) -> bool:
-    """A boolean input; some older provider versions send "true" strings."""
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-def _false(value: Any) -> bool:
-    return value is False or (isinstance(value, str) and value.lower() == "false")
-
-
 # --- RDS -----------------------------------------------------------------------------------
 
 
-@resource_rule(
+property_rule(
     "D1",
     "rds-storage-encrypted",
     types=t.RDS_INSTANCE,
     sources=("SH RDS.3", "CIS 2.3.1", "CKV_AWS_16", "AVD-AWS-0080", "AG rds-storage-encrypted"),
     severity=Severity.HIGH,
     description="Storage is encrypted (a replica inherits it from its source)",
+    prop="storageEncrypted",
+    must_be=True,
+    exempt=_replica,
+    message="storageEncrypted is not true (and cannot be turned on later in place)",
 )
-def rds_storage_encrypted(args: ResourceValidationArgs) -> Iterator[str]:
-    if not _replica(args.props) and not _true(args.props.get("storageEncrypted")):
-        yield "storageEncrypted is not true (and cannot be turned on later in place)"
 
 
 @resource_rule(
@@ -70,7 +64,7 @@ def rds_storage_encrypted(args: ResourceValidationArgs) -> Iterator[str]:
 )
 def rds_not_public(args: ResourceValidationArgs) -> Iterator[str]:
     p = args.props
-    if _true(p.get("publiclyAccessible")):
+    if is_true(p.get("publiclyAccessible")):
         yield "publiclyAccessible is true"
     if not present(p, "vpcSecurityGroupIds"):
         yield "no vpcSecurityGroupIds: the VPC's default security group would apply"
@@ -105,23 +99,23 @@ def rds_backup_retention(args: ResourceValidationArgs) -> Iterator[str]:
     description="Deletion protection on; a primary takes a final snapshot when deleted",
 )
 def rds_deletion_protection(args: ResourceValidationArgs) -> Iterator[str]:
-    if not _true(args.props.get("deletionProtection")):
+    if not is_true(args.props.get("deletionProtection")):
         yield "deletionProtection is not true"
-    if not _replica(args.props) and _true(args.props.get("skipFinalSnapshot")):
+    if not _replica(args.props) and is_true(args.props.get("skipFinalSnapshot")):
         yield "skipFinalSnapshot is true: deleting the primary would keep no snapshot"
 
 
-@resource_rule(
+property_rule(
     "D4",
     "rds-iam-authentication",
     types=t.RDS_INSTANCE,
     sources=("SH RDS.10", "CKV_AWS_161", "AVD-AWS-0176"),
     severity=Severity.MEDIUM,
     description="IAM database authentication is enabled",
+    prop="iamDatabaseAuthenticationEnabled",
+    must_be=True,
+    message="iamDatabaseAuthenticationEnabled is not true",
 )
-def rds_iam_auth(args: ResourceValidationArgs) -> Iterator[str]:
-    if not _true(args.props.get("iamDatabaseAuthenticationEnabled")):
-        yield "iamDatabaseAuthenticationEnabled is not true"
 
 
 @resource_rule(
@@ -155,30 +149,30 @@ def rds_current_ca(args: ResourceValidationArgs) -> Iterator[str]:
         yield f"caCertIdentifier is {ca or 'not set'}; want one of {', '.join(CURRENT_RDS_CAS)}"
 
 
-@resource_rule(
+property_rule(
     "D7a",
     "rds-auto-minor-upgrade",
     types=t.RDS_INSTANCE,
     sources=("SH RDS.13", "CKV_AWS_226"),
     severity=Severity.LOW,
     description="Minor engine upgrades are applied automatically",
+    prop="autoMinorVersionUpgrade",
+    must_not_be=False,
+    message="autoMinorVersionUpgrade is false",
 )
-def rds_auto_minor(args: ResourceValidationArgs) -> Iterator[str]:
-    if _false(args.props.get("autoMinorVersionUpgrade")):
-        yield "autoMinorVersionUpgrade is false"
 
 
-@resource_rule(
+property_rule(
     "D7b",
     "rds-copy-tags-to-snapshots",
     types=t.RDS_INSTANCE,
     sources=("SH RDS.17",),
     severity=Severity.LOW,
     description="Tags are copied to snapshots",
+    prop="copyTagsToSnapshot",
+    must_be=True,
+    message="copyTagsToSnapshot is not true",
 )
-def rds_copy_tags(args: ResourceValidationArgs) -> Iterator[str]:
-    if not _true(args.props.get("copyTagsToSnapshot")):
-        yield "copyTagsToSnapshot is not true"
 
 
 @resource_rule(
@@ -199,17 +193,17 @@ def rds_admin_username(args: ResourceValidationArgs) -> Iterator[str]:
         yield f"username {username} is a default admin name"
 
 
-@resource_rule(
+property_rule(
     "D8a",
     "rds-performance-insights",
     types=t.RDS_INSTANCE,
     sources=("SH RDS.6 (part)", "CKV_AWS_118", "CKV_AWS_353", "AVD-AWS-0133"),
     severity=Severity.LOW,
     description="Performance Insights is on (7 days are free)",
+    prop="performanceInsightsEnabled",
+    must_be=True,
+    message="performanceInsightsEnabled is not true",
 )
-def rds_performance_insights(args: ResourceValidationArgs) -> Iterator[str]:
-    if not _true(args.props.get("performanceInsightsEnabled")):
-        yield "performanceInsightsEnabled is not true"
 
 
 @resource_rule(
@@ -227,17 +221,18 @@ def rds_enhanced_monitoring(args: ResourceValidationArgs) -> Iterator[str]:
         yield "enhanced monitoring is off (monitoringInterval <= 60 with monitoringRoleArn)"
 
 
-@resource_rule(
+property_rule(
     "D9",
     "rds-multi-az",
     types=t.RDS_INSTANCE,
     sources=("SH RDS.5", "CIS v6 3.2.4", "CKV_AWS_157", "AG rds-instance-multi-az-enabled"),
     severity=Severity.MEDIUM,
     description="The primary is Multi-AZ (mandatory in prod, advisory elsewhere)",
+    prop="multiAz",
+    must_be=True,
+    exempt=_replica,
+    message="multiAz is not true: losing one AZ stops the database",
 )
-def rds_multi_az(args: ResourceValidationArgs) -> Iterator[str]:
-    if not _replica(args.props) and not _true(args.props.get("multiAz")):
-        yield "multiAz is not true: losing one AZ stops the database"
 
 
 @stack_rule(
@@ -251,7 +246,7 @@ def rds_multi_az(args: ResourceValidationArgs) -> Iterator[str]:
 def rds_credentials_rotation(args: StackValidationArgs) -> Iterator[tuple[str | None, str]]:
     rotations = of_type(args, t.SECRET_ROTATION)
     for db in of_type(args, t.RDS_INSTANCE):
-        if _replica(db.props) or _true(db.props.get("manageMasterUserPassword")):
+        if _replica(db.props) or is_true(db.props.get("manageMasterUserPassword")):
             continue
         if not rotations:
             yield db.urn, "the master password never rotates (no SecretRotation in the stack)"
@@ -260,17 +255,17 @@ def rds_credentials_rotation(args: StackValidationArgs) -> Iterator[tuple[str | 
 # --- ElastiCache ---------------------------------------------------------------------------
 
 
-@resource_rule(
+property_rule(
     "C1",
     "elasticache-encrypted-at-rest",
     types=t.REPLICATION_GROUP,
     sources=("SH ElastiCache.4", "CKV_AWS_29", "AVD-AWS-0045"),
     severity=Severity.HIGH,
     description="Encryption at rest (only settable at creation)",
+    prop="atRestEncryptionEnabled",
+    must_be=True,
+    message="atRestEncryptionEnabled is not true",
 )
-def cache_at_rest(args: ResourceValidationArgs) -> Iterator[str]:
-    if not _true(args.props.get("atRestEncryptionEnabled")):
-        yield "atRestEncryptionEnabled is not true"
 
 
 @resource_rule(
@@ -283,7 +278,7 @@ def cache_at_rest(args: ResourceValidationArgs) -> Iterator[str]:
 )
 def cache_tls_auth(args: ResourceValidationArgs) -> Iterator[str]:
     p = args.props
-    if not _true(p.get("transitEncryptionEnabled")):
+    if not is_true(p.get("transitEncryptionEnabled")):
         yield "transitEncryptionEnabled is not true"
     elif p.get("transitEncryptionMode") == "preferred":
         yield "transitEncryptionMode is preferred: plaintext clients are still accepted"
@@ -304,17 +299,17 @@ def cache_snapshots(args: ResourceValidationArgs) -> Iterator[str]:
         yield "snapshotRetentionLimit is 0 or not set: no automatic snapshots"
 
 
-@resource_rule(
+property_rule(
     "C3b",
     "elasticache-auto-minor-upgrade",
     types=t.REPLICATION_GROUP,
     sources=("SH ElastiCache.2",),
     severity=Severity.LOW,
     description="Minor engine upgrades are applied automatically",
+    prop="autoMinorVersionUpgrade",
+    must_not_be=False,
+    message="autoMinorVersionUpgrade is false",
 )
-def cache_auto_minor(args: ResourceValidationArgs) -> Iterator[str]:
-    if _false(args.props.get("autoMinorVersionUpgrade")):
-        yield "autoMinorVersionUpgrade is false"
 
 
 @resource_rule(
@@ -343,9 +338,9 @@ def cache_own_network(args: ResourceValidationArgs) -> Iterator[str]:
 def cache_failover(args: ResourceValidationArgs) -> Iterator[str]:
     p = args.props
     nodes = int(p.get("numCacheClusters") or 1)
-    if not _true(p.get("automaticFailoverEnabled")):
+    if not is_true(p.get("automaticFailoverEnabled")):
         yield "automaticFailoverEnabled is not true"
-    if not _true(p.get("multiAzEnabled")):
+    if not is_true(p.get("multiAzEnabled")):
         yield "multiAzEnabled is not true"
     if nodes < 2 and int(p.get("replicasPerNodeGroup") or 0) < 1:
         yield f"{nodes} node: failover needs a replica"

@@ -14,6 +14,7 @@ from policies.model import (
     mapping,
     of_type,
     present,
+    property_rule,
     referrers,
     resource_rule,
     stack_rule,
@@ -29,6 +30,10 @@ TLS_POLICIES = (
 
 def _is_application(props: Any) -> bool:
     return str(props.get("loadBalancerType") or "application") == "application"
+
+
+def _not_application(props: Any) -> bool:
+    return not _is_application(props)
 
 
 def _redirects_to_https(action: Any) -> bool:
@@ -80,17 +85,19 @@ def alb_tls_policy(args: ResourceValidationArgs) -> Iterator[str]:
         yield f"sslPolicy {policy} is not one of {', '.join(TLS_POLICIES)}"
 
 
-@resource_rule(
+property_rule(
     "A3a",
     "alb-drop-invalid-headers",
     types=t.LOAD_BALANCERS,
     sources=("SH ELB.4", "CKV_AWS_131", "AVD-AWS-0052", "CT.ELB.PR.3"),
     severity=Severity.MEDIUM,
     description="Application load balancers drop invalid HTTP header fields",
+    prop="dropInvalidHeaderFields",
+    must_be=True,
+    strict=True,
+    exempt=_not_application,
+    message="dropInvalidHeaderFields is not true (the provider default is false)",
 )
-def alb_drop_invalid_headers(args: ResourceValidationArgs) -> Iterator[str]:
-    if _is_application(args.props) and args.props.get("dropInvalidHeaderFields") is not True:
-        yield "dropInvalidHeaderFields is not true (the provider default is false)"
 
 
 @resource_rule(
@@ -107,17 +114,18 @@ def alb_desync_mitigation(args: ResourceValidationArgs) -> Iterator[str]:
         yield f"desyncMitigationMode is {mode}: use defensive or strictest"
 
 
-@resource_rule(
+property_rule(
     "A3c",
     "alb-deletion-protection",
     types=t.LOAD_BALANCERS,
     sources=("SH ELB.6", "CKV_AWS_150", "AG elb-deletion-protection-enabled", "CT.ELB.PR.5"),
     severity=Severity.MEDIUM,
     description="Load balancers have deletion protection (mandatory in prod, advisory elsewhere)",
+    prop="enableDeletionProtection",
+    must_be=True,
+    strict=True,
+    message="enableDeletionProtection is not true",
 )
-def alb_deletion_protection(args: ResourceValidationArgs) -> Iterator[str]:
-    if args.props.get("enableDeletionProtection") is not True:
-        yield "enableDeletionProtection is not true"
 
 
 @resource_rule(

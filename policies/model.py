@@ -2,8 +2,10 @@
 
 A rule is a plain function plus its metadata (id, the baseline ids it
 implements, severity, default enforcement). `resource_rule` and `stack_rule`
-register it in `RULES`; `policy_of` turns it into the CrossGuard policy object
-that both `pulumi preview --policy-pack` and the offline evaluation call.
+register it in `RULES` through `declare`; `property_rule` declares the common
+"this boolean property must (not) be true" rule without a function of its own.
+`policy_of` turns a rule into the CrossGuard policy object that both
+`pulumi preview --policy-pack` and the offline evaluation call.
 
 Props arrive from the engine as read-only Mapping/Sequence proxies that raise
 `UnknownValueError` on values not known during preview, so the readers here
@@ -142,6 +144,45 @@ def stack_rule(
     return register
 
 
+def property_rule(
+    id: str,
+    name: str,
+    *,
+    types: str | Sequence[str],
+    prop: str,
+    message: str,
+    must_be: bool | None = None,
+    must_not_be: bool | None = None,
+    strict: bool = False,
+    exempt: Callable[[Mapping[str, Any]], bool] | None = None,
+    **declared: Unpack[Declaration],
+) -> Rule:
+    """Declares a rule over one boolean property; `prop` may be a dotted path into objects.
+
+    `must_be=X` reports `message` unless the property is X, so an unset property fails;
+    `must_not_be=X` reports it only when the property is X, so an unset one passes. The text
+    forms "true"/"false" that older provider versions send count as the booleans, unless
+    `strict`. Resources that `exempt` accepts are skipped (a replica inherits the setting).
+    """
+    if (must_be is None) == (must_not_be is None):
+        raise ValueError(f"{id}: give exactly one of must_be and must_not_be")
+    required = must_be is not None
+    expected = must_be if must_be is not None else must_not_be
+
+    def matches(value: Any) -> bool:
+        if strict:
+            return value is expected
+        return is_true(value) if expected else is_false(value)
+
+    def check(args: ResourceValidationArgs) -> Iterator[str]:
+        if exempt is not None and exempt(args.props):
+            return
+        if matches(prop_at(args.props, prop)) != required:
+            yield message
+
+    return declare(id, name, declared, types=types, resource_check=check)
+
+
 def policy_of(rule: Rule) -> ResourceValidationPolicy | StackValidationPolicy:
     """The CrossGuard policy for a rule: same name, level, severity; the ids as tags."""
     description = f"[{rule.id}] {rule.description} ({', '.join(rule.sources)})"
@@ -169,6 +210,23 @@ def policy_of(rule: Rule) -> ResourceValidationPolicy | StackValidationPolicy:
 
 
 # --- readers -------------------------------------------------------------------------------
+
+
+def is_true(value: Any) -> bool:
+    """A boolean property; some older provider versions send "true" strings."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def is_false(value: Any) -> bool:
+    return value is False or (isinstance(value, str) and value.lower() == "false")
+
+
+def prop_at(props: Mapping[str, Any], path: str) -> Any:
+    """A property by dotted path (`imageScanningConfiguration.scanOnPush`); None when unset."""
+    *outer, last = path.split(".")
+    for key in outer:
+        props = mapping(props.get(key))
+    return props.get(last)
 
 
 def present(props: Mapping[str, Any], key: str) -> bool:
