@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypedDict, Unpack
 
 from pulumi_policy import (
@@ -188,20 +189,14 @@ def policy_of(rule: Rule) -> ResourceValidationPolicy | StackValidationPolicy:
     description = f"[{rule.id}] {rule.description} ({', '.join(rule.sources)})"
     schema = PolicyConfigSchema(properties=rule.config) if rule.config else None
     tags = [rule.id, *rule.sources]
-    if rule.is_stack_rule:
-        return StackValidationPolicy(
-            name=rule.name,
-            description=description,
-            validate=rule.validate_stack,
-            enforcement_level=rule.enforcement,
-            config_schema=schema,
-            severity=rule.severity,
-            tags=tags,
-        )
-    return ResourceValidationPolicy(
+    kind = (
+        partial(StackValidationPolicy, validate=rule.validate_stack)
+        if rule.is_stack_rule
+        else partial(ResourceValidationPolicy, validate=rule.validate_resource)
+    )
+    return kind(
         name=rule.name,
         description=description,
-        validate=rule.validate_resource,
         enforcement_level=rule.enforcement,
         config_schema=schema,
         severity=rule.severity,
