@@ -24,6 +24,7 @@ from policies.model import (
     refs,
     stack_rule,
     strings,
+    world_cidrs,
 )
 
 Finding = tuple[str | None, str]
@@ -72,24 +73,43 @@ def default_sg_closed(args: StackValidationArgs) -> Iterator[Finding]:
                 yield sg.urn, "the default security group has rules"
 
 
-def _lb_groups(args: StackValidationArgs) -> set[str]:
-    """URNs of the security groups of internet-facing load balancers."""
+def _lb_groups(args: StackValidationArgs, *, internet_facing: bool) -> set[str]:
+    """URNs of the security groups of load balancers (only internet-facing ones, if asked)."""
     return {
         sg.urn
         for lb in of_type(args, *t.LOAD_BALANCERS)
-        if lb.props.get("internal") is not True
+        if not internet_facing or lb.props.get("internal") is not True
         for sg in refs(lb, "securityGroups", t.SECURITY_GROUP)
     }
 
 
-def _world(props: Mapping[str, Any]) -> list[str]:
-    cidrs = [props.get("cidrIpv4"), props.get("cidrIpv6")]
-    cidrs += strings(props.get("cidrBlocks")) + strings(props.get("ipv6CidrBlocks"))
-    return [c for c in cidrs if c in ("0.0.0.0/0", "::/0")]
+def _ingress_rules(args: StackValidationArgs) -> list[PolicyResource]:
+    """The ingress rule resources: each SecurityGroupIngressRule, each ingress SecurityGroupRule."""
+    return [
+        r
+        for r in of_type(args, t.INGRESS, t.SG_RULE)
+        if r.resource_type != t.SG_RULE or r.props.get("type") == "ingress"
+    ]
 
 
 def _rule_group(rule: PolicyResource) -> list[PolicyResource]:
     return refs(rule, "securityGroupId", t.SECURITY_GROUP)
+
+
+def _rule_sources(rule: PolicyResource) -> list[PolicyResource]:
+    """The security groups an ingress rule resource admits."""
+    if rule.resource_type == t.INGRESS:
+        return refs(rule, "referencedSecurityGroupId", t.SECURITY_GROUP)
+    return refs(rule, "sourceSecurityGroupId", t.SECURITY_GROUP)
+
+
+def _address_ranges(props: Mapping[str, Any], *, prefix_list_ids: bool = True) -> list[str]:
+    """The CIDRs and prefix lists an ingress rule admits (N9 does not read `prefixListIds`)."""
+    ranges = [props.get("cidrIpv4"), props.get("cidrIpv6"), props.get("prefixListId")]
+    ranges += strings(props.get("cidrBlocks")) + strings(props.get("ipv6CidrBlocks"))
+    if prefix_list_ids:
+        ranges += strings(props.get("prefixListIds"))
+    return [r for r in ranges if r]
 
 
 @stack_rule(
@@ -100,11 +120,9 @@ def _rule_group(rule: PolicyResource) -> list[PolicyResource]:
     description="Only the security group of an internet-facing load balancer admits the internet",
 )
 def world_ingress_only_lb(args: StackValidationArgs) -> Iterator[Finding]:
-    lb_groups = _lb_groups(args)
-    for rule in of_type(args, t.INGRESS, t.SG_RULE):
-        if rule.resource_type == t.SG_RULE and rule.props.get("type") != "ingress":
-            continue
-        if not _world(rule.props):
+    lb_groups = _lb_groups(args, internet_facing=True)
+    for rule in _ingress_rules(args):
+        if not world_cidrs(rule.props):
             continue
         groups = _rule_group(rule)
         if not groups or any(g.urn not in lb_groups for g in groups):
@@ -112,7 +130,7 @@ def world_ingress_only_lb(args: StackValidationArgs) -> Iterator[Finding]:
             yield rule.urn, f"admits the internet into {names}, not a public load balancer's group"
     for sg in of_type(args, t.SECURITY_GROUP):
         inline = [mapping(r) for r in items(sg.props.get("ingress"))]
-        if any(_world(r) for r in inline) and sg.urn not in lb_groups:
+        if any(world_cidrs(r) for r in inline) and sg.urn not in lb_groups:
             yield sg.urn, "inline ingress admits the internet, and this is no load balancer's group"
 
 
@@ -150,10 +168,8 @@ def _ingress_findings(
     port: int,
     app: dict[str, PolicyResource],
 ) -> Iterator[str]:
-    cidrs = [rule.get("cidrIpv4"), rule.get("cidrIpv6"), rule.get("prefixListId")]
-    cidrs += strings(rule.get("cidrBlocks")) + strings(rule.get("ipv6CidrBlocks"))
-    cidrs += strings(rule.get("prefixListIds"))
-    for cidr in [c for c in cidrs if c]:
+    ranges = _address_ranges(rule)
+    for cidr in ranges:
         yield f"admits the address range {cidr}; only the app's security groups may connect"
     protocol = str(rule.get("ipProtocol", rule.get("protocol", "")))
     low, high = port_range(rule)
@@ -161,7 +177,7 @@ def _ingress_findings(
         yield f"opens {protocol} {low}-{high}; only TCP {port} is needed"
     if rule.get("self") is True:
         yield "admits its own members (self); only the app's security groups may connect"
-    if not sources and not [c for c in cidrs if c] and rule.get("self") is not True:
+    if not sources and not ranges and rule.get("self") is not True:
         yield "admits a security group that is not in this stack"
     for source in sources:
         if source.urn not in app:
@@ -180,7 +196,7 @@ def _ingress_findings(
 )
 def data_tier_only_from_app(args: StackValidationArgs) -> Iterator[Finding]:
     app = app_groups(args)
-    rules = of_type(args, t.INGRESS, t.SG_RULE)
+    rules = _ingress_rules(args)
     checked: set[tuple[str, int]] = set()
     for data in of_type(args, *t.DATA_TIERS):
         port = data_port(data)
@@ -194,17 +210,9 @@ def data_tier_only_from_app(args: StackValidationArgs) -> Iterator[Finding]:
             if sg.urn in app:
                 yield sg.urn, f"{data.name} shares a security group with an app service"
             for rule in rules:
-                if rule.resource_type == t.SG_RULE and rule.props.get("type") != "ingress":
-                    continue
                 if sg.urn not in {g.urn for g in _rule_group(rule)}:
                     continue
-                key = (
-                    "referencedSecurityGroupId"
-                    if rule.resource_type == t.INGRESS
-                    else "sourceSecurityGroupId"
-                )
-                sources = refs(rule, key, t.SECURITY_GROUP)
-                for message in _ingress_findings(rule.props, sources, port, app):
+                for message in _ingress_findings(rule.props, _rule_sources(rule), port, app):
                     yield rule.urn, f"{data.name} ({sg.name}): {message}"
             inline = [mapping(r) for r in items(sg.props.get("ingress"))]
             inline_sources = refs(sg, "ingress", t.SECURITY_GROUP)
@@ -278,14 +286,6 @@ def rds_tls_enforced(args: StackValidationArgs) -> Iterator[Finding]:
                 yield db.urn, f"parameter group {group.name} does not set rds.force_ssl=1"
 
 
-def _all_lb_groups(args: StackValidationArgs) -> set[str]:
-    return {
-        sg.urn
-        for lb in of_type(args, *t.LOAD_BALANCERS)
-        for sg in refs(lb, "securityGroups", t.SECURITY_GROUP)
-    }
-
-
 @stack_rule(
     "N9",
     "app-ingress-only-from-load-balancer",
@@ -297,32 +297,20 @@ def _all_lb_groups(args: StackValidationArgs) -> set[str]:
     ),
 )
 def app_only_from_lb(args: StackValidationArgs) -> Iterator[Finding]:
-    lb_groups = _all_lb_groups(args)
+    lb_groups = _lb_groups(args, internet_facing=False)
     app = app_groups(args)
-    for rule in of_type(args, t.INGRESS, t.SG_RULE):
-        if rule.resource_type == t.SG_RULE and rule.props.get("type") != "ingress":
-            continue
+    for rule in _ingress_rules(args):
         groups = [g for g in _rule_group(rule) if g.urn in app]
         if not groups:
             continue
-        key = (
-            "referencedSecurityGroupId"
-            if rule.resource_type == t.INGRESS
-            else "sourceSecurityGroupId"
-        )
-        sources = refs(rule, key, t.SECURITY_GROUP)
-        cidrs = [
-            rule.props.get("cidrIpv4"),
-            rule.props.get("cidrIpv6"),
-            rule.props.get("prefixListId"),
-        ]
-        cidrs += strings(rule.props.get("cidrBlocks")) + strings(rule.props.get("ipv6CidrBlocks"))
-        for cidr in [c for c in cidrs if c]:
+        sources = _rule_sources(rule)
+        ranges = _address_ranges(rule.props, prefix_list_ids=False)
+        for cidr in ranges:
             yield (
                 rule.urn,
                 f"{groups[0].name} admits the address range {cidr}; only the load balancer may",
             )
-        if not sources and not [c for c in cidrs if c]:
+        if not sources and not ranges:
             yield rule.urn, f"{groups[0].name} admits a security group that is not in this stack"
         for source in sources:
             if source.urn not in lb_groups:
