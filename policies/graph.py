@@ -20,6 +20,7 @@ from policies.model import (
     of_type,
     port_range,
     present,
+    protocol,
     referrers,
     refs,
     stack_rule,
@@ -171,10 +172,10 @@ def _ingress_findings(
     ranges = _address_ranges(rule)
     for cidr in ranges:
         yield f"admits the address range {cidr}; only the app's security groups may connect"
-    protocol = str(rule.get("ipProtocol", rule.get("protocol", "")))
+    proto = protocol(rule)
     low, high = port_range(rule)
-    if protocol not in ("tcp", "6") or (low, high) != (port, port):
-        yield f"opens {protocol} {low}-{high}; only TCP {port} is needed"
+    if proto not in ("tcp", "6") or (low, high) != (port, port):
+        yield f"opens {proto} {low}-{high}; only TCP {port} is needed"
     if rule.get("self") is True:
         yield "admits its own members (self); only the app's security groups may connect"
     if not sources and not ranges and rule.get("self") is not True:

@@ -302,9 +302,14 @@ def strings(value: Any) -> list[str]:
     return [str(v) for v in items(value)]
 
 
+def protocol(props: Mapping[str, Any]) -> str:
+    """The protocol of a security-group or NACL rule (`ipProtocol` or `protocol`)."""
+    return str(props.get("ipProtocol", props.get("protocol", "")))
+
+
 def port_range(props: Mapping[str, Any]) -> tuple[int, int]:
     """(from, to) of a security-group rule; protocol -1 (all) means every port."""
-    if str(props.get("ipProtocol", props.get("protocol", ""))) in ("-1", "all"):
+    if protocol(props) in ("-1", "all"):
         return (0, 65535)
     low = props.get("fromPort")
     high = props.get("toPort")

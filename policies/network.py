@@ -8,7 +8,7 @@ from typing import Any
 from pulumi_policy import ResourceValidationArgs, Severity
 
 from policies import tokens as t
-from policies.model import items, mapping, port_range, resource_rule, world_cidrs
+from policies.model import items, mapping, port_range, protocol, resource_rule, world_cidrs
 
 ADMIN_PORTS = (22, 3389)
 WEB_PORTS = (80, 443)
@@ -62,6 +62,17 @@ def _inline_or_self(args: ResourceValidationArgs, direction: str) -> list[Mappin
     return [args.props]
 
 
+def _world_openings(
+    args: ResourceValidationArgs, direction: str
+) -> Iterator[tuple[str, str, int, int]]:
+    """(first world CIDR, protocol, from port, to port) of each rule open to the internet."""
+    for rule in _inline_or_self(args, direction):
+        cidrs = world_cidrs(rule)
+        if cidrs:
+            low, high = port_range(rule)
+            yield cidrs[0], protocol(rule), low, high
+
+
 @resource_rule(
     "N5",
     "world-ingress-only-http-https",
@@ -80,15 +91,10 @@ def _inline_or_self(args: ResourceValidationArgs, direction: str) -> list[Mappin
     description="Ingress from 0.0.0.0/0 or ::/0 only on TCP 443, and 80 for the redirect",
 )
 def world_ingress_only_web(args: ResourceValidationArgs) -> Iterator[str]:
-    for rule in _inline_or_self(args, "ingress"):
-        cidrs = world_cidrs(rule)
-        if not cidrs:
-            continue
-        protocol = str(rule.get("ipProtocol", rule.get("protocol", "")))
-        low, high = port_range(rule)
-        if protocol not in ("tcp", "6") or low != high or low not in WEB_PORTS:
+    for cidr, proto, low, high in _world_openings(args, "ingress"):
+        if proto not in ("tcp", "6") or low != high or low not in WEB_PORTS:
             where = "all ports" if (low, high) == (0, 65535) else f"ports {low}-{high}"
-            yield f"ingress from {cidrs[0]} on {protocol} {where}: only TCP 80/443 may be public"
+            yield f"ingress from {cidr} on {proto} {where}: only TCP 80/443 may be public"
 
 
 @resource_rule(
@@ -100,14 +106,9 @@ def world_ingress_only_web(args: ResourceValidationArgs) -> Iterator[str]:
     description="Egress to 0.0.0.0/0 or ::/0 only on TCP 443; never all protocols or all ports",
 )
 def egress_only_https(args: ResourceValidationArgs) -> Iterator[str]:
-    for rule in _inline_or_self(args, "egress"):
-        cidrs = world_cidrs(rule)
-        if not cidrs:
-            continue
-        protocol = str(rule.get("ipProtocol", rule.get("protocol", "")))
-        low, high = port_range(rule)
-        if protocol not in ("tcp", "6") or (low, high) != (443, 443):
-            yield f"egress to {cidrs[0]} on {protocol} ports {low}-{high}: only TCP 443 may leave"
+    for cidr, proto, low, high in _world_openings(args, "egress"):
+        if proto not in ("tcp", "6") or (low, high) != (443, 443):
+            yield f"egress to {cidr} on {proto} ports {low}-{high}: only TCP 443 may leave"
 
 
 @resource_rule(
