@@ -8,6 +8,7 @@ compliant example, or a fragment of the one message the policy must report.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -180,46 +181,56 @@ SECRET = {"description": "db credentials", "kmsKeyId": "arn:aws:kms:us-east-1:12
 WORLD = "0.0.0.0/0"
 N = None  # compliant
 
-CASES: list[tuple[str, str, str, dict[str, Any], str | None]] = [
+Case = tuple[str, str, str, dict[str, Any], str | None]
+
+
+def cases_of(resource_type: str, base: dict[str, Any]) -> Callable[..., Case]:
+    """Makes cases over one compliant example: `maker(rule, label, **changes, expect=...)`.
+
+    The changes set keys (MISSING deletes one); without `expect` the props comply."""
+
+    def case(rule: str, label: str, /, *, expect: str | None = N, **changes: Any) -> Case:
+        return (rule, label, resource_type, changed(base, **changes), expect)
+
+    return case
+
+
+nacl_rule = cases_of(t.NACL_RULE, NACL_RULE)
+subnet = cases_of(t.SUBNET, SUBNET)
+ingress = cases_of(t.INGRESS, INGRESS)
+egress = cases_of(t.EGRESS, EGRESS)
+sg = cases_of(t.SECURITY_GROUP, SG)
+http_listener = cases_of(t.LISTENER, HTTP_REDIRECT)
+https_listener = cases_of(t.LISTENER, HTTPS)
+alb = cases_of(t.LOAD_BALANCER, ALB)
+service = cases_of(t.ECS_SERVICE, SERVICE)
+cluster = cases_of(t.ECS_CLUSTER, CLUSTER)
+repo = cases_of(t.ECR_REPOSITORY, REPO)
+role = cases_of(t.IAM_ROLE, ROLE)
+db = cases_of(t.RDS_INSTANCE, DB)
+replica = cases_of(t.RDS_INSTANCE, REPLICA)
+redis = cases_of(t.REPLICATION_GROUP, REDIS)
+log_group = cases_of(t.LOG_GROUP, LOG_GROUP)
+secret = cases_of(t.SECRET, SECRET)
+
+CASES: list[Case] = [
     # N3: NACLs
-    ("N3", "deny-22", t.NACL_RULE, NACL_RULE, N),
-    (
-        "N3",
-        "allow-443",
-        t.NACL_RULE,
-        changed(NACL_RULE, ruleAction="allow", fromPort=443, toPort=443),
-        N,
-    ),
-    (
-        "N3",
-        "allow-22-private",
-        t.NACL_RULE,
-        changed(NACL_RULE, ruleAction="allow", cidrBlock="10.0.0.0/8"),
-        N,
-    ),
-    ("N3", "allow-22-egress", t.NACL_RULE, changed(NACL_RULE, ruleAction="allow", egress=True), N),
+    nacl_rule("N3", "deny-22"),
+    nacl_rule("N3", "allow-443", ruleAction="allow", fromPort=443, toPort=443),
+    nacl_rule("N3", "allow-22-private", ruleAction="allow", cidrBlock="10.0.0.0/8"),
+    nacl_rule("N3", "allow-22-egress", ruleAction="allow", egress=True),
     ("N3", "no-rules", t.NACL, {"vpcId": "vpc-1"}, N),
-    ("N3", "allow-22", t.NACL_RULE, changed(NACL_RULE, ruleAction="allow"), "port 22"),
-    (
-        "N3",
-        "allow-all",
-        t.NACL_RULE,
-        changed(NACL_RULE, ruleAction="allow", protocol="-1"),
-        "port 22",
-    ),
-    (
+    nacl_rule("N3", "allow-22", ruleAction="allow", expect="port 22"),
+    nacl_rule("N3", "allow-all", ruleAction="allow", protocol="-1", expect="port 22"),
+    nacl_rule(
         "N3",
         "allow-3389-v6",
-        t.NACL_RULE,
-        changed(
-            NACL_RULE,
-            ruleAction="allow",
-            cidrBlock=MISSING,
-            ipv6CidrBlock="::/0",
-            fromPort=3389,
-            toPort=3389,
-        ),
-        "port 3389",
+        ruleAction="allow",
+        cidrBlock=MISSING,
+        ipv6CidrBlock="::/0",
+        fromPort=3389,
+        toPort=3389,
+        expect="port 3389",
     ),
     (
         "N3",
@@ -239,59 +250,41 @@ CASES: list[tuple[str, str, str, dict[str, Any], str | None]] = [
         "port 22",
     ),
     # N4: subnets
-    ("N4", "off", t.SUBNET, SUBNET, N),
-    ("N4", "missing", t.SUBNET, changed(SUBNET, mapPublicIpOnLaunch=MISSING), N),
-    ("N4", "on", t.SUBNET, changed(SUBNET, mapPublicIpOnLaunch=True), "mapPublicIpOnLaunch"),
-    ("N4", "ipv6-on", t.SUBNET, changed(SUBNET, assignIpv6AddressOnCreation=True), "IPv6"),
+    subnet("N4", "off"),
+    subnet("N4", "missing", mapPublicIpOnLaunch=MISSING),
+    subnet("N4", "on", mapPublicIpOnLaunch=True, expect="mapPublicIpOnLaunch"),
+    subnet("N4", "ipv6-on", assignIpv6AddressOnCreation=True, expect="IPv6"),
     # N5: world ingress ports
-    ("N5", "443", t.INGRESS, INGRESS, N),
-    ("N5", "80", t.INGRESS, changed(INGRESS, fromPort=80, toPort=80), N),
-    (
+    ingress("N5", "443"),
+    ingress("N5", "80", fromPort=80, toPort=80),
+    ingress(
         "N5",
         "5432-from-group",
-        t.INGRESS,
-        changed(
-            INGRESS,
-            cidrIpv4=MISSING,
-            referencedSecurityGroupId="sg-app",
-            fromPort=5432,
-            toPort=5432,
-        ),
-        N,
+        cidrIpv4=MISSING,
+        referencedSecurityGroupId="sg-app",
+        fromPort=5432,
+        toPort=5432,
     ),
-    (
-        "N5",
-        "22-private",
-        t.INGRESS,
-        changed(INGRESS, cidrIpv4="10.0.0.0/8", fromPort=22, toPort=22),
-        N,
-    ),
-    ("N5", "22-world", t.INGRESS, changed(INGRESS, fromPort=22, toPort=22), "ports 22-22"),
-    ("N5", "all-world", t.INGRESS, changed(INGRESS, ipProtocol="-1"), "all ports"),
-    ("N5", "range-world", t.INGRESS, changed(INGRESS, fromPort=80), "ports 80-443"),
-    ("N5", "udp-world", t.INGRESS, changed(INGRESS, ipProtocol="udp"), "udp"),
-    (
+    ingress("N5", "22-private", cidrIpv4="10.0.0.0/8", fromPort=22, toPort=22),
+    ingress("N5", "22-world", fromPort=22, toPort=22, expect="ports 22-22"),
+    ingress("N5", "all-world", ipProtocol="-1", expect="all ports"),
+    ingress("N5", "range-world", fromPort=80, expect="ports 80-443"),
+    ingress("N5", "udp-world", ipProtocol="udp", expect="udp"),
+    ingress(
         "N5",
         "3389-v6",
-        t.INGRESS,
-        changed(INGRESS, cidrIpv4=MISSING, cidrIpv6="::/0", fromPort=3389, toPort=3389),
-        "::/0",
+        cidrIpv4=MISSING,
+        cidrIpv6="::/0",
+        fromPort=3389,
+        toPort=3389,
+        expect="::/0",
     ),
-    (
-        "N5",
-        "ports-missing",
-        t.INGRESS,
-        changed(INGRESS, fromPort=MISSING, toPort=MISSING),
-        "all ports",
-    ),
-    (
+    ingress("N5", "ports-missing", fromPort=MISSING, toPort=MISSING, expect="all ports"),
+    sg(
         "N5",
         "inline-22",
-        t.SECURITY_GROUP,
-        changed(
-            SG, ingress=[{"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": [WORLD]}]
-        ),
-        "ports 22-22",
+        ingress=[{"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": [WORLD]}],
+        expect="ports 22-22",
     ),
     (
         "N5",
@@ -307,143 +300,84 @@ CASES: list[tuple[str, str, str, dict[str, Any], str | None]] = [
         "ports 5432-5432",
     ),
     # N7: egress
-    ("N7", "443", t.EGRESS, EGRESS, N),
-    (
+    egress("N7", "443"),
+    egress(
         "N7",
         "5432-to-group",
-        t.EGRESS,
-        changed(
-            EGRESS, cidrIpv4=MISSING, referencedSecurityGroupId="sg-db", fromPort=5432, toPort=5432
-        ),
-        N,
+        cidrIpv4=MISSING,
+        referencedSecurityGroupId="sg-db",
+        fromPort=5432,
+        toPort=5432,
     ),
-    ("N7", "all-world", t.EGRESS, changed(EGRESS, ipProtocol="-1"), "ports 0-65535"),
-    ("N7", "80-world", t.EGRESS, changed(EGRESS, fromPort=80, toPort=80), "ports 80-80"),
-    ("N7", "ports-missing", t.EGRESS, changed(EGRESS, fromPort=MISSING, toPort=MISSING), "0-65535"),
-    (
+    egress("N7", "all-world", ipProtocol="-1", expect="ports 0-65535"),
+    egress("N7", "80-world", fromPort=80, toPort=80, expect="ports 80-80"),
+    egress("N7", "ports-missing", fromPort=MISSING, toPort=MISSING, expect="0-65535"),
+    sg(
         "N7",
         "inline-all",
-        t.SECURITY_GROUP,
-        changed(SG, egress=[{"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": [WORLD]}]),
-        "-1",
+        egress=[{"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": [WORLD]}],
+        expect="-1",
     ),
     # N8: descriptions
-    ("N8", "sg", t.SECURITY_GROUP, SG, N),
-    ("N8", "rule", t.INGRESS, INGRESS, N),
-    ("N8", "sg-missing", t.SECURITY_GROUP, changed(SG, description=MISSING), "no description"),
-    (
-        "N8",
-        "sg-default",
-        t.SECURITY_GROUP,
-        changed(SG, description="Managed by Pulumi"),
-        "no description",
-    ),
-    ("N8", "rule-blank", t.INGRESS, changed(INGRESS, description="  "), "no description"),
-    (
+    sg("N8", "sg"),
+    ingress("N8", "rule"),
+    sg("N8", "sg-missing", description=MISSING, expect="no description"),
+    sg("N8", "sg-default", description="Managed by Pulumi", expect="no description"),
+    ingress("N8", "rule-blank", description="  ", expect="no description"),
+    sg(
         "N8",
         "inline-missing",
-        t.SECURITY_GROUP,
-        changed(SG, ingress=[{"protocol": "tcp", "fromPort": 1, "toPort": 1}]),
-        "inline ingress",
+        ingress=[{"protocol": "tcp", "fromPort": 1, "toPort": 1}],
+        expect="inline ingress",
     ),
     # A1: HTTPS only
-    ("A1", "redirect", t.LISTENER, HTTP_REDIRECT, N),
-    ("A1", "https", t.LISTENER, HTTPS, N),
-    (
+    http_listener("A1", "redirect"),
+    https_listener("A1", "https"),
+    http_listener(
         "A1",
         "http-forward",
-        t.LISTENER,
-        changed(HTTP_REDIRECT, defaultActions=[{"type": "forward", "targetGroupArn": "arn:tg"}]),
-        "instead of redirecting",
+        defaultActions=[{"type": "forward", "targetGroupArn": "arn:tg"}],
+        expect="instead of redirecting",
     ),
-    (
+    http_listener(
         "A1",
         "protocol-missing",
-        t.LISTENER,
-        changed(HTTP_REDIRECT, protocol=MISSING, defaultActions=[{"type": "forward"}]),
-        "instead of redirecting",
+        protocol=MISSING,
+        defaultActions=[{"type": "forward"}],
+        expect="instead of redirecting",
     ),
-    (
-        "A1",
-        "actions-missing",
-        t.LISTENER,
-        changed(HTTP_REDIRECT, defaultActions=MISSING),
-        "instead of redirecting",
-    ),
-    (
+    http_listener("A1", "actions-missing", defaultActions=MISSING, expect="instead of redirecting"),
+    http_listener(
         "A1",
         "redirect-to-http",
-        t.LISTENER,
-        changed(
-            HTTP_REDIRECT, defaultActions=[{"type": "redirect", "redirect": {"protocol": "HTTP"}}]
-        ),
-        "instead of redirecting",
+        defaultActions=[{"type": "redirect", "redirect": {"protocol": "HTTP"}}],
+        expect="instead of redirecting",
     ),
-    (
-        "A1",
-        "https-no-cert",
-        t.LISTENER,
-        changed(HTTPS, certificateArn=MISSING),
-        "no certificateArn",
-    ),
+    https_listener("A1", "https-no-cert", certificateArn=MISSING, expect="no certificateArn"),
     # A2: TLS policy
-    ("A2", "tls13", t.LISTENER, HTTPS, N),
-    ("A2", "http", t.LISTENER, HTTP_REDIRECT, N),
-    ("A2", "missing", t.LISTENER, changed(HTTPS, sslPolicy=MISSING), "2016-08"),
-    (
-        "A2",
-        "old",
-        t.LISTENER,
-        changed(HTTPS, sslPolicy="ELBSecurityPolicy-2016-08"),
-        "is not one of",
-    ),
-    (
-        "A2",
-        "ext",
-        t.LISTENER,
-        changed(HTTPS, sslPolicy="ELBSecurityPolicy-TLS13-1-2-Ext1-2021-06"),
-        "is not one of",
+    https_listener("A2", "tls13"),
+    http_listener("A2", "http"),
+    https_listener("A2", "missing", sslPolicy=MISSING, expect="2016-08"),
+    https_listener("A2", "old", sslPolicy="ELBSecurityPolicy-2016-08", expect="is not one of"),
+    https_listener(
+        "A2", "ext", sslPolicy="ELBSecurityPolicy-TLS13-1-2-Ext1-2021-06", expect="is not one of"
     ),
     # A3a-c, A4: load balancer settings
-    ("A3a", "on", t.LOAD_BALANCER, ALB, N),
-    (
-        "A3a",
-        "nlb",
-        t.LOAD_BALANCER,
-        changed(ALB, loadBalancerType="network", dropInvalidHeaderFields=MISSING),
-        N,
-    ),
-    (
-        "A3a",
-        "missing",
-        t.LOAD_BALANCER,
-        changed(ALB, dropInvalidHeaderFields=MISSING),
-        "dropInvalid",
-    ),
-    ("A3a", "off", t.LOAD_BALANCER, changed(ALB, dropInvalidHeaderFields=False), "dropInvalid"),
-    ("A3b", "defensive", t.LOAD_BALANCER, ALB, N),
-    ("A3b", "missing", t.LOAD_BALANCER, changed(ALB, desyncMitigationMode=MISSING), N),
-    ("A3b", "strictest", t.LOAD_BALANCER, changed(ALB, desyncMitigationMode="strictest"), N),
-    ("A3b", "monitor", t.LOAD_BALANCER, changed(ALB, desyncMitigationMode="monitor"), "monitor"),
-    ("A3c", "on", t.LOAD_BALANCER, ALB, N),
-    (
-        "A3c",
-        "missing",
-        t.LOAD_BALANCER,
-        changed(ALB, enableDeletionProtection=MISSING),
-        "enableDeletion",
-    ),
-    ("A3c", "off", t.LOAD_BALANCER, changed(ALB, enableDeletionProtection=False), "enableDeletion"),
-    ("A4", "on", t.LOAD_BALANCER, ALB, N),
-    ("A4", "missing", t.LOAD_BALANCER, changed(ALB, accessLogs=MISSING), "access logs"),
-    (
-        "A4",
-        "disabled",
-        t.LOAD_BALANCER,
-        changed(ALB, accessLogs={"bucket": "b", "enabled": False}),
-        "access logs",
-    ),
-    ("A4", "no-bucket", t.LOAD_BALANCER, changed(ALB, accessLogs={"enabled": True}), "access logs"),
+    alb("A3a", "on"),
+    alb("A3a", "nlb", loadBalancerType="network", dropInvalidHeaderFields=MISSING),
+    alb("A3a", "missing", dropInvalidHeaderFields=MISSING, expect="dropInvalid"),
+    alb("A3a", "off", dropInvalidHeaderFields=False, expect="dropInvalid"),
+    alb("A3b", "defensive"),
+    alb("A3b", "missing", desyncMitigationMode=MISSING),
+    alb("A3b", "strictest", desyncMitigationMode="strictest"),
+    alb("A3b", "monitor", desyncMitigationMode="monitor", expect="monitor"),
+    alb("A3c", "on"),
+    alb("A3c", "missing", enableDeletionProtection=MISSING, expect="enableDeletion"),
+    alb("A3c", "off", enableDeletionProtection=False, expect="enableDeletion"),
+    alb("A4", "on"),
+    alb("A4", "missing", accessLogs=MISSING, expect="access logs"),
+    alb("A4", "disabled", accessLogs={"bucket": "b", "enabled": False}, expect="access logs"),
+    alb("A4", "no-bucket", accessLogs={"enabled": True}, expect="access logs"),
     # E1-E5: task definitions
     ("E1", "readonly", t.TASK_DEFINITION, task(), N),
     (
@@ -479,9 +413,9 @@ CASES: list[tuple[str, str, str, dict[str, Any], str | None]] = [
     ("E3b", "host", t.TASK_DEFINITION, task(networkMode="host"), "networkMode is host"),
     ("E3b", "pid", t.TASK_DEFINITION, task(pidMode="host"), "pidMode"),
     ("E3b", "ipc", t.TASK_DEFINITION, task(ipcMode="host"), "ipcMode"),
-    ("E3c", "latest", t.ECS_SERVICE, SERVICE, N),
-    ("E3c", "missing", t.ECS_SERVICE, changed(SERVICE, platformVersion=MISSING), N),
-    ("E3c", "pinned", t.ECS_SERVICE, changed(SERVICE, platformVersion="1.3.0"), "1.3.0"),
+    service("E3c", "latest"),
+    service("E3c", "missing", platformVersion=MISSING),
+    service("E3c", "pinned", platformVersion="1.3.0", expect="1.3.0"),
     ("E4", "awslogs", t.TASK_DEFINITION, task(), N),
     ("E4", "missing", t.TASK_DEFINITION, task(container(logConfiguration=MISSING)), "logDriver"),
     (
@@ -541,16 +475,15 @@ CASES: list[tuple[str, str, str, dict[str, Any], str | None]] = [
         "random-looking",
     ),
     # E6, E7: services and clusters
-    ("E6", "private", t.ECS_SERVICE, SERVICE, N),
-    ("E6", "missing", t.ECS_SERVICE, changed(SERVICE, networkConfiguration=MISSING), N),
-    (
+    service("E6", "private"),
+    service("E6", "missing", networkConfiguration=MISSING),
+    service(
         "E6",
         "public",
-        t.ECS_SERVICE,
-        changed(SERVICE, networkConfiguration={"subnets": ["s"], "assignPublicIp": True}),
-        "assignPublicIp",
+        networkConfiguration={"subnets": ["s"], "assignPublicIp": True},
+        expect="assignPublicIp",
     ),
-    ("E7", "enabled", t.ECS_CLUSTER, CLUSTER, N),
+    cluster("E7", "enabled"),
     (
         "E7",
         "enhanced",
@@ -566,32 +499,19 @@ CASES: list[tuple[str, str, str, dict[str, Any], str | None]] = [
         {"settings": [{"name": "containerInsights", "value": "disabled"}]},
         "containerInsights",
     ),
-    (
+    cluster(
         "E7",
         "exec-unlogged",
-        t.ECS_CLUSTER,
-        changed(CLUSTER, configuration={"executeCommandConfiguration": {"logging": "NONE"}}),
-        "Exec",
+        configuration={"executeCommandConfiguration": {"logging": "NONE"}},
+        expect="Exec",
     ),
     # R1, R2: repositories
-    ("R1", "on", t.ECR_REPOSITORY, REPO, N),
-    (
-        "R1",
-        "missing",
-        t.ECR_REPOSITORY,
-        changed(REPO, imageScanningConfiguration=MISSING),
-        "scanOnPush",
-    ),
-    (
-        "R1",
-        "off",
-        t.ECR_REPOSITORY,
-        changed(REPO, imageScanningConfiguration={"scanOnPush": False}),
-        "scanOnPush",
-    ),
-    ("R2", "immutable", t.ECR_REPOSITORY, REPO, N),
-    ("R2", "missing", t.ECR_REPOSITORY, changed(REPO, imageTagMutability=MISSING), "MUTABLE"),
-    ("R2", "mutable", t.ECR_REPOSITORY, changed(REPO, imageTagMutability="MUTABLE"), "MUTABLE"),
+    repo("R1", "on"),
+    repo("R1", "missing", imageScanningConfiguration=MISSING, expect="scanOnPush"),
+    repo("R1", "off", imageScanningConfiguration={"scanOnPush": False}, expect="scanOnPush"),
+    repo("R2", "immutable"),
+    repo("R2", "missing", imageTagMutability=MISSING, expect="MUTABLE"),
+    repo("R2", "mutable", imageTagMutability="MUTABLE", expect="MUTABLE"),
     # I1a, I1b: IAM
     ("I1a", "scoped", t.IAM_ROLE_POLICY, ROLE_POLICY, N),
     ("I1a", "policy-missing", t.IAM_ROLE_POLICY, {"role": "r"}, N),
@@ -657,17 +577,13 @@ CASES: list[tuple[str, str, str, dict[str, Any], str | None]] = [
         {"policy": doc({"Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:x"})},
         "NotAction",
     ),
-    (
+    role(
         "I1a",
         "inline",
-        t.IAM_ROLE,
-        changed(
-            ROLE,
-            inlinePolicies=[
-                {"name": "p", "policy": doc({"Effect": "Allow", "Action": "*", "Resource": "*"})}
-            ],
-        ),
-        "wildcard",
+        inlinePolicies=[
+            {"name": "p", "policy": doc({"Effect": "Allow", "Action": "*", "Resource": "*"})}
+        ],
+        expect="wildcard",
     ),
     (
         "I1a",
@@ -676,14 +592,13 @@ CASES: list[tuple[str, str, str, dict[str, Any], str | None]] = [
         {"role": "r", "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
         "AdministratorAccess",
     ),
-    (
+    role(
         "I1a",
         "power-user",
-        t.IAM_ROLE,
-        changed(ROLE, managedPolicyArns=["arn:aws:iam::aws:policy/PowerUserAccess"]),
-        "PowerUserAccess",
+        managedPolicyArns=["arn:aws:iam::aws:policy/PowerUserAccess"],
+        expect="PowerUserAccess",
     ),
-    ("I1b", "service", t.IAM_ROLE, ROLE, N),
+    role("I1b", "service"),
     ("I1b", "missing", t.IAM_ROLE, {}, "no trust policy"),
     (
         "I1b",
@@ -708,206 +623,91 @@ CASES: list[tuple[str, str, str, dict[str, Any], str | None]] = [
         "any principal",
     ),
     # D1-D9: RDS
-    ("D1", "encrypted", t.RDS_INSTANCE, DB, N),
-    ("D1", "replica", t.RDS_INSTANCE, REPLICA, N),
-    ("D1", "missing", t.RDS_INSTANCE, changed(DB, storageEncrypted=MISSING), "storageEncrypted"),
-    ("D1", "false", t.RDS_INSTANCE, changed(DB, storageEncrypted=False), "storageEncrypted"),
-    ("D2", "private", t.RDS_INSTANCE, DB, N),
-    ("D2", "replica", t.RDS_INSTANCE, REPLICA, N),
-    ("D2", "public", t.RDS_INSTANCE, changed(DB, publiclyAccessible=True), "publiclyAccessible"),
-    (
-        "D2",
-        "no-groups",
-        t.RDS_INSTANCE,
-        changed(DB, vpcSecurityGroupIds=MISSING),
-        "default security",
-    ),
-    ("D2", "no-subnets", t.RDS_INSTANCE, changed(DB, dbSubnetGroupName=MISSING), "default VPC"),
-    ("D3a", "7", t.RDS_INSTANCE, DB, N),
-    ("D3a", "replica", t.RDS_INSTANCE, REPLICA, N),
-    ("D3a", "missing", t.RDS_INSTANCE, changed(DB, backupRetentionPeriod=MISSING), "not set"),
-    ("D3a", "1", t.RDS_INSTANCE, changed(DB, backupRetentionPeriod=1), "is 1; want >= 7"),
-    ("D3b", "on", t.RDS_INSTANCE, DB, N),
-    ("D3b", "replica-no-snapshot", t.RDS_INSTANCE, REPLICA, N),
-    (
-        "D3b",
-        "missing",
-        t.RDS_INSTANCE,
-        changed(DB, deletionProtection=MISSING),
-        "deletionProtection",
-    ),
-    ("D3b", "off", t.RDS_INSTANCE, changed(DB, deletionProtection=False), "deletionProtection"),
-    (
-        "D3b",
-        "skip-snapshot",
-        t.RDS_INSTANCE,
-        changed(DB, skipFinalSnapshot=True),
-        "skipFinalSnapshot",
-    ),
-    ("D4", "on", t.RDS_INSTANCE, DB, N),
-    (
-        "D4",
-        "missing",
-        t.RDS_INSTANCE,
-        changed(DB, iamDatabaseAuthenticationEnabled=MISSING),
-        "iamDatabase",
-    ),
-    ("D5", "postgres", t.RDS_INSTANCE, DB, N),
-    ("D5", "replica", t.RDS_INSTANCE, REPLICA, N),
-    (
-        "D5",
-        "missing",
-        t.RDS_INSTANCE,
-        changed(DB, enabledCloudwatchLogsExports=MISSING),
-        "is empty",
-    ),
-    (
-        "D5",
-        "wrong",
-        t.RDS_INSTANCE,
-        changed(DB, enabledCloudwatchLogsExports=["upgrade"]),
-        "lacks postgresql",
-    ),
-    ("D6a", "current", t.RDS_INSTANCE, DB, N),
-    ("D6a", "missing", t.RDS_INSTANCE, changed(DB, caCertIdentifier=MISSING), "not set"),
-    ("D6a", "old", t.RDS_INSTANCE, changed(DB, caCertIdentifier="rds-ca-2019"), "rds-ca-2019"),
-    ("D7a", "on", t.RDS_INSTANCE, DB, N),
-    ("D7a", "missing", t.RDS_INSTANCE, changed(DB, autoMinorVersionUpgrade=MISSING), N),
-    ("D7a", "off", t.RDS_INSTANCE, changed(DB, autoMinorVersionUpgrade=False), "autoMinor"),
-    ("D7b", "on", t.RDS_INSTANCE, DB, N),
-    ("D7b", "missing", t.RDS_INSTANCE, changed(DB, copyTagsToSnapshot=MISSING), "copyTags"),
-    ("D7c", "custom", t.RDS_INSTANCE, DB, N),
-    ("D7c", "replica", t.RDS_INSTANCE, REPLICA, N),
-    ("D7c", "missing", t.RDS_INSTANCE, changed(DB, username=MISSING), "not set"),
-    ("D7c", "postgres", t.RDS_INSTANCE, changed(DB, username="postgres"), "default admin"),
-    ("D8a", "on", t.RDS_INSTANCE, DB, N),
-    (
-        "D8a",
-        "missing",
-        t.RDS_INSTANCE,
-        changed(DB, performanceInsightsEnabled=MISSING),
-        "performance",
-    ),
-    ("D8b", "60", t.RDS_INSTANCE, DB, N),
-    (
-        "D8b",
-        "missing",
-        t.RDS_INSTANCE,
-        changed(DB, monitoringInterval=MISSING),
-        "enhanced monitoring",
-    ),
-    (
-        "D8b",
-        "no-role",
-        t.RDS_INSTANCE,
-        changed(DB, monitoringRoleArn=MISSING),
-        "enhanced monitoring",
-    ),
-    ("D9", "multi-az", t.RDS_INSTANCE, DB, N),
-    ("D9", "replica", t.RDS_INSTANCE, REPLICA, N),
-    ("D9", "missing", t.RDS_INSTANCE, changed(DB, multiAz=MISSING), "multiAz"),
-    ("D9", "off", t.RDS_INSTANCE, changed(DB, multiAz=False), "multiAz"),
+    db("D1", "encrypted"),
+    replica("D1", "replica"),
+    db("D1", "missing", storageEncrypted=MISSING, expect="storageEncrypted"),
+    db("D1", "false", storageEncrypted=False, expect="storageEncrypted"),
+    db("D2", "private"),
+    replica("D2", "replica"),
+    db("D2", "public", publiclyAccessible=True, expect="publiclyAccessible"),
+    db("D2", "no-groups", vpcSecurityGroupIds=MISSING, expect="default security"),
+    db("D2", "no-subnets", dbSubnetGroupName=MISSING, expect="default VPC"),
+    db("D3a", "7"),
+    replica("D3a", "replica"),
+    db("D3a", "missing", backupRetentionPeriod=MISSING, expect="not set"),
+    db("D3a", "1", backupRetentionPeriod=1, expect="is 1; want >= 7"),
+    db("D3b", "on"),
+    replica("D3b", "replica-no-snapshot"),
+    db("D3b", "missing", deletionProtection=MISSING, expect="deletionProtection"),
+    db("D3b", "off", deletionProtection=False, expect="deletionProtection"),
+    db("D3b", "skip-snapshot", skipFinalSnapshot=True, expect="skipFinalSnapshot"),
+    db("D4", "on"),
+    db("D4", "missing", iamDatabaseAuthenticationEnabled=MISSING, expect="iamDatabase"),
+    db("D5", "postgres"),
+    replica("D5", "replica"),
+    db("D5", "missing", enabledCloudwatchLogsExports=MISSING, expect="is empty"),
+    db("D5", "wrong", enabledCloudwatchLogsExports=["upgrade"], expect="lacks postgresql"),
+    db("D6a", "current"),
+    db("D6a", "missing", caCertIdentifier=MISSING, expect="not set"),
+    db("D6a", "old", caCertIdentifier="rds-ca-2019", expect="rds-ca-2019"),
+    db("D7a", "on"),
+    db("D7a", "missing", autoMinorVersionUpgrade=MISSING),
+    db("D7a", "off", autoMinorVersionUpgrade=False, expect="autoMinor"),
+    db("D7b", "on"),
+    db("D7b", "missing", copyTagsToSnapshot=MISSING, expect="copyTags"),
+    db("D7c", "custom"),
+    replica("D7c", "replica"),
+    db("D7c", "missing", username=MISSING, expect="not set"),
+    db("D7c", "postgres", username="postgres", expect="default admin"),
+    db("D8a", "on"),
+    db("D8a", "missing", performanceInsightsEnabled=MISSING, expect="performance"),
+    db("D8b", "60"),
+    db("D8b", "missing", monitoringInterval=MISSING, expect="enhanced monitoring"),
+    db("D8b", "no-role", monitoringRoleArn=MISSING, expect="enhanced monitoring"),
+    db("D9", "multi-az"),
+    replica("D9", "replica"),
+    db("D9", "missing", multiAz=MISSING, expect="multiAz"),
+    db("D9", "off", multiAz=False, expect="multiAz"),
     # C1-C4: ElastiCache
-    ("C1", "on", t.REPLICATION_GROUP, REDIS, N),
-    ("C1", "string", t.REPLICATION_GROUP, changed(REDIS, atRestEncryptionEnabled="true"), N),
-    (
-        "C1",
-        "missing",
-        t.REPLICATION_GROUP,
-        changed(REDIS, atRestEncryptionEnabled=MISSING),
-        "atRest",
-    ),
-    ("C2", "tls-token", t.REPLICATION_GROUP, REDIS, N),
-    ("C2", "rbac", t.REPLICATION_GROUP, changed(REDIS, authToken=MISSING, userGroupIds=["ug"]), N),
-    (
-        "C2",
-        "no-tls",
-        t.REPLICATION_GROUP,
-        changed(REDIS, transitEncryptionEnabled=MISSING),
-        "transit",
-    ),
-    (
-        "C2",
-        "preferred",
-        t.REPLICATION_GROUP,
-        changed(REDIS, transitEncryptionMode="preferred"),
-        "preferred",
-    ),
-    ("C2", "no-auth", t.REPLICATION_GROUP, changed(REDIS, authToken=MISSING), "no authToken"),
-    ("C3a", "7", t.REPLICATION_GROUP, REDIS, N),
-    (
-        "C3a",
-        "missing",
-        t.REPLICATION_GROUP,
-        changed(REDIS, snapshotRetentionLimit=MISSING),
-        "snapshot",
-    ),
-    ("C3a", "0", t.REPLICATION_GROUP, changed(REDIS, snapshotRetentionLimit=0), "snapshot"),
-    ("C3b", "on", t.REPLICATION_GROUP, REDIS, N),
-    ("C3b", "missing", t.REPLICATION_GROUP, changed(REDIS, autoMinorVersionUpgrade=MISSING), N),
-    ("C3b", "off", t.REPLICATION_GROUP, changed(REDIS, autoMinorVersionUpgrade=False), "autoMinor"),
-    ("C3c", "own", t.REPLICATION_GROUP, REDIS, N),
-    (
-        "C3c",
-        "no-subnets",
-        t.REPLICATION_GROUP,
-        changed(REDIS, subnetGroupName=MISSING),
-        "subnetGroupName",
-    ),
-    (
-        "C3c",
-        "no-groups",
-        t.REPLICATION_GROUP,
-        changed(REDIS, securityGroupIds=MISSING),
-        "securityGroupIds",
-    ),
-    ("C4", "failover", t.REPLICATION_GROUP, REDIS, N),
-    (
-        "C4",
-        "missing",
-        t.REPLICATION_GROUP,
-        changed(REDIS, automaticFailoverEnabled=MISSING),
-        "automatic",
-    ),
-    (
-        "C4",
-        "single-az",
-        t.REPLICATION_GROUP,
-        changed(REDIS, multiAzEnabled=False),
-        "multiAzEnabled",
-    ),
-    ("C4", "one-node", t.REPLICATION_GROUP, changed(REDIS, numCacheClusters=1), "1 node"),
+    redis("C1", "on"),
+    redis("C1", "string", atRestEncryptionEnabled="true"),
+    redis("C1", "missing", atRestEncryptionEnabled=MISSING, expect="atRest"),
+    redis("C2", "tls-token"),
+    redis("C2", "rbac", authToken=MISSING, userGroupIds=["ug"]),
+    redis("C2", "no-tls", transitEncryptionEnabled=MISSING, expect="transit"),
+    redis("C2", "preferred", transitEncryptionMode="preferred", expect="preferred"),
+    redis("C2", "no-auth", authToken=MISSING, expect="no authToken"),
+    redis("C3a", "7"),
+    redis("C3a", "missing", snapshotRetentionLimit=MISSING, expect="snapshot"),
+    redis("C3a", "0", snapshotRetentionLimit=0, expect="snapshot"),
+    redis("C3b", "on"),
+    redis("C3b", "missing", autoMinorVersionUpgrade=MISSING),
+    redis("C3b", "off", autoMinorVersionUpgrade=False, expect="autoMinor"),
+    redis("C3c", "own"),
+    redis("C3c", "no-subnets", subnetGroupName=MISSING, expect="subnetGroupName"),
+    redis("C3c", "no-groups", securityGroupIds=MISSING, expect="securityGroupIds"),
+    redis("C4", "failover"),
+    redis("C4", "missing", automaticFailoverEnabled=MISSING, expect="automatic"),
+    redis("C4", "single-az", multiAzEnabled=False, expect="multiAzEnabled"),
+    redis("C4", "one-node", numCacheClusters=1, expect="1 node"),
     # L1: log groups
-    ("L1", "30", t.LOG_GROUP, LOG_GROUP, N),
-    ("L1", "missing", t.LOG_GROUP, changed(LOG_GROUP, retentionInDays=MISSING), "kept forever"),
+    log_group("L1", "30"),
+    log_group("L1", "missing", retentionInDays=MISSING, expect="kept forever"),
     # KMS (advisory)
-    ("KMS", "secret-cmk", t.SECRET, SECRET, N),
-    ("KMS", "secret-missing", t.SECRET, changed(SECRET, kmsKeyId=MISSING), "AWS-managed"),
-    (
-        "KMS",
-        "secret-aws-alias",
-        t.SECRET,
-        changed(SECRET, kmsKeyId="alias/aws/secretsmanager"),
-        "AWS-managed",
-    ),
-    (
-        "KMS",
-        "ecr-kms",
-        t.ECR_REPOSITORY,
-        changed(REPO, encryptionConfigurations=[{"encryptionType": "KMS", "kmsKey": "arn:k"}]),
-        N,
-    ),
-    (
+    secret("KMS", "secret-cmk"),
+    secret("KMS", "secret-missing", kmsKeyId=MISSING, expect="AWS-managed"),
+    secret("KMS", "secret-aws-alias", kmsKeyId="alias/aws/secretsmanager", expect="AWS-managed"),
+    repo("KMS", "ecr-kms", encryptionConfigurations=[{"encryptionType": "KMS", "kmsKey": "arn:k"}]),
+    repo(
         "KMS",
         "ecr-aes",
-        t.ECR_REPOSITORY,
-        changed(REPO, encryptionConfigurations=[{"encryptionType": "AES256"}]),
-        "AWS-owned",
+        encryptionConfigurations=[{"encryptionType": "AES256"}],
+        expect="AWS-owned",
     ),
-    ("KMS", "rds-replica", t.RDS_INSTANCE, REPLICA, N),
-    ("KMS", "rds-missing", t.RDS_INSTANCE, changed(DB, kmsKeyId=MISSING), "aws/rds"),
-    ("KMS", "redis-missing", t.REPLICATION_GROUP, changed(REDIS, kmsKeyId=MISSING), "AWS-managed"),
-    ("KMS", "log-missing", t.LOG_GROUP, changed(LOG_GROUP, kmsKeyId=MISSING), "AWS-managed"),
+    replica("KMS", "rds-replica"),
+    db("KMS", "rds-missing", kmsKeyId=MISSING, expect="aws/rds"),
+    redis("KMS", "redis-missing", kmsKeyId=MISSING, expect="AWS-managed"),
+    log_group("KMS", "log-missing", kmsKeyId=MISSING, expect="AWS-managed"),
 ]
 
 
