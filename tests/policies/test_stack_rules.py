@@ -26,6 +26,21 @@ def ingress(port: int, description: str = "rule", **props: object) -> dict[str, 
     }
 
 
+def inline(port: int, cidr: str) -> list[dict[str, object]]:
+    """An inline ingress list of one TCP rule from `cidr`."""
+    return [{"protocol": "tcp", "fromPort": port, "toPort": port, "cidrBlocks": [cidr]}]
+
+
+def add_ingress(
+    g: Graph, name: str, port: int, into: str | None, source: str | None = None, **props: object
+) -> Graph:
+    """Adds an ingress rule resource on `port` into group `into`, admitting group `source`."""
+    groups = {"securityGroupId": into} if into else {}
+    if source:
+        groups["referencedSecurityGroupId"] = source
+    return g.add(t.INGRESS, name, ingress(port, **props), **groups)
+
+
 def stack() -> Graph:
     """A compliant phase-2 shape: VPC, public/private subnets, ALB, app, RDS + replica, Redis."""
     g = Graph()
@@ -56,7 +71,7 @@ def stack() -> Graph:
         routeTableId="private-rt",
     )
     g.add(t.SECURITY_GROUP, "lb-sg", {"description": "edge"}, vpcId="vpc")
-    g.add(t.INGRESS, "lb-in-443", ingress(443, cidrIpv4=WORLD), securityGroupId="lb-sg")
+    add_ingress(g, "lb-in-443", 443, "lb-sg", cidrIpv4=WORLD)
     g.add(
         t.LOAD_BALANCER,
         "alb",
@@ -83,13 +98,7 @@ def stack() -> Graph:
             networkConfiguration=[f"{app}-sg", "private-a", "private-b"],
             taskDefinition=f"{app}-task",
         )
-    g.add(
-        t.INGRESS,
-        "web-in-lb",
-        ingress(8000),
-        securityGroupId="web-sg",
-        referencedSecurityGroupId="lb-sg",
-    )
+    add_ingress(g, "web-in-lb", 8000, "web-sg", "lb-sg")
     g.add(t.SECURITY_GROUP, "db-sg", {"description": "db"}, vpcId="vpc")
     g.add(t.RDS_SUBNET_GROUP, "db-subnets", {}, subnetIds=["private-a", "private-b"])
     g.add(
@@ -123,20 +132,8 @@ def stack() -> Graph:
         subnetGroupName="cache-subnets",
     )
     for app in ("web", "worker"):
-        g.add(
-            t.INGRESS,
-            f"db-in-{app}",
-            ingress(5432),
-            securityGroupId="db-sg",
-            referencedSecurityGroupId=f"{app}-sg",
-        )
-        g.add(
-            t.INGRESS,
-            f"cache-in-{app}",
-            ingress(6379),
-            securityGroupId="cache-sg",
-            referencedSecurityGroupId=f"{app}-sg",
-        )
+        add_ingress(g, f"db-in-{app}", 5432, "db-sg", f"{app}-sg")
+        add_ingress(g, f"cache-in-{app}", 6379, "cache-sg", f"{app}-sg")
     g.add(t.ECR_REPOSITORY, "repo", {})
     g.add(t.ECR_LIFECYCLE, "repo-lifecycle", {"policy": "{}"}, repository="repo")
     return g
@@ -168,9 +165,7 @@ FAILING: list[tuple[str, str, Change, str, str]] = [
     (
         "N5b",
         "world-into-app",
-        lambda g: g.add(
-            t.INGRESS, "web-in-world", ingress(8000, cidrIpv4=WORLD), securityGroupId="web-sg"
-        ),
+        lambda g: add_ingress(g, "web-in-world", 8000, "web-sg", cidrIpv4=WORLD),
         "web-in-world",
         "web-sg",
     ),
@@ -178,16 +173,14 @@ FAILING: list[tuple[str, str, Change, str, str]] = [
     (
         "N5b",
         "group-missing",
-        lambda g: g.add(t.INGRESS, "orphan-in", ingress(443, cidrIpv4=WORLD)),
+        lambda g: add_ingress(g, "orphan-in", 443, None, cidrIpv4=WORLD),
         "orphan-in",
         "unknown group",
     ),
     (
         "N5b",
         "inline-world",
-        lambda g: g.props("worker-sg").update(
-            ingress=[{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": [WORLD]}]
-        ),
+        lambda g: g.props("worker-sg").update(ingress=inline(443, WORLD)),
         "worker-sg",
         "inline ingress",
     ),
@@ -201,22 +194,14 @@ FAILING: list[tuple[str, str, Change, str, str]] = [
     (
         "N6",
         "world",
-        lambda g: g.add(
-            t.INGRESS, "db-in-world", ingress(5432, cidrIpv4=WORLD), securityGroupId="db-sg"
-        ),
+        lambda g: add_ingress(g, "db-in-world", 5432, "db-sg", cidrIpv4=WORLD),
         "db-in-world",
         "address range 0.0.0.0/0",
     ),
     (
         "N6",
         "from-lb",
-        lambda g: g.add(
-            t.INGRESS,
-            "db-in-lb",
-            ingress(5432),
-            securityGroupId="db-sg",
-            referencedSecurityGroupId="lb-sg",
-        ),
+        lambda g: add_ingress(g, "db-in-lb", 5432, "db-sg", "lb-sg"),
         "db-in-lb",
         "admits lb-sg",
     ),
@@ -237,24 +222,14 @@ FAILING: list[tuple[str, str, Change, str, str]] = [
     (
         "N6",
         "prefix-list",
-        lambda g: g.add(
-            t.INGRESS,
-            "cache-in-pl",
-            ingress(6379, prefixListId="pl-123"),
-            securityGroupId="cache-sg",
-        ),
+        lambda g: add_ingress(g, "cache-in-pl", 6379, "cache-sg", prefixListId="pl-123"),
         "cache-in-pl",
         "pl-123",
     ),
     (
         "N6",
         "source-outside-stack",
-        lambda g: g.add(
-            t.INGRESS,
-            "db-in-ext",
-            ingress(5432, referencedSecurityGroupId="sg-0ext"),
-            securityGroupId="db-sg",
-        ),
+        lambda g: add_ingress(g, "db-in-ext", 5432, "db-sg", referencedSecurityGroupId="sg-0ext"),
         "db-in-ext",
         "not in this stack",
     ),
@@ -275,11 +250,7 @@ FAILING: list[tuple[str, str, Change, str, str]] = [
     (
         "N6",
         "inline-cidr",
-        lambda g: g.props("cache-sg").update(
-            ingress=[
-                {"protocol": "tcp", "fromPort": 6379, "toPort": 6379, "cidrBlocks": ["10.0.0.0/8"]}
-            ]
-        ),
+        lambda g: g.props("cache-sg").update(ingress=inline(6379, "10.0.0.0/8")),
         "cache-sg",
         "inline rule: admits the address range",
     ),
@@ -311,24 +282,15 @@ FAILING: list[tuple[str, str, Change, str, str]] = [
     (
         "N9",
         "from-worker",
-        lambda g: g.add(
-            t.INGRESS,
-            "web-in-worker",
-            ingress(8000),
-            securityGroupId="web-sg",
-            referencedSecurityGroupId="worker-sg",
-        ),
+        lambda g: add_ingress(g, "web-in-worker", 8000, "web-sg", "worker-sg"),
         "web-in-worker",
         "admits worker-sg",
     ),
     (
         "N9",
         "source-missing",
-        lambda g: g.add(
-            t.INGRESS,
-            "worker-in-ext",
-            ingress(8000, referencedSecurityGroupId="sg-0ext"),
-            securityGroupId="worker-sg",
+        lambda g: add_ingress(
+            g, "worker-in-ext", 8000, "worker-sg", referencedSecurityGroupId="sg-0ext"
         ),
         "worker-in-ext",
         "not in this stack",
@@ -336,11 +298,7 @@ FAILING: list[tuple[str, str, Change, str, str]] = [
     (
         "N9",
         "inline-cidr",
-        lambda g: g.props("worker-sg").update(
-            ingress=[
-                {"protocol": "tcp", "fromPort": 8000, "toPort": 8000, "cidrBlocks": ["10.0.0.0/8"]}
-            ]
-        ),
+        lambda g: g.props("worker-sg").update(ingress=inline(8000, "10.0.0.0/8")),
         "worker-sg",
         "inline ingress from an address range",
     ),
