@@ -746,48 +746,23 @@ def test_every_resource_rule_has_a_compliant_and_a_failing_case() -> None:
     assert resource_rules - failing == set()
 
 
+CONFIG_CASES: list[tuple[Case, dict[str, Any]]] = [
+    # (case, the rule's properties in the stack config)
+    (db("D3a", "14", expect="is 7; want >= 14"), {"minimumDays": 14}),
+    (db("D3a", "14-ok", backupRetentionPeriod=14), {"minimumDays": 14}),
+    (log_group("L1", "365", expect="is 30; want >= 365"), {"minimumDays": 365}),
+    (log_group("L1", "365-ok", retentionInDays=365), {"minimumDays": 365}),
+    (("E5", "key-word", t.TASK_DEFINITION, env("CACHE_KEY_PREFIX", "app"), "looks like"), {}),
+    (
+        ("E5", "allowed-name", t.TASK_DEFINITION, env("CACHE_KEY_PREFIX", "app"), N),
+        {"allowedNames": ["CACHE_KEY_PREFIX"]},
+    ),
+]
+
+
 @pytest.mark.parametrize(
     ("rule", "resource_type", "props", "config", "expected"),
-    [
-        pytest.param(
-            "D3a", t.RDS_INSTANCE, DB, {"minimumDays": 14}, "is 7; want >= 14", id="D3a-14"
-        ),
-        pytest.param(
-            "D3a",
-            t.RDS_INSTANCE,
-            changed(DB, backupRetentionPeriod=14),
-            {"minimumDays": 14},
-            None,
-            id="D3a-14-ok",
-        ),
-        pytest.param(
-            "L1", t.LOG_GROUP, LOG_GROUP, {"minimumDays": 365}, "is 30; want >= 365", id="L1-365"
-        ),
-        pytest.param(
-            "L1",
-            t.LOG_GROUP,
-            changed(LOG_GROUP, retentionInDays=365),
-            {"minimumDays": 365},
-            None,
-            id="L1-365-ok",
-        ),
-        pytest.param(
-            "E5",
-            t.TASK_DEFINITION,
-            env("CACHE_KEY_PREFIX", "app"),
-            {},
-            "looks like",
-            id="E5-key-word",
-        ),
-        pytest.param(
-            "E5",
-            t.TASK_DEFINITION,
-            env("CACHE_KEY_PREFIX", "app"),
-            {"allowedNames": ["CACHE_KEY_PREFIX"]},
-            None,
-            id="E5-allowed-name",
-        ),
-    ],
+    [pytest.param(r, ty, p, c, e, id=f"{r}-{label}") for (r, label, ty, p, e), c in CONFIG_CASES],
 )
 def test_rule_properties_from_the_stack_config(
     rule: str,
