@@ -94,7 +94,8 @@ def container(**changes: Any) -> dict[str, Any]:
 
 
 def env(name: str, value: str) -> dict[str, Any]:
-    return task(container(environment=[{"name": name, "value": value}]))
+    """A container whose environment is one variable."""
+    return container(environment=[{"name": name, "value": value}])
 
 
 SERVICE = {
@@ -112,6 +113,11 @@ REPO = {"imageScanningConfiguration": {"scanOnPush": True}, "imageTagMutability"
 
 def doc(*statements: dict[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def allow(action: str | list[str], resource: str, **more: Any) -> dict[str, Any]:
+    """An Allow statement (`more`: Condition and the like)."""
+    return {"Effect": "Allow", "Action": action, "Resource": resource, **more}
 
 
 SCOPED = {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::b/*"]}
@@ -193,6 +199,25 @@ def cases_of(resource_type: str, base: dict[str, Any]) -> Callable[..., Case]:
         return (rule, label, resource_type, changed(base, **changes), expect)
 
     return case
+
+
+def task_def(
+    rule: str, label: str, /, *containers: dict[str, Any], expect: str | None = N, **props: Any
+) -> Case:
+    """A case over a task definition of `containers` (CONTAINER if none), `props` changed."""
+    return (rule, label, t.TASK_DEFINITION, task(*containers, **props), expect)
+
+
+def policy_case(
+    rule: str,
+    label: str,
+    /,
+    *statements: dict[str, Any],
+    resource_type: str = t.IAM_ROLE_POLICY,
+    expect: str | None = N,
+) -> Case:
+    """A case over an IAM policy resource whose document holds `statements`."""
+    return (rule, label, resource_type, {"policy": doc(*statements)}, expect)
 
 
 nacl_rule = cases_of(t.NACL_RULE, NACL_RULE)
@@ -379,100 +404,53 @@ CASES: list[Case] = [
     alb("A4", "disabled", accessLogs={"bucket": "b", "enabled": False}, expect="access logs"),
     alb("A4", "no-bucket", accessLogs={"enabled": True}, expect="access logs"),
     # E1-E5: task definitions
-    ("E1", "readonly", t.TASK_DEFINITION, task(), N),
-    (
-        "E1",
-        "missing",
-        t.TASK_DEFINITION,
-        task(container(readonlyRootFilesystem=MISSING)),
-        "readonlyRoot",
-    ),
-    (
-        "E1",
-        "false",
-        t.TASK_DEFINITION,
-        task(container(readonlyRootFilesystem=False)),
-        "readonlyRoot",
-    ),
-    (
+    task_def("E1", "readonly"),
+    task_def("E1", "missing", container(readonlyRootFilesystem=MISSING), expect="readonlyRoot"),
+    task_def("E1", "false", container(readonlyRootFilesystem=False), expect="readonlyRoot"),
+    task_def(
         "E1",
         "second",
-        t.TASK_DEFINITION,
-        task(CONTAINER, container(name="sidecar", readonlyRootFilesystem=False)),
-        "sidecar",
+        CONTAINER,
+        container(name="sidecar", readonlyRootFilesystem=False),
+        expect="sidecar",
     ),
-    ("E2", "uid", t.TASK_DEFINITION, task(), N),
-    ("E2", "missing", t.TASK_DEFINITION, task(container(user=MISSING)), "no user"),
-    ("E2", "root", t.TASK_DEFINITION, task(container(user="root")), "runs as root"),
-    ("E2", "zero", t.TASK_DEFINITION, task(container(user="0:0")), "runs as root"),
-    ("E3a", "false", t.TASK_DEFINITION, task(), N),
-    ("E3a", "missing", t.TASK_DEFINITION, task(container(privileged=MISSING)), N),
-    ("E3a", "true", t.TASK_DEFINITION, task(container(privileged=True)), "privileged"),
-    ("E3b", "awsvpc", t.TASK_DEFINITION, task(), N),
-    ("E3b", "missing", t.TASK_DEFINITION, task(networkMode=MISSING), "bridge"),
-    ("E3b", "host", t.TASK_DEFINITION, task(networkMode="host"), "networkMode is host"),
-    ("E3b", "pid", t.TASK_DEFINITION, task(pidMode="host"), "pidMode"),
-    ("E3b", "ipc", t.TASK_DEFINITION, task(ipcMode="host"), "ipcMode"),
+    task_def("E2", "uid"),
+    task_def("E2", "missing", container(user=MISSING), expect="no user"),
+    task_def("E2", "root", container(user="root"), expect="runs as root"),
+    task_def("E2", "zero", container(user="0:0"), expect="runs as root"),
+    task_def("E3a", "false"),
+    task_def("E3a", "missing", container(privileged=MISSING)),
+    task_def("E3a", "true", container(privileged=True), expect="privileged"),
+    task_def("E3b", "awsvpc"),
+    task_def("E3b", "missing", networkMode=MISSING, expect="bridge"),
+    task_def("E3b", "host", networkMode="host", expect="networkMode is host"),
+    task_def("E3b", "pid", pidMode="host", expect="pidMode"),
+    task_def("E3b", "ipc", ipcMode="host", expect="ipcMode"),
     service("E3c", "latest"),
     service("E3c", "missing", platformVersion=MISSING),
     service("E3c", "pinned", platformVersion="1.3.0", expect="1.3.0"),
-    ("E4", "awslogs", t.TASK_DEFINITION, task(), N),
-    ("E4", "missing", t.TASK_DEFINITION, task(container(logConfiguration=MISSING)), "logDriver"),
-    (
-        "E4",
-        "no-driver",
-        t.TASK_DEFINITION,
-        task(container(logConfiguration={"options": {}})),
-        "logDriver",
-    ),
-    ("E5", "plain", t.TASK_DEFINITION, task(), N),
-    ("E5", "env-missing", t.TASK_DEFINITION, task(container(environment=MISSING)), N),
-    ("E5", "empty-value", t.TASK_DEFINITION, env("DB_PASSWORD", ""), N),
-    (
-        "E5",
-        "url-no-password",
-        t.TASK_DEFINITION,
-        env("DATABASE_URL", "postgresql://db:5432/app"),
-        N,
-    ),
-    ("E5", "password", t.TASK_DEFINITION, env("DB_PASSWORD", "hunter2"), "DB_PASSWORD looks like"),
-    ("E5", "secret", t.TASK_DEFINITION, env("UNSUBSCRIBE_SECRET", "x"), "looks like a secret"),
-    ("E5", "token", t.TASK_DEFINITION, env("GITHUB_TOKEN", "x"), "looks like a secret"),
-    ("E5", "api-key", t.TASK_DEFINITION, env("STRIPE_API_KEY", "x"), "looks like a secret"),
-    (
+    task_def("E4", "awslogs"),
+    task_def("E4", "missing", container(logConfiguration=MISSING), expect="logDriver"),
+    task_def("E4", "no-driver", container(logConfiguration={"options": {}}), expect="logDriver"),
+    task_def("E5", "plain"),
+    task_def("E5", "env-missing", container(environment=MISSING)),
+    task_def("E5", "empty-value", env("DB_PASSWORD", "")),
+    task_def("E5", "url-no-password", env("DATABASE_URL", "postgresql://db:5432/app")),
+    task_def("E5", "password", env("DB_PASSWORD", "hunter2"), expect="DB_PASSWORD looks like"),
+    task_def("E5", "secret", env("UNSUBSCRIBE_SECRET", "x"), expect="looks like a secret"),
+    task_def("E5", "token", env("GITHUB_TOKEN", "x"), expect="looks like a secret"),
+    task_def("E5", "api-key", env("STRIPE_API_KEY", "x"), expect="looks like a secret"),
+    task_def(
         "E5",
         "database-url",
-        t.TASK_DEFINITION,
         env("DATABASE_URL", "postgresql://admin:s3cret@db:5432/app"),
-        "URL with a password",
+        expect="URL with a password",
     ),
-    (
-        "E5",
-        "redis-url",
-        t.TASK_DEFINITION,
-        env("BROKER", "rediss://:tok3n@cache:6379/0"),
-        "URL with",
-    ),
-    (
-        "E5",
-        "aws-key",
-        t.TASK_DEFINITION,
-        env("UPLOADER", "AKIAIOSFODNN7EXAMPLE"),
-        "credential-shaped",
-    ),
-    (
-        "E5",
-        "pem",
-        t.TASK_DEFINITION,
-        env("CERT", "-----BEGIN RSA PRIVATE KEY-----\nMII"),
-        "credential",
-    ),
-    (
-        "E5",
-        "random",
-        t.TASK_DEFINITION,
-        env("SIGNING", "aZ3kP9qL2mX8vN4bR7tY1wE6uI0oS5dF"),
-        "random-looking",
+    task_def("E5", "redis-url", env("BROKER", "rediss://:tok3n@cache:6379/0"), expect="URL with"),
+    task_def("E5", "aws-key", env("UPLOADER", "AKIAIOSFODNN7EXAMPLE"), expect="credential-shaped"),
+    task_def("E5", "pem", env("CERT", "-----BEGIN RSA PRIVATE KEY-----\nMII"), expect="credential"),
+    task_def(
+        "E5", "random", env("SIGNING", "aZ3kP9qL2mX8vN4bR7tY1wE6uI0oS5dF"), expect="random-looking"
     ),
     # E6, E7: services and clusters
     service("E6", "private"),
@@ -484,20 +462,13 @@ CASES: list[Case] = [
         expect="assignPublicIp",
     ),
     cluster("E7", "enabled"),
-    (
-        "E7",
-        "enhanced",
-        t.ECS_CLUSTER,
-        {"settings": [{"name": "containerInsights", "value": "enhanced"}]},
-        N,
-    ),
-    ("E7", "missing", t.ECS_CLUSTER, {}, "containerInsights"),
-    (
+    cluster("E7", "enhanced", settings=[{"name": "containerInsights", "value": "enhanced"}]),
+    cluster("E7", "missing", settings=MISSING, expect="containerInsights"),
+    cluster(
         "E7",
         "disabled",
-        t.ECS_CLUSTER,
-        {"settings": [{"name": "containerInsights", "value": "disabled"}]},
-        "containerInsights",
+        settings=[{"name": "containerInsights", "value": "disabled"}],
+        expect="containerInsights",
     ),
     cluster(
         "E7",
@@ -515,74 +486,34 @@ CASES: list[Case] = [
     # I1a, I1b: IAM
     ("I1a", "scoped", t.IAM_ROLE_POLICY, ROLE_POLICY, N),
     ("I1a", "policy-missing", t.IAM_ROLE_POLICY, {"role": "r"}, N),
-    (
-        "I1a",
-        "resourceless",
-        t.IAM_ROLE_POLICY,
-        {
-            "policy": doc(
-                {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}
-            )
-        },
-        N,
-    ),
-    (
+    policy_case("I1a", "resourceless", allow("ecr:GetAuthorizationToken", "*")),
+    policy_case(
         "I1a",
         "conditioned",
-        t.IAM_ROLE_POLICY,
-        {
-            "policy": doc(
-                {
-                    "Effect": "Allow",
-                    "Action": "s3:ListBucket",
-                    "Resource": "*",
-                    "Condition": {"StringEquals": {"aws:ResourceTag/app": "x"}},
-                }
-            )
-        },
-        N,
+        allow("s3:ListBucket", "*", Condition={"StringEquals": {"aws:ResourceTag/app": "x"}}),
     ),
-    (
-        "I1a",
-        "deny-star",
-        t.IAM_ROLE_POLICY,
-        {"policy": doc({"Effect": "Deny", "Action": "*", "Resource": "*"})},
-        N,
-    ),
-    (
-        "I1a",
-        "star",
-        t.IAM_ROLE_POLICY,
-        {"policy": doc({"Effect": "Allow", "Action": "*", "Resource": "arn:x"})},
-        "action * is a wildcard",
-    ),
-    (
+    policy_case("I1a", "deny-star", {"Effect": "Deny", "Action": "*", "Resource": "*"}),
+    policy_case("I1a", "star", allow("*", "arn:x"), expect="action * is a wildcard"),
+    policy_case(
         "I1a",
         "service-star",
-        t.IAM_POLICY,
-        {"policy": doc({"Effect": "Allow", "Action": ["s3:*"], "Resource": "arn:x"})},
-        "s3:* is a wildcard",
+        allow(["s3:*"], "arn:x"),
+        resource_type=t.IAM_POLICY,
+        expect="s3:* is a wildcard",
     ),
-    (
-        "I1a",
-        "resource-star",
-        t.IAM_ROLE_POLICY,
-        {"policy": doc(dict(SCOPED, Resource="*"))},
-        "s3:GetObject on Resource *",
+    policy_case(
+        "I1a", "resource-star", dict(SCOPED, Resource="*"), expect="s3:GetObject on Resource *"
     ),
-    (
+    policy_case(
         "I1a",
         "not-action",
-        t.IAM_ROLE_POLICY,
-        {"policy": doc({"Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:x"})},
-        "NotAction",
+        {"Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:x"},
+        expect="NotAction",
     ),
     role(
         "I1a",
         "inline",
-        inlinePolicies=[
-            {"name": "p", "policy": doc({"Effect": "Allow", "Action": "*", "Resource": "*"})}
-        ],
+        inlinePolicies=[{"name": "p", "policy": doc(allow("*", "*"))}],
         expect="wildcard",
     ),
     (
@@ -599,28 +530,20 @@ CASES: list[Case] = [
         expect="PowerUserAccess",
     ),
     role("I1b", "service"),
-    ("I1b", "missing", t.IAM_ROLE, {}, "no trust policy"),
-    (
+    role("I1b", "missing", assumeRolePolicy=MISSING, expect="no trust policy"),
+    role(
         "I1b",
         "star",
-        t.IAM_ROLE,
-        {
-            "assumeRolePolicy": doc(
-                {"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}
-            )
-        },
-        "any principal",
+        assumeRolePolicy=doc({"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}),
+        expect="any principal",
     ),
-    (
+    role(
         "I1b",
         "aws-star",
-        t.IAM_ROLE,
-        {
-            "assumeRolePolicy": doc(
-                {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}
-            )
-        },
-        "any principal",
+        assumeRolePolicy=doc(
+            {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}
+        ),
+        expect="any principal",
     ),
     # D1-D9: RDS
     db("D1", "encrypted"),
@@ -752,9 +675,9 @@ CONFIG_CASES: list[tuple[Case, dict[str, Any]]] = [
     (db("D3a", "14-ok", backupRetentionPeriod=14), {"minimumDays": 14}),
     (log_group("L1", "365", expect="is 30; want >= 365"), {"minimumDays": 365}),
     (log_group("L1", "365-ok", retentionInDays=365), {"minimumDays": 365}),
-    (("E5", "key-word", t.TASK_DEFINITION, env("CACHE_KEY_PREFIX", "app"), "looks like"), {}),
+    (task_def("E5", "key-word", env("CACHE_KEY_PREFIX", "app"), expect="looks like"), {}),
     (
-        ("E5", "allowed-name", t.TASK_DEFINITION, env("CACHE_KEY_PREFIX", "app"), N),
+        task_def("E5", "allowed-name", env("CACHE_KEY_PREFIX", "app")),
         {"allowedNames": ["CACHE_KEY_PREFIX"]},
     ),
 ]
