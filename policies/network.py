@@ -8,7 +8,15 @@ from typing import Any
 from pulumi_policy import ResourceValidationArgs, Severity
 
 from policies import tokens as t
-from policies.model import items, mapping, port_range, protocol, resource_rule, world_cidrs
+from policies.model import (
+    WORLD,
+    items,
+    mapping,
+    port_range,
+    protocol,
+    resource_rule,
+    world_cidrs,
+)
 
 ADMIN_PORTS = (22, 3389)
 WEB_PORTS = (80, 443)
@@ -30,7 +38,7 @@ def nacl_no_admin_ports(args: ResourceValidationArgs) -> Iterator[str]:
     for entry in entries:
         action = str(entry.get("ruleAction", entry.get("action", ""))).lower()
         cidrs = [entry.get("cidrBlock"), entry.get("ipv6CidrBlock")]
-        if action != "allow" or not any(c in ("0.0.0.0/0", "::/0") for c in cidrs):
+        if action != "allow" or not any(c in WORLD for c in cidrs):
             continue
         low, high = port_range(entry)
         for port in ADMIN_PORTS:
