@@ -8,11 +8,16 @@ import re
 from pathlib import Path
 
 import pytest
-from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
+from pulumi_policy import (
+    EnforcementLevel,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidationPolicy,
+)
 
 from coldreach import graph
 from policies import catalog, stack_config, tokens
-from policies.model import policy_of
+from policies.model import RULES, policy_of, property_rule
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
@@ -39,6 +44,24 @@ def test_rule_metadata(rule: catalog.Rule) -> None:
 def test_names_and_ids_are_unique() -> None:
     rules = catalog.rules()
     assert len({r.name for r in rules}) == len({r.id for r in rules}) == len(rules)
+
+
+@pytest.mark.parametrize("expectation", [{}, {"must_be": True, "must_not_be": False}])
+def test_property_rule_takes_exactly_one_expectation(expectation: dict[str, bool]) -> None:
+    before = list(RULES)
+    with pytest.raises(ValueError, match="exactly one of must_be and must_not_be"):
+        property_rule(
+            "Z1",
+            "unregistered-example",
+            types="aws:example/example:Example",
+            prop="enabled",
+            message="enabled is not true",
+            sources=("none",),
+            severity=Severity.LOW,
+            description="Never registered",
+            **expectation,
+        )
+    assert list(RULES) == before
 
 
 def test_every_stack_has_a_policy_config() -> None:
