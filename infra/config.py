@@ -11,7 +11,6 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 
@@ -400,8 +399,3 @@ def load() -> Settings:
         return parse(pulumi.get_stack(), cfg.get, aws.get("region"))
     except ConfigError as err:
         raise pulumi.RunError(str(err)) from None
-
-
-def describe(settings: Settings) -> dict[str, Any]:
-    """The settings as plain data (for `coldreach plan`)."""
-    return {k: getattr(settings, k) for k in settings.__dataclass_fields__}

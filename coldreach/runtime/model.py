@@ -53,16 +53,6 @@ def mask(value: Any) -> Any:
     return value
 
 
-def contains_secret(value: Any) -> bool:
-    if is_secret(value):
-        return True
-    if isinstance(value, dict):
-        return any(contains_secret(v) for v in value.values())
-    if isinstance(value, list):
-        return any(contains_secret(v) for v in value)
-    return False
-
-
 @dataclass
 class Resource:
     """One registration, as the engine saw it. Inputs keep secret wrappers; see `reveal`."""
@@ -148,9 +138,6 @@ class Deployment:
             if r.name == name:
                 return r
         raise KeyError(name)
-
-    def children(self, parent: Resource) -> list[Resource]:
-        return [r for r in self.resources if r.parent == parent.urn]
 
     def output(self, key: str) -> Any:
         return reveal(self.outputs[key])
