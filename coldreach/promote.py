@@ -21,34 +21,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from coldreach import cost, graph, stacks
+from coldreach import cost, stacks
 from coldreach.plan import run_program
-from coldreach.replacement import forced_replacements
-from coldreach.runtime import Deployment, Resource
-from coldreach.runtime.model import reveal
-
-
-@dataclass(frozen=True)
-class Step:
-    op: str
-    """create, update, replace or delete."""
-    resource: Resource
-    inputs: tuple[str, ...] = ()
-
-    @property
-    def stateful(self) -> bool:
-        return self.resource.type in graph.STATEFUL_TYPES
-
-    @property
-    def blocking(self) -> bool:
-        return self.stateful and self.op in ("replace", "delete")
-
-    def reason(self) -> str:
-        r = self.resource
-        if self.op == "delete":
-            return f"{r.name} ({r.type}) would be deleted: the target phase no longer declares it"
-        changed = ", ".join(self.inputs)
-        return f"{r.name} ({r.type}) would be replaced: {changed} changed"
+from coldreach.replacement import Step, compare
+from coldreach.runtime import Deployment
 
 
 @dataclass
@@ -70,34 +46,6 @@ class Promotion:
 
     def of(self, op: str) -> list[Step]:
         return [s for s in self.steps if s.op == op]
-
-
-def _changed_inputs(before: Resource, after: Resource) -> tuple[str, ...]:
-    keys = set(before.inputs) | set(after.inputs)
-    return tuple(
-        sorted(k for k in keys if reveal(before.inputs.get(k)) != reveal(after.inputs.get(k)))
-    )
-
-
-def compare(current: Deployment, target: Deployment) -> list[Step]:
-    """What moving from `current` to `target` does to each custom resource."""
-    after = {r.urn: r for r in target if r.custom}
-    before = {r.urn: r for r in current if r.custom}
-    steps: list[Step] = []
-    for urn, r in before.items():
-        other = after.get(urn)
-        if other is None:
-            steps.append(Step("delete", r))
-            continue
-        forced = forced_replacements(r, other)
-        if forced:
-            steps.append(Step("replace", r, forced))
-            continue
-        changed = _changed_inputs(r, other)
-        if changed:
-            steps.append(Step("update", other, changed))
-    steps += [Step("create", r) for urn, r in after.items() if urn not in before]
-    return steps
 
 
 def assess(stack: str, current: Deployment, target: Deployment) -> Promotion:

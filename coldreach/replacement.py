@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from coldreach import graph
 from coldreach.runtime.model import Deployment, Resource, reveal
 
 REPLACEMENT_INPUTS: dict[str, tuple[str, ...]] = {
@@ -45,20 +46,6 @@ REPLACEMENT_INPUTS: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Change:
-    urn: str
-    type: str
-    kind: str
-    """`delete` (gone from the target), `replace` (a replacement-forcing input changed)."""
-    inputs: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        if self.kind == "delete":
-            return f"{self.urn} would be deleted"
-        return f"{self.urn} would be replaced: {', '.join(self.inputs)} changed"
-
-
 def _value(r: Resource, key: str) -> object:
     # Autonamed names are outputs: the engine keeps them for as long as the URN lives.
     if key in r.inputs:
@@ -71,19 +58,56 @@ def forced_replacements(before: Resource, after: Resource) -> tuple[str, ...]:
     return tuple(k for k in keys if _value(before, k) != _value(after, k))
 
 
-def destructive_changes(current: Deployment, target: Deployment) -> list[Change]:
-    """Every resource of `current` that `target` would delete or replace."""
-    after = {r.urn: r for r in target}
-    changes: list[Change] = []
-    for r in current:
-        other = after.get(r.urn)
+@dataclass(frozen=True)
+class Step:
+    op: str
+    """create, update, replace or delete."""
+    resource: Resource
+    inputs: tuple[str, ...] = ()
+
+    @property
+    def stateful(self) -> bool:
+        return self.resource.type in graph.STATEFUL_TYPES
+
+    @property
+    def destructive(self) -> bool:
+        return self.op in ("replace", "delete")
+
+    @property
+    def blocking(self) -> bool:
+        return self.stateful and self.destructive
+
+    def reason(self) -> str:
+        r = self.resource
+        if self.op == "delete":
+            return f"{r.name} ({r.type}) would be deleted: the target phase no longer declares it"
+        changed = ", ".join(self.inputs)
+        return f"{r.name} ({r.type}) would be replaced: {changed} changed"
+
+
+def _changed_inputs(before: Resource, after: Resource) -> tuple[str, ...]:
+    keys = set(before.inputs) | set(after.inputs)
+    return tuple(
+        sorted(k for k in keys if reveal(before.inputs.get(k)) != reveal(after.inputs.get(k)))
+    )
+
+
+def compare(current: Deployment, target: Deployment) -> list[Step]:
+    """What moving from `current` to `target` does to each custom resource, matched by URN."""
+    after = {r.urn: r for r in target if r.custom}
+    before = {r.urn: r for r in current if r.custom}
+    steps: list[Step] = []
+    for urn, r in before.items():
+        other = after.get(urn)
         if other is None:
-            changes.append(Change(r.urn, r.type, "delete"))
-            continue
-        if other.type != r.type:
-            changes.append(Change(r.urn, r.type, "replace", ("type",)))
+            steps.append(Step("delete", r))
             continue
         forced = forced_replacements(r, other)
         if forced:
-            changes.append(Change(r.urn, r.type, "replace", forced))
-    return changes
+            steps.append(Step("replace", r, forced))
+            continue
+        changed = _changed_inputs(r, other)
+        if changed:
+            steps.append(Step("update", other, changed))
+    steps += [Step("create", r) for urn, r in after.items() if urn not in before]
+    return steps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from coldreach import graph
-from coldreach.replacement import REPLACEMENT_INPUTS, destructive_changes, forced_replacements
+from coldreach.replacement import REPLACEMENT_INPUTS, compare, forced_replacements
 from coldreach.runtime import Deployment
 from infra.config import ConfigError, parse
 
@@ -33,7 +33,7 @@ def after(program) -> Deployment:
 def test_every_phase1_resource_survives_the_promotion(
     before: Deployment, after: Deployment
 ) -> None:
-    assert destructive_changes(before, after) == []
+    assert [s.reason() for s in compare(before, after) if s.destructive] == []
     assert {r.urn for r in before} <= {r.urn for r in after}
 
 
@@ -57,6 +57,8 @@ def test_stateful_resources_keep_urn_id_and_replacement_inputs(
     for key in RDS_FORCE_NEW:
         assert db.get(key) == promoted_db.get(key), key
     assert set(RDS_FORCE_NEW) <= set(REPLACEMENT_INPUTS["aws:rds/instance:Instance"])
+    # Every stateful type has its replacement-forcing inputs curated, and only those.
+    assert set(REPLACEMENT_INPUTS) == graph.STATEFUL_TYPES
 
 
 def test_the_service_moves_to_private_subnets_in_place(
@@ -69,7 +71,7 @@ def test_the_service_moves_to_private_subnets_in_place(
     assert promoted.id == web.id
 
 
-def test_a_renamed_database_would_be_caught(before: Deployment, program) -> None:
+def test_changed_engine_or_missing_database_is_caught(before: Deployment, program) -> None:
     """The check is real: a changed engine on the same URN is a forced replacement."""
     db = before.of_type("aws:rds/instance:Instance")[0]
     changed = Deployment(
@@ -83,11 +85,11 @@ def test_a_renamed_database_would_be_caught(before: Deployment, program) -> None
         ],
         outputs=before.outputs,
     )
-    [change] = destructive_changes(before, changed)
-    assert change.kind == "replace" and change.inputs == ("engine",)
+    [change] = [s for s in compare(before, changed) if s.destructive]
+    assert change.op == "replace" and change.inputs == ("engine",) and change.blocking
     missing = Deployment("dev", "cold-reach", [r for r in before if r.urn != db.urn], {})
-    [gone] = destructive_changes(before, missing)
-    assert gone.kind == "delete" and gone.urn == db.urn
+    [gone] = [s for s in compare(before, missing) if s.destructive]
+    assert gone.op == "delete" and gone.resource.urn == db.urn and gone.blocking
 
 
 def test_prod_refuses_single_az_or_a_single_cache_node() -> None:
