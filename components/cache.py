@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.firewall import SecurityGroup
-from components.secrets import GeneratedSecret, stored_secret
+from components.secrets import GeneratedSecret, StoredSecret, stored_secret
 
 PORT = 6379
 
@@ -40,8 +40,8 @@ class Cache(pulumi.ComponentResource):
 
     replication_group: aws.elasticache.ReplicationGroup
     security_group: SecurityGroup
-    url_secret: aws.secretsmanager.Secret
-    url_value: aws.secretsmanager.SecretVersion
+    url: StoredSecret
+    """The whole `rediss://` URL, auth token included."""
 
     def __init__(
         self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None
@@ -96,7 +96,7 @@ class Cache(pulumi.ComponentResource):
             self.replication_group.primary_endpoint_address,
             PORT,
         )
-        self.url_secret, self.url_value = stored_secret(
+        self.url = stored_secret(
             f"{name}-url",
             f"{name}: rediss:// URL for the app, auth token included",
             url,
@@ -106,7 +106,7 @@ class Cache(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "primary_endpoint": self.replication_group.primary_endpoint_address,
-                "url_secret_arn": self.url_secret.arn,
+                "url_secret_arn": self.url.secret.arn,
                 "security_group_id": self.security_group.id,
             }
         )

@@ -11,7 +11,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.firewall import SecurityGroup
-from components.secrets import stored_secret
+from components.secrets import SecretRef, StoredSecret, stored_secret
 
 PORT = 5432
 ENGINE = "postgres"
@@ -50,8 +50,7 @@ class Database(pulumi.ComponentResource):
     instance: aws.rds.Instance
     replica: aws.rds.Instance | None
     security_group: SecurityGroup
-    secret: aws.secretsmanager.Secret
-    secret_value: aws.secretsmanager.SecretVersion
+    credentials: StoredSecret
 
     def __init__(
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -123,7 +122,7 @@ class Database(pulumi.ComponentResource):
             "username": args.username,
             "password": password.result,
         }
-        self.secret, self.secret_value = stored_secret(
+        self.credentials = stored_secret(
             f"{name}-credentials",
             f"{name}: master credentials and endpoint of the primary",
             pulumi.Output.json_dumps(credentials),
@@ -143,7 +142,7 @@ class Database(pulumi.ComponentResource):
                 "replica_address": self.replica.address if self.replica else None,
                 "port": PORT,
                 "identifier": self.instance.identifier,
-                "secret_arn": self.secret.arn,
+                "secret_arn": self.secret_arn,
                 "security_group_id": self.security_group.id,
             }
         )
@@ -193,6 +192,10 @@ class Database(pulumi.ComponentResource):
     def name(self) -> str:
         return self._args.db_name
 
-    def secret_key(self, key: str) -> pulumi.Output[str]:
-        """The ECS `valueFrom` for one JSON key of the credentials secret."""
-        return self.secret.arn.apply(lambda arn: f"{arn}:{key}::")
+    @property
+    def secret_arn(self) -> pulumi.Output[str]:
+        return self.credentials.secret.arn
+
+    def credential(self, key: str) -> SecretRef:
+        """One key of the credentials secret (`username`, `password`, ...), for ECS."""
+        return self.credentials.ref(key)

@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
+
+
+@dataclass(frozen=True)
+class StoredSecret:
+    """A secret and the version that holds its value.
+
+    Readers depend on the version, not just the secret: the secret exists
+    (empty) long before its value when the value comes from a slow resource
+    (an RDS or ElastiCache endpoint).
+    """
+
+    secret: aws.secretsmanager.Secret
+    version: aws.secretsmanager.SecretVersion
+
+    def ref(self, json_key: str | None = None) -> SecretRef:
+        return SecretRef(self, json_key)
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """One value a task reads from Secrets Manager: a whole secret, or one key of a JSON one."""
+
+    stored: StoredSecret
+    json_key: str | None = None
+
+    @property
+    def value_from(self) -> pulumi.Output[str]:
+        """The ECS `valueFrom`: the ARN, or `<arn>:<json key>::` for one key."""
+        key = self.json_key
+        return self.stored.secret.arn.apply(lambda arn: f"{arn}:{key}::" if key else arn)
 
 
 def stored_secret(
@@ -13,12 +45,8 @@ def stored_secret(
     value: pulumi.Input[str],
     protect: bool,
     parent: pulumi.Resource,
-) -> tuple[aws.secretsmanager.Secret, aws.secretsmanager.SecretVersion]:
+) -> StoredSecret:
     """A Secrets Manager secret holding `value`; both resources are named `name`.
-
-    Returns the version too: a service that reads the secret at start must depend
-    on the version, since the secret exists (empty) long before its value when
-    the value comes from another slow resource (an RDS or ElastiCache endpoint).
 
     Seven days of recovery instead of thirty: long enough to undo a mistake,
     short enough that a recreated stack can reuse its names within a week.
@@ -35,7 +63,7 @@ def stored_secret(
         secret_string=value,
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    return secret, version
+    return StoredSecret(secret, version)
 
 
 class GeneratedSecret(pulumi.ComponentResource):
@@ -45,8 +73,7 @@ class GeneratedSecret(pulumi.ComponentResource):
     config, and reaches containers through ECS `secrets`.
     """
 
-    secret: aws.secretsmanager.Secret
-    version: aws.secretsmanager.SecretVersion
+    stored: StoredSecret
     value: random.RandomPassword
     """For resources that need the value itself (an ElastiCache auth token); it stays secret."""
 
@@ -62,11 +89,14 @@ class GeneratedSecret(pulumi.ComponentResource):
         self.value = random.RandomPassword(
             f"{name}-value", length=length, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
-        self.secret, self.version = stored_secret(
+        self.stored = stored_secret(
             f"{name}-secret", description, self.value.result, protect, parent=self
         )
-        self.register_outputs({"arn": self.secret.arn})
+        self.register_outputs({"arn": self.arn})
 
     @property
     def arn(self) -> pulumi.Output[str]:
-        return self.secret.arn
+        return self.stored.secret.arn
+
+    def ref(self) -> SecretRef:
+        return self.stored.ref()

@@ -16,6 +16,7 @@ from pulumi_aws.appautoscaling import (
 
 from components import iam
 from components.firewall import SecurityGroup
+from components.secrets import SecretRef, StoredSecret
 
 CONTAINER = "app"
 # The image's non-root user (app/Dockerfile creates it with this uid:gid).
@@ -70,10 +71,9 @@ class FargateServiceArgs:
     send times out after 30 s), so a scale-in never cuts a send in half."""
     environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Plain settings only. Anything secret goes in `secrets`."""
-    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    """Variable name -> Secrets Manager `valueFrom` (`<secret arn>:<json key>::`)."""
-    secret_arns: Sequence[pulumi.Input[str]] = ()
-    """The secrets above, as plain ARNs: the only ones the execution role may read."""
+    secrets: Mapping[str, SecretRef] = field(default_factory=dict)
+    """Variable name -> the stored value ECS injects. The execution role may read
+    exactly these secrets, and the service waits for their values."""
     repository_arn: pulumi.Input[str] | None = None
     """ECR repository the image comes from; None for an image from elsewhere."""
     task_permissions: Sequence[iam.Statement] = ()
@@ -149,7 +149,9 @@ class FargateService(pulumi.ComponentResource):
             "stopTimeout": args.stop_timeout_seconds,
             "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],
             "environment": [{"name": k, "value": v} for k, v in sorted(args.environment.items())],
-            "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(args.secrets.items())],
+            "secrets": [
+                {"name": k, "valueFrom": ref.value_from} for k, ref in sorted(args.secrets.items())
+            ],
             "logConfiguration": {
                 "logDriver": "awslogs",
                 "options": {
@@ -232,7 +234,7 @@ class FargateService(pulumi.ComponentResource):
             # Once autoscaling owns the count, a deploy must not reset it.
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=list(args.depends_on),
+                depends_on=[*args.depends_on, *(s.version for s in self._stored(args))],
                 ignore_changes=["desiredCount"] if args.scaling else None,
             ),
         )
@@ -336,6 +338,15 @@ class FargateService(pulumi.ComponentResource):
             ]
         }
 
+    @staticmethod
+    def _stored(args: FargateServiceArgs) -> list[StoredSecret]:
+        """Each secret the task reads, once (several keys may come from one secret)."""
+        found: list[StoredSecret] = []
+        for ref in args.secrets.values():
+            if all(ref.stored is not s for s in found):
+                found.append(ref.stored)
+        return found
+
     def _execution_statements(self, args: FargateServiceArgs) -> list[iam.Statement]:
         statements = [
             iam.allow(
@@ -356,6 +367,7 @@ class FargateService(pulumi.ComponentResource):
                     [args.repository_arn],
                 )
             )
-        if args.secret_arns:
-            statements.append(iam.allow(["secretsmanager:GetSecretValue"], list(args.secret_arns)))
+        if args.secrets:
+            arns = [s.secret.arn for s in self._stored(args)]
+            statements.append(iam.allow(["secretsmanager:GetSecretValue"], arns))
         return statements

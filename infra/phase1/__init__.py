@@ -24,7 +24,7 @@ from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.mail import Mail, MailArgs
 from components.network import NatMode, Network, NetworkArgs
 from components.registry import AppImage, AppImageArgs, Registry
-from components.secrets import GeneratedSecret
+from components.secrets import GeneratedSecret, SecretRef
 from components.service import FargateService, FargateServiceArgs, LoadBalancerTarget, Scaling
 from infra.config import Settings
 
@@ -45,11 +45,8 @@ class Shape:
     web_scaling: Scaling | None = None
     environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Extra plain settings for every app container."""
-    secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
-    """Extra ECS secrets for every app container (name -> valueFrom)."""
-    secret_arns: list[pulumi.Input[str]] = field(default_factory=list)
-    secret_values: list[pulumi.Resource] = field(default_factory=list)
-    """The versions of those secrets: services wait for them, not just for the secrets."""
+    secrets: dict[str, SecretRef] = field(default_factory=dict)
+    """Extra ECS secrets for every app container."""
 
 
 @dataclass
@@ -75,16 +72,9 @@ class Foundation:
         scheme = "https" if self.settings.https else "http"
         return pulumi.Output.from_input(f"{scheme}://{hostname}")
 
-    def app_dependencies(self, shape: Shape) -> list[pulumi.Resource]:
-        """What must exist before tasks start: listeners, secret values, the way out."""
-        routes = self.network.nat_routes if shape.private_services else []
-        return [
-            *self.edge.listeners,
-            self.database.secret_value,
-            self.unsubscribe_key.version,
-            *shape.secret_values,
-            *routes,
-        ]
+    def way_out(self, shape: Shape) -> list[aws.ec2.Route]:
+        """Tasks in private subnets cannot pull their image before these routes exist."""
+        return self.network.nat_routes if shape.private_services else []
 
     def app_subnet_ids(self, shape: Shape) -> list[pulumi.Output[str]]:
         net = self.network
@@ -112,17 +102,14 @@ class Foundation:
             **shape.environment,
         }
 
-    def app_secrets(self, shape: Shape) -> dict[str, pulumi.Input[str]]:
+    def app_secrets(self, shape: Shape) -> dict[str, SecretRef]:
         """Credentials, injected by ECS from Secrets Manager."""
         return {
-            "DB_USER": self.database.secret_key("username"),
-            "DB_PASSWORD": self.database.secret_key("password"),
-            "UNSUBSCRIBE_SECRET": self.unsubscribe_key.arn,
+            "DB_USER": self.database.credential("username"),
+            "DB_PASSWORD": self.database.credential("password"),
+            "UNSUBSCRIBE_SECRET": self.unsubscribe_key.ref(),
             **shape.secrets,
         }
-
-    def app_secret_arns(self, shape: Shape) -> list[pulumi.Input[str]]:
-        return [self.database.secret.arn, self.unsubscribe_key.arn, *shape.secret_arns]
 
     def app_permissions(self) -> list[dict[str, object]]:
         return [self.mail.send_permission()] if self.mail else []
@@ -142,7 +129,7 @@ class Phase1:
             "vpc_id": f.network.vpc.id,
             "db_endpoint": f.database.instance.endpoint,
             "db_identifier": f.database.instance.identifier,
-            "db_secret_arn": f.database.secret.arn,
+            "db_secret_arn": f.database.secret_arn,
             "cluster_name": f.cluster.name,
             "web_service_name": self.web.service.name,
             "image": f.image.ref,
@@ -234,12 +221,11 @@ def web_service(f: Foundation, shape: Shape) -> FargateService:
                 "DB_MAX_OVERFLOW": str(s.web_db_max_overflow),
             },
             secrets=f.app_secrets(shape),
-            secret_arns=f.app_secret_arns(shape),
             repository_arn=None if s.image else f.registry.repository.arn,
             task_permissions=f.app_permissions(),
             load_balancer=LoadBalancerTarget(f.edge.target_group.arn, APP_PORT),
             scaling=shape.web_scaling,
-            depends_on=f.app_dependencies(shape),
+            depends_on=[*f.edge.listeners, *f.way_out(shape)],
         ),
     )
     firewall.connect(f.edge.security_group, web.security_group, APP_PORT, "HTTP to the API")

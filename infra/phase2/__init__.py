@@ -73,8 +73,7 @@ def worker_service(f: Foundation, shape: Shape, cache: Cache) -> FargateService:
                 "BACKLOG_METRIC_NAMESPACE": namespace,
             },
             secrets=f.app_secrets(shape),
-            secret_arns=f.app_secret_arns(shape),
-            depends_on=[d for d in f.app_dependencies(shape) if d not in f.edge.listeners],
+            depends_on=f.way_out(shape),
             repository_arn=None if s.image else f.registry.repository.arn,
             task_permissions=[
                 *f.app_permissions(),
@@ -123,9 +122,7 @@ def build(s: Settings) -> Phase2:
     shape = replace(
         shape,
         environment={"DB_READ_HOST": replica.address},
-        secrets={"REDIS_URL": cache.url_secret.arn},
-        secret_arns=[cache.url_secret.arn],
-        secret_values=[cache.url_value],
+        secrets={"REDIS_URL": cache.url.ref()},
     )
     web = web_service(f, shape)
     firewall.connect(web.security_group, cache.security_group, REDIS_PORT, "Redis")
