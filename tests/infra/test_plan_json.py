@@ -60,8 +60,11 @@ def test_secrets_are_masked_in_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_phase_override_is_applied(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["plan", "--stack", "dev", "--phase", "1", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["phase"] == 1
+    # dev is configured at phase 1; --phase 2 must evaluate phase 2, worker included.
+    assert main(["plan", "--stack", "dev", "--phase", "2", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["phase"] == 2 and doc["outputs"]["worker_service_name"]
+    assert any(r["name"] == "worker-service" for r in doc["resources"])
 
 
 def test_human_output_groups_by_component(capsys: pytest.CaptureFixture[str]) -> None:
