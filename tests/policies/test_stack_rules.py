@@ -383,11 +383,15 @@ def test_every_stack_rule_is_tested() -> None:
 
 
 def test_replica_without_port_is_checked_on_its_sources_port() -> None:
+    """The primary moves to a group of its own, so only the replica is checked on db-sg:
+    with the source's port it finds the 5432 rules wrong, with the default it would not."""
     g = stack()
     g.props("db").update(port=5433)
+    g.add(t.SECURITY_GROUP, "primary-sg", {"description": "primary"}, vpcId="vpc")
+    g.refer("db", "vpcSecurityGroupIds", "primary-sg")
     found = check_stack("N6", g)
-    assert {m.split(": ", 1)[1] for _, m in found} == {
-        "opens tcp 5432-5432; only TCP 5433 is needed"
+    assert {m for _, m in found} == {
+        "db-replica (db-sg): opens tcp 5432-5432; only TCP 5433 is needed"
     }
 
 
