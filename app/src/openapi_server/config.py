@@ -10,8 +10,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy.engine import URL, make_url
+
+N = TypeVar("N", int, float)
 
 DEV_UNSUBSCRIBE_SECRET = "dev-only-unsubscribe-secret-do-not-use-in-production"
 
@@ -21,7 +24,7 @@ class ConfigError(RuntimeError):
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
+    raw = _str(env, name).lower()
     if raw == "":
         return default
     if raw in ("1", "true", "yes", "on"):
@@ -31,34 +34,36 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be 1/0 (or true/false), got {raw!r}")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name, "").strip()
+def _str(env: Mapping[str, str], name: str, default: str = "") -> str:
+    """The stripped value, or `default` when the variable is unset or blank."""
+    return env.get(name, "").strip() or default
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: N, minimum: N, parse: type[N], what: str
+) -> N:
+    raw = _str(env, name)
     if raw == "":
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    return _number(env, name, default, minimum, int, "an integer")
 
 
 def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = env.get(name, "").strip()
-    if raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
+    return _number(env, name, default, minimum, float, "a number")
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = env.get(name, "").strip().lower() or default
+    value = _str(env, name).lower() or default
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return value
@@ -80,7 +85,7 @@ def normalize_database_url(raw: str, name: str = "DATABASE_URL") -> URL:
 def _postgres_from_parts(env: Mapping[str, str], host: str) -> URL:
     port = _int(env, "DB_PORT", 5432, minimum=1)
     query = {}
-    sslmode = env.get("DB_SSLMODE", "").strip()
+    sslmode = _str(env, "DB_SSLMODE")
     if sslmode:
         query["sslmode"] = sslmode
     return URL.create(
@@ -89,7 +94,7 @@ def _postgres_from_parts(env: Mapping[str, str], host: str) -> URL:
         password=env.get("DB_PASSWORD") or None,
         host=host,
         port=port,
-        database=env.get("DB_NAME", "").strip() or "coldreach",
+        database=_str(env, "DB_NAME", "coldreach"),
         query=query,
     )
 
@@ -148,24 +153,24 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        data_dir = Path(env.get("DATA_DIR", "").strip() or "./var")
+        data_dir = Path(_str(env, "DATA_DIR", "./var"))
 
-        if env.get("DATABASE_URL", "").strip():
-            url = normalize_database_url(env["DATABASE_URL"].strip())
-        elif env.get("DB_HOST", "").strip():
-            url = _postgres_from_parts(env, env["DB_HOST"].strip())
+        if database_url := _str(env, "DATABASE_URL"):
+            url = normalize_database_url(database_url)
+        elif db_host := _str(env, "DB_HOST"):
+            url = _postgres_from_parts(env, db_host)
         else:
             url = URL.create("sqlite+pysqlite", database=str(data_dir / "coldreach.db"))
 
         read_url: URL | None = None
-        if env.get("DATABASE_READ_URL", "").strip():
-            read_url = normalize_database_url(env["DATABASE_READ_URL"].strip(), "DATABASE_READ_URL")
-        elif env.get("DB_READ_HOST", "").strip():
+        if database_read_url := _str(env, "DATABASE_READ_URL"):
+            read_url = normalize_database_url(database_read_url, "DATABASE_READ_URL")
+        elif read_host := _str(env, "DB_READ_HOST"):
             if url.get_backend_name() != "postgresql":
                 raise ConfigError(
                     "DB_READ_HOST needs a PostgreSQL primary (DB_HOST or DATABASE_URL)"
                 )
-            read_url = url.set(host=env["DB_READ_HOST"].strip())
+            read_url = url.set(host=read_host)
 
         mailer = _choice(env, "MAILER", "console", ("console", "ses"))
         secret = env.get("UNSUBSCRIBE_SECRET", "")
@@ -178,7 +183,7 @@ class Settings:
             secret = DEV_UNSUBSCRIBE_SECRET
         elif len(secret) < 16:
             raise ConfigError("UNSUBSCRIBE_SECRET must be at least 16 characters")
-        mail_from = env.get("MAIL_FROM", "").strip()
+        mail_from = _str(env, "MAIL_FROM")
         if mailer == "ses" and not mail_from:
             raise ConfigError("MAIL_FROM is required when MAILER=ses (a verified SES identity)")
 
@@ -189,7 +194,7 @@ class Settings:
         else:
             outbox = Path(outbox_raw) if outbox_raw.strip() else None
 
-        base_url = env.get("PUBLIC_BASE_URL", "").strip() or "http://localhost:8000"
+        base_url = _str(env, "PUBLIC_BASE_URL", "http://localhost:8000")
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError("PUBLIC_BASE_URL must start with http:// or https://")
 
@@ -204,9 +209,9 @@ class Settings:
             db_max_overflow=_int(env, "DB_MAX_OVERFLOW", 5, minimum=0),
             db_pool_timeout_s=_float(env, "DB_POOL_TIMEOUT", 30.0, minimum=0.1),
             queue_backend=_choice(env, "QUEUE_BACKEND", "inline", ("inline", "celery")),
-            redis_url=env.get("REDIS_URL", "").strip() or "redis://127.0.0.1:6379/0",
-            celery_queue=env.get("CELERY_QUEUE", "").strip() or "coldreach-email",
-            celery_key_prefix=env.get("CELERY_KEY_PREFIX", "").strip(),
+            redis_url=_str(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
+            celery_queue=_str(env, "CELERY_QUEUE", "coldreach-email"),
+            celery_key_prefix=_str(env, "CELERY_KEY_PREFIX"),
             celery_visibility_timeout_s=_int(env, "CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
             worker_pool=_choice(
                 env, "WORKER_POOL", "threads", ("threads", "prefork", "solo", "gevent", "eventlet")
@@ -215,13 +220,9 @@ class Settings:
             mailer=mailer,
             mail_from=mail_from or "Cold Reach <noreply@localhost>",
             mail_outbox=outbox,
-            ses_configuration_set=env.get("SES_CONFIGURATION_SET", "").strip() or None,
-            aws_region=(
-                env.get("AWS_REGION", "").strip()
-                or env.get("AWS_DEFAULT_REGION", "").strip()
-                or "us-east-1"
-            ),
-            ses_endpoint_url=env.get("SES_ENDPOINT_URL", "").strip() or None,
+            ses_configuration_set=_str(env, "SES_CONFIGURATION_SET") or None,
+            aws_region=_str(env, "AWS_REGION") or _str(env, "AWS_DEFAULT_REGION", "us-east-1"),
+            ses_endpoint_url=_str(env, "SES_ENDPOINT_URL") or None,
             send_latency_ms=_int(env, "SEND_LATENCY_MS", 0, minimum=0),
             unsubscribe_secret=secret,
             unsubscribe_ttl_days=_int(env, "UNSUBSCRIBE_TTL_DAYS", 60, minimum=1),
@@ -233,8 +234,8 @@ class Settings:
             sending_timeout_s=_float(env, "SENDING_TIMEOUT_S", 300.0, minimum=1.0),
             requeue_after_s=_float(env, "REQUEUE_AFTER_S", 600.0, minimum=1.0),
             sweep_interval_s=_float(env, "SWEEP_INTERVAL_S", 30.0, minimum=0.1),
-            backlog_metric_namespace=env.get("BACKLOG_METRIC_NAMESPACE", "").strip() or None,
-            backlog_metric_name=env.get("BACKLOG_METRIC_NAME", "").strip() or "QueuedEmails",
+            backlog_metric_namespace=_str(env, "BACKLOG_METRIC_NAMESPACE") or None,
+            backlog_metric_name=_str(env, "BACKLOG_METRIC_NAME", "QueuedEmails"),
             backlog_metric_interval_s=_float(env, "BACKLOG_METRIC_INTERVAL_S", 60.0, minimum=1.0),
             port=_int(env, "PORT", 8000, minimum=1),
         )
