@@ -229,9 +229,8 @@ class MotoBackend:
         call.outputs[kind.name_key] = name
         return name
 
-    def _arn(self, service: str, resource: str, *, global_: bool = False) -> str:
-        region = "" if global_ else self.region
-        return f"arn:aws:{service}:{region}:{self.identity.account}:{resource}"
+    def _arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{self.identity.account}:{resource}"
 
     # --- EC2 / VPC -----------------------------------------------------------------
 
