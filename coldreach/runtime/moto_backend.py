@@ -1214,8 +1214,7 @@ class MotoBackend:
                 {
                     "Description": c.get("description"),
                     "Policy": c.get("policy"),
-                    "Tags": [{"TagKey": k, "TagValue": v} for k, v in (c.get("tags") or {}).items()]
-                    or None,
+                    "Tags": _tags(c.get("tags"), "TagKey", "TagValue") or None,
                 }
             )
         )["KeyMetadata"]
