@@ -89,10 +89,22 @@ def test_unsubscribe_secret_is_required_outside_console_mode() -> None:
     assert ok.unsubscribe_secret == "x" * 32
 
 
-def test_the_api_refuses_to_start_with_a_clear_message(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-c", "import openapi_server.main"],  # what uvicorn does first
+        ["-m", "openapi_server.worker"],
+        ["-m", "openapi_server.migrate"],
+        ["-m", "openapi_server.reconcile"],
+    ],
+    ids=["api", "worker", "migrate", "reconcile"],
+)
+def test_every_command_refuses_to_start_with_a_clear_message(
+    tmp_path: Path, command: list[str]
+) -> None:
     env = {"PATH": os.environ["PATH"], "DATA_DIR": str(tmp_path), "MAILER": "ses"}
     proc = subprocess.run(
-        [sys.executable, "-c", "import openapi_server.main"],
+        [sys.executable, *command],
         env=env,
         capture_output=True,
         text=True,

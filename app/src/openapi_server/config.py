@@ -7,6 +7,7 @@ at start with a message that names the variable, rather than failing later.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +22,18 @@ DEV_UNSUBSCRIBE_SECRET = "dev-only-unsubscribe-secret-do-not-use-in-production"
 
 class ConfigError(RuntimeError):
     """A setting is missing or invalid; the message names the variable."""
+
+
+def settings_or_exit() -> Settings:
+    """Settings for a server or command: a bad value ends the process with status 2.
+
+    One line on stderr, `configuration error: <message naming the variable>`, no traceback.
+    """
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

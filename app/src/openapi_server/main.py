@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,7 +14,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .apis.default_api import router as DefaultApiRouter
-from .config import ConfigError, Settings
+from .config import Settings, settings_or_exit
 from .context import AppContext
 from .db import Database
 from .mailer import Mailer, make_mailer
@@ -121,11 +120,7 @@ def create_app(
 
 def _app_from_env() -> FastAPI:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        return create_app(Settings.from_env())
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return create_app(settings_or_exit())
 
 
 app = _app_from_env()

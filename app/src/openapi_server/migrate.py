@@ -15,7 +15,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from .config import ConfigError, Settings
+from .config import Settings, settings_or_exit
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -35,11 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     args = sys.argv[1:] if argv is None else argv
     revision = args[0] if args else "head"
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit()
     upgrade(settings, revision)
     logging.getLogger("openapi_server.migrate").info("database at %s", revision)
     return 0

@@ -20,7 +20,7 @@ import sys
 
 from sqlalchemy import select, update
 
-from .config import ConfigError, Settings
+from .config import settings_or_exit
 from .db import FAILED, QUEUED, SENDING, SENT, Database, EmailMessage, utcnow
 
 M = EmailMessage
@@ -64,11 +64,7 @@ def resolve(db: Database, message_id: int, outcome: str, provider_id: str | None
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit()
     db = Database(settings.with_(db_pool_size=1, db_max_overflow=0))
     try:
         if not args:

@@ -22,7 +22,7 @@ from celery import Task
 from celery.signals import worker_ready
 from sqlalchemy.exc import OperationalError
 
-from .config import ConfigError, Settings
+from .config import settings_or_exit
 from .db import Database
 from .healthcheck import heartbeat_path
 from .mailer import make_mailer
@@ -32,11 +32,7 @@ from .queues import TASK_NAME, CeleryQueue, make_celery
 
 log = logging.getLogger("openapi_server.worker")
 
-try:
-    settings = Settings.from_env()
-except ConfigError as _exc:
-    print(f"configuration error: {_exc}", file=sys.stderr)
-    raise SystemExit(2) from None
+settings = settings_or_exit()
 
 celery_app = make_celery(settings)
 _lock = threading.Lock()
