@@ -85,6 +85,28 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def _default_groups(ec2: Any, vpc_id: str) -> list[dict[str, Any]]:
+    """The VPC's default security group (a one-item list, or empty if moto has none)."""
+    return ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "group-name", "Values": ["default"]},
+        ]
+    )["SecurityGroups"]
+
+
+def _revoke_all(ec2: Any, group: dict[str, Any], *, ingress: bool) -> None:
+    """Removes every egress rule of `group`, and every ingress rule too if `ingress`."""
+    if ingress and group.get("IpPermissions"):
+        ec2.revoke_security_group_ingress(
+            GroupId=group["GroupId"], IpPermissions=group["IpPermissions"]
+        )
+    if group.get("IpPermissionsEgress"):
+        ec2.revoke_security_group_egress(
+            GroupId=group["GroupId"], IpPermissions=group["IpPermissionsEgress"]
+        )
+
+
 class MotoBackend:
     """Creates each resource in moto and answers with moto's ids and outputs."""
 
@@ -246,12 +268,7 @@ class MotoBackend:
         ):
             if c.get(key) is not None:
                 ec2.modify_vpc_attribute(VpcId=vpc_id, **{attribute: {"Value": bool(c.get(key))}})
-        default_sg = ec2.describe_security_groups(
-            Filters=[
-                {"Name": "vpc-id", "Values": [vpc_id]},
-                {"Name": "group-name", "Values": ["default"]},
-            ]
-        )["SecurityGroups"]
+        default_sg = _default_groups(ec2, vpc_id)
         main_rt = ec2.describe_route_tables(
             Filters=[
                 {"Name": "vpc-id", "Values": [vpc_id]},
@@ -329,21 +346,9 @@ class MotoBackend:
         if c.get("ingress") or c.get("egress"):
             raise UnsupportedResource(f"{c.type} with inline rules", c.name)
         ec2 = self.client("ec2")
-        group = ec2.describe_security_groups(
-            Filters=[
-                {"Name": "vpc-id", "Values": [c.get("vpcId")]},
-                {"Name": "group-name", "Values": ["default"]},
-            ]
-        )["SecurityGroups"][0]
+        group = _default_groups(ec2, c.get("vpcId"))[0]
         group_id = group["GroupId"]
-        if group.get("IpPermissions"):
-            ec2.revoke_security_group_ingress(
-                GroupId=group_id, IpPermissions=group["IpPermissions"]
-            )
-        if group.get("IpPermissionsEgress"):
-            ec2.revoke_security_group_egress(
-                GroupId=group_id, IpPermissions=group["IpPermissionsEgress"]
-            )
+        _revoke_all(ec2, group, ingress=True)
         if c.get("tags"):
             ec2.create_tags(Resources=[group_id], Tags=_tags(c.get("tags")))
         return group_id, {
@@ -368,10 +373,7 @@ class MotoBackend:
         )["GroupId"]
         # Like the provider: a new VPC group starts without AWS's allow-all egress rule.
         group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
-        if group.get("IpPermissionsEgress"):
-            ec2.revoke_security_group_egress(
-                GroupId=group_id, IpPermissions=group["IpPermissionsEgress"]
-            )
+        _revoke_all(ec2, group, ingress=False)
         return group_id, {
             "arn": self._arn("ec2", f"security-group/{group_id}"),
             "ownerId": self.identity.account,
