@@ -376,16 +376,14 @@ def render(estimate: Estimate, console: Console, detailed: bool = True) -> None:
 
 
 def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from coldreach.plan import phase_arg
+    from coldreach.plan import stack_options
 
     p = sub.add_parser(
         "cost",
         help="monthly cost of a stack, per resource",
         description="Prices the resources the program declares for STACK (us-east-1, on-demand).",
     )
-    p.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
-    p.add_argument("--phase", type=phase_arg, help="price this phase, not the configured one")
-    p.add_argument("--json", action="store_true", help="print one JSON document instead")
+    stack_options(p, "price")
     p.set_defaults(run=command)
 
 

@@ -30,6 +30,13 @@ def phase_arg(text: str) -> int:
     return value
 
 
+def stack_options(p: argparse.ArgumentParser, verb: str) -> None:
+    """--stack, --phase and --json, as `plan` and `cost` take them."""
+    p.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    p.add_argument("--phase", type=phase_arg, help=f"{verb} this phase, not the configured one")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead")
+
+
 def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "plan",
@@ -39,9 +46,7 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             "and prints the resource tree, counts by type and the stack outputs."
         ),
     )
-    p.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
-    p.add_argument("--phase", type=phase_arg, help="evaluate at this phase, not the configured one")
-    p.add_argument("--json", action="store_true", help="print one JSON document instead")
+    stack_options(p, "evaluate")
     p.set_defaults(run=command)
 
 

@@ -11,13 +11,14 @@ replacing them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
 
-from components import firewall
+from components import firewall, iam
 from components.database import PORT as DB_PORT
 from components.database import Database, DatabaseArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
@@ -111,8 +112,59 @@ class Foundation:
             **shape.secrets,
         }
 
-    def app_permissions(self) -> list[dict[str, object]]:
+    def app_permissions(self) -> list[iam.Statement]:
         return [self.mail.send_permission()] if self.mail else []
+
+    def service_args(
+        self,
+        shape: Shape,
+        *,
+        cpu: int,
+        memory: int,
+        count: int,
+        pool: tuple[int, int],
+        environment: dict[str, pulumi.Input[str]] | None = None,
+        permissions: Sequence[iam.Statement] = (),
+    ) -> FargateServiceArgs:
+        """What every app service shares (image, network, settings, credentials), sized.
+
+        `pool` is the SQLAlchemy (pool size, max overflow) per task: the numbers the
+        connection check in infra/config.py adds up.
+        """
+        s = self.settings
+        return FargateServiceArgs(
+            cluster_arn=self.cluster.arn,
+            cluster_name=self.cluster.name,
+            image=self.image.ref,
+            vpc_id=self.network.vpc.id,
+            subnet_ids=self.app_subnet_ids(shape),
+            assign_public_ip=not shape.private_services,
+            cpu=cpu,
+            memory=memory,
+            desired_count=count,
+            log_retention_days=s.log_retention_days,
+            environment={
+                **self.app_environment(shape),
+                "DB_POOL_SIZE": str(pool[0]),
+                "DB_MAX_OVERFLOW": str(pool[1]),
+                **(environment or {}),
+            },
+            secrets=self.app_secrets(shape),
+            repository_arn=None if s.image else self.registry.repository.arn,
+            task_permissions=[*self.app_permissions(), *permissions],
+            depends_on=self.way_out(shape),
+        )
+
+    def app_service(self, name: str, args: FargateServiceArgs) -> FargateService:
+        """An app service that may reach the database and AWS's APIs, nothing else yet."""
+        service = FargateService(name, args)
+        firewall.connect(
+            service.security_group, self.database.security_group, DB_PORT, "PostgreSQL"
+        )
+        service.security_group.allow_https_out(
+            "HTTPS to AWS APIs (ECR, Secrets Manager, SES, logs)"
+        )
+        return service
 
 
 @dataclass
@@ -202,35 +254,23 @@ def foundation(s: Settings, shape: Shape) -> Foundation:
 
 def web_service(f: Foundation, shape: Shape) -> FargateService:
     s = f.settings
-    web = FargateService(
+    args = f.service_args(
+        shape,
+        cpu=s.web_cpu,
+        memory=s.web_memory,
+        count=s.web_desired_count,
+        pool=(s.web_db_pool_size, s.web_db_max_overflow),
+    )
+    web = f.app_service(
         "web",
-        FargateServiceArgs(
-            cluster_arn=f.cluster.arn,
-            cluster_name=f.cluster.name,
-            image=f.image.ref,
-            vpc_id=f.network.vpc.id,
-            subnet_ids=f.app_subnet_ids(shape),
-            assign_public_ip=not shape.private_services,
-            cpu=s.web_cpu,
-            memory=s.web_memory,
-            desired_count=s.web_desired_count,
-            log_retention_days=s.log_retention_days,
-            environment={
-                **f.app_environment(shape),
-                "DB_POOL_SIZE": str(s.web_db_pool_size),
-                "DB_MAX_OVERFLOW": str(s.web_db_max_overflow),
-            },
-            secrets=f.app_secrets(shape),
-            repository_arn=None if s.image else f.registry.repository.arn,
-            task_permissions=f.app_permissions(),
+        replace(
+            args,
             load_balancer=LoadBalancerTarget(f.edge.target_group.arn, APP_PORT),
             scaling=shape.web_scaling,
-            depends_on=[*f.edge.listeners, *f.way_out(shape)],
+            depends_on=[*f.edge.listeners, *args.depends_on],
         ),
     )
     firewall.connect(f.edge.security_group, web.security_group, APP_PORT, "HTTP to the API")
-    firewall.connect(web.security_group, f.database.security_group, DB_PORT, "PostgreSQL")
-    web.security_group.allow_https_out("HTTPS to AWS APIs (ECR, Secrets Manager, SES, logs)")
     if f.mail:
         f.mail.subscribe_webhook(
             pulumi.Output.concat(f.public_url, "/webhooks/ses"), depends_on=[web.service]

@@ -16,8 +16,7 @@ import pulumi
 from components import firewall, iam
 from components.cache import PORT as REDIS_PORT
 from components.cache import Cache, CacheArgs
-from components.database import PORT as DB_PORT
-from components.service import BacklogMetric, FargateService, FargateServiceArgs, Scaling
+from components.service import BacklogMetric, FargateService, Scaling
 from infra.config import Settings
 from infra.phase1 import Foundation, Phase1, Shape, foundation, web_service
 
@@ -49,42 +48,34 @@ def backlog_namespace(s: Settings) -> str:
 def worker_service(f: Foundation, shape: Shape, cache: Cache) -> FargateService:
     s = f.settings
     namespace = backlog_namespace(s)
-    worker = FargateService(
+    args = f.service_args(
+        shape,
+        cpu=s.worker_cpu,
+        memory=s.worker_memory,
+        count=s.worker_min_count,
+        pool=(s.worker_db_pool_size, s.worker_db_max_overflow),
+        environment={
+            "WORKER_POOL": "threads",
+            "WORKER_CONCURRENCY": str(s.worker_concurrency),
+            "BACKLOG_METRIC_NAMESPACE": namespace,
+        },
+        permissions=[
+            # PutMetricData has no resource-level permissions; the condition
+            # keeps the worker to its own namespace.
+            iam.allow(
+                ["cloudwatch:PutMetricData"],
+                ["*"],
+                condition={"StringEquals": {"cloudwatch:namespace": namespace}},
+            ),
+        ],
+    )
+    worker = f.app_service(
         "worker",
-        FargateServiceArgs(
-            cluster_arn=f.cluster.arn,
-            cluster_name=f.cluster.name,
-            image=f.image.ref,
+        replace(
+            args,
             command=WORKER_COMMAND,
             # The worker writes a heartbeat; nothing else probes it.
             health_command=("python", "-m", "openapi_server.healthcheck", "--worker"),
-            vpc_id=f.network.vpc.id,
-            subnet_ids=f.app_subnet_ids(shape),
-            cpu=s.worker_cpu,
-            memory=s.worker_memory,
-            desired_count=s.worker_min_count,
-            log_retention_days=s.log_retention_days,
-            environment={
-                **f.app_environment(shape),
-                "WORKER_POOL": "threads",
-                "WORKER_CONCURRENCY": str(s.worker_concurrency),
-                "DB_POOL_SIZE": str(s.worker_db_pool_size),
-                "DB_MAX_OVERFLOW": str(s.worker_db_max_overflow),
-                "BACKLOG_METRIC_NAMESPACE": namespace,
-            },
-            secrets=f.app_secrets(shape),
-            depends_on=f.way_out(shape),
-            repository_arn=None if s.image else f.registry.repository.arn,
-            task_permissions=[
-                *f.app_permissions(),
-                # PutMetricData has no resource-level permissions; the condition
-                # keeps the worker to its own namespace.
-                iam.allow(
-                    ["cloudwatch:PutMetricData"],
-                    ["*"],
-                    condition={"StringEquals": {"cloudwatch:namespace": namespace}},
-                ),
-            ],
             scaling=Scaling(
                 min_count=s.worker_min_count,
                 max_count=s.worker_max_count,
@@ -92,9 +83,7 @@ def worker_service(f: Foundation, shape: Shape, cache: Cache) -> FargateService:
             ),
         ),
     )
-    firewall.connect(worker.security_group, f.database.security_group, DB_PORT, "PostgreSQL")
     firewall.connect(worker.security_group, cache.security_group, REDIS_PORT, "Redis")
-    worker.security_group.allow_https_out("HTTPS to AWS APIs (ECR, Secrets Manager, SES, logs)")
     return worker
 
 
