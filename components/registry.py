@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,10 +126,14 @@ class AppImage(pulumi.ComponentResource):
                 registry_id=repo.registry_id, opts=pulumi.InvokeOptions(parent=self)
             )
             tag = source_hash(args.context)
+            # Relative to where the program runs: an absolute path would differ
+            # between checkouts, and docker-build rebuilds (and pushes under the same
+            # tag, refused by the immutable repository) whenever its inputs differ.
+            context = Path(os.path.relpath(args.context))
             image = docker_build.Image(
                 f"{name}-build",
-                context=docker_build.BuildContextArgs(location=str(args.context)),
-                dockerfile=docker_build.DockerfileArgs(location=str(args.context / "Dockerfile")),
+                context=docker_build.BuildContextArgs(location=str(context)),
+                dockerfile=docker_build.DockerfileArgs(location=str(context / "Dockerfile")),
                 platforms=[docker_build.Platform.LINUX_AMD64],
                 push=True,
                 tags=[repo.repository_url.apply(lambda url: f"{url}:{tag}")],

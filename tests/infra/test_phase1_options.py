@@ -99,6 +99,9 @@ def test_built_image_is_pinned_by_digest_and_tagged_by_content(dev: Deployment) 
     [tag] = build.get("tags")
     assert tag.startswith(repo.out("repositoryUrl") + ":") and not tag.endswith(":latest")
     assert build.get("push") is True and build.get("platforms") == ["linux/amd64"]
+    # Relative paths: the same program in another checkout must not look changed.
+    assert build.get("context")["location"] == "app"
+    assert build.get("dockerfile")["location"] == "app/Dockerfile"
     [container] = containers(dev)
     assert container["image"] == build.out("ref") and "@sha256:" in container["image"]
 
