@@ -35,12 +35,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from coldreach import stacks
+from coldreach.graph import WORLD
 
 DB_PORT = 5432
 REDIS_PORT = 6379
 ALB_PORTS = frozenset({80, 443})
 MIN_BACKUP_DAYS = 7
-WORLD = ("0.0.0.0/0", "::/0")
 
 PASS, FAIL, SKIP = "pass", "FAIL", "skip"
 
