@@ -36,6 +36,7 @@ from rich.table import Table
 
 from coldreach import stacks
 from coldreach.graph import WORLD
+from coldreach.runtime.moto_backend import EMULATOR_CREDENTIALS
 
 DB_PORT = 5432
 REDIS_PORT = 6379
@@ -143,7 +144,7 @@ class Aws:
         credentials: dict[str, str] = {}
         if endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID"):
             # An emulator accepts any key; never go looking for real ones for it.
-            credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+            credentials = EMULATOR_CREDENTIALS
         self._session = Session(region_name=region, **credentials)
         self._clients: dict[str, Any] = {}
 
