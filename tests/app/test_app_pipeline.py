@@ -9,7 +9,7 @@ from app_recording import RecordingMailer
 from openapi_server.config import Settings
 from openapi_server.db import Database, EmailMessage, utcnow
 from openapi_server.mailer import PermanentMailerError, TransientMailerError
-from openapi_server.pipeline import Outcome, Pipeline, backoff_s
+from openapi_server.pipeline import Outcome, Pipeline, Result, backoff_s
 from sqlalchemy import select, text
 
 
@@ -211,3 +211,10 @@ def test_a_late_answer_from_an_old_claim_cannot_overwrite_a_newer_claim(make_cli
         "second-claim",
         False,
     )
+
+
+def test_only_retries_and_early_claims_go_back_to_the_queue() -> None:
+    assert Result(Outcome.RETRY, 3.0).requeue_in_s == 3.0
+    assert Result(Outcome.NOT_DUE, -1.0).requeue_in_s == 0.01  # due by now: almost at once
+    for outcome in set(Outcome) - {Outcome.RETRY, Outcome.NOT_DUE}:
+        assert Result(outcome, 5.0).requeue_in_s is None, outcome

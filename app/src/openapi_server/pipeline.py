@@ -58,6 +58,13 @@ class Result:
     outcome: Outcome
     delay_s: float = 0.0
 
+    @property
+    def requeue_in_s(self) -> float | None:
+        """Seconds after which the queue should hand the id back, or None if it is done with."""
+        if self.outcome in (Outcome.RETRY, Outcome.NOT_DUE):
+            return max(self.delay_s, 0.01)
+        return None
+
 
 @dataclass
 class SweepReport:

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 from celery import Celery
 
 from .config import Settings
-from .pipeline import Outcome, Pipeline
+from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,8 @@ class InlineQueue:
         except Exception:
             log.exception("processing message %s failed; the sweeper will pick it up", message_id)
             return
-        if result.outcome in (Outcome.RETRY, Outcome.NOT_DUE):
-            self.enqueue(message_id, max(result.delay_s, 0.01))
+        if result.requeue_in_s is not None:
+            self.enqueue(message_id, result.requeue_in_s)
 
     def _timer_loop(self) -> None:
         while True:

@@ -27,7 +27,7 @@ from .db import Database
 from .healthcheck import heartbeat_path
 from .mailer import make_mailer
 from .metrics import BacklogPublisher
-from .pipeline import Outcome, Pipeline
+from .pipeline import Pipeline
 from .queues import TASK_NAME, CeleryQueue, make_celery
 
 log = logging.getLogger("openapi_server.worker")
@@ -56,8 +56,8 @@ def send_email_task(self: Task, message_id: int) -> str:
         # The database was unreachable for the claim: try again shortly. A claim that did
         # commit is not repeated (the row is no longer queued; the sweeper flags it).
         raise self.retry(exc=exc, countdown=5) from exc
-    if result.outcome in (Outcome.RETRY, Outcome.NOT_DUE):
-        CeleryQueue(settings, celery_app).enqueue(int(message_id), max(result.delay_s, 0.01))
+    if result.requeue_in_s is not None:
+        CeleryQueue(settings, celery_app).enqueue(int(message_id), result.requeue_in_s)
     return result.outcome.value
 
 
