@@ -40,8 +40,8 @@ class Deployed:
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION)  # pyright: ignore
 
-    def verify(self, outputs: dict[str, Any] | None = None) -> list[verify.Finding]:
-        return verify.verify(outputs or self.outputs, self.aws)
+    def verify(self) -> list[verify.Finding]:
+        return verify.verify(self.outputs, self.aws)
 
     def group_id(self, logical_name: str) -> str:
         """The moto id of the security group the program declared as `logical_name`."""
