@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from moto_helpers import REGION, Deployed, deployed, describe, failures
 
-from coldreach.runtime.moto_backend import MotoBackend
+from coldreach.runtime.moto_backend import MotoBackend, UnsupportedResource
 
 AWS_TYPES_OF_PHASE_1 = {
     "aws:ec2/vpc:Vpc",
@@ -76,7 +76,7 @@ def test_secrets_hold_generated_values_not_placeholders(dev: Deployed) -> None:
 
 def test_an_unsupported_type_fails_naming_it() -> None:
     backend = MotoBackend(REGION)
-    with pytest.raises(Exception, match=r"aws:msk/cluster:Cluster.*'events'"):
+    with pytest.raises(UnsupportedResource, match=r"aws:msk/cluster:Cluster.*'events'"):
         backend.create("urn:x", "aws:msk/cluster:Cluster", "events", {}, custom=True)
 
 
