@@ -31,8 +31,8 @@ class QueueBackend(Protocol):
     def stop(self) -> None: ...
 
 
-def make_celery(settings: Settings, name: str = "coldreach") -> Celery:
-    app = Celery(name, broker=settings.redis_url)
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("coldreach", broker=settings.redis_url)
     conf: dict[str, Any] = {
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {

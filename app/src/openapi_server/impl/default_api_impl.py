@@ -59,11 +59,6 @@ def fail(status: int, loc: Sequence[str | int], msg: str, kind: str) -> NoReturn
     raise HTTPException(status_code=status, detail=detail)
 
 
-def _is_unique_violation(exc: IntegrityError, column: str) -> bool:
-    text = str(exc.orig).lower()
-    return ("unique" in text and column in text) or ("duplicate key" in text and column in text)
-
-
 def _request_hash(body: EmailSendRequest) -> str:
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
