@@ -367,20 +367,6 @@ def log_retention(args: ResourceValidationArgs) -> Iterator[str]:
         yield f"retentionInDays is {days}; want >= {minimum}"
 
 
-def _kms_findings(args: ResourceValidationArgs) -> Iterator[str]:
-    p = args.props
-    if args.resource_type == t.ECR_REPOSITORY:
-        configs = [mapping(c) for c in items(p.get("encryptionConfigurations"))]
-        if not any(c.get("encryptionType") == "KMS" and present(c, "kmsKey") for c in configs):
-            yield "encrypted with the AWS-owned key, not a customer-managed KMS key"
-    elif args.resource_type == t.RDS_INSTANCE:
-        if not _replica(p) and not present(p, "kmsKeyId"):
-            yield "storage uses the aws/rds key, not a customer-managed KMS key"
-    else:
-        if not present(p, "kmsKeyId") or "alias/aws/" in known_text(p, "kmsKeyId"):
-            yield "encrypted with an AWS-managed key, not a customer-managed KMS key"
-
-
 @resource_rule(
     "KMS",
     "customer-managed-kms-keys",
@@ -399,7 +385,17 @@ def _kms_findings(args: ResourceValidationArgs) -> Iterator[str]:
     enforcement=ADVISORY,
 )
 def customer_managed_keys(args: ResourceValidationArgs) -> Iterator[str]:
-    yield from _kms_findings(args)
+    p = args.props
+    if args.resource_type == t.ECR_REPOSITORY:
+        configs = [mapping(c) for c in items(p.get("encryptionConfigurations"))]
+        if not any(c.get("encryptionType") == "KMS" and present(c, "kmsKey") for c in configs):
+            yield "encrypted with the AWS-owned key, not a customer-managed KMS key"
+    elif args.resource_type == t.RDS_INSTANCE:
+        if not _replica(p) and not present(p, "kmsKeyId"):
+            yield "storage uses the aws/rds key, not a customer-managed KMS key"
+    else:
+        if not present(p, "kmsKeyId") or "alias/aws/" in known_text(p, "kmsKeyId"):
+            yield "encrypted with an AWS-managed key, not a customer-managed KMS key"
 
 
 @resource_rule(
