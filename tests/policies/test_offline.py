@@ -14,6 +14,7 @@ from rich.console import Console
 from coldreach import plan
 from coldreach.runtime import Deployment
 from policies import offline, stack_config
+from policies.tokens import INGRESS, TASK_DEFINITION
 
 Program = Callable[..., Deployment]
 
@@ -78,21 +79,16 @@ def test_an_ephemeral_stack_is_unprotected(program: Program) -> None:
     }
 
 
-def _containers(d: Deployment, name: str) -> list[dict[str, Any]]:
-    td = next(r for r in d.of_type("aws:ecs/taskDefinition:TaskDefinition") if r.name == name)
-    return json.loads(td.get("containerDefinitions"))
-
-
-def _set_containers(d: Deployment, name: str, containers: list[dict[str, Any]]) -> None:
-    td = next(r for r in d.of_type("aws:ecs/taskDefinition:TaskDefinition") if r.name == name)
-    td.inputs["containerDefinitions"] = json.dumps(containers)
-
-
 def _by_name(d: Deployment, name: str, type_: str) -> Any:
     return next(r for r in d.of_type(type_) if r.name == name)
 
 
-INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+def _containers(d: Deployment, name: str) -> list[dict[str, Any]]:
+    return json.loads(_by_name(d, name, TASK_DEFINITION).get("containerDefinitions"))
+
+
+def _set_containers(d: Deployment, name: str, containers: list[dict[str, Any]]) -> None:
+    _by_name(d, name, TASK_DEFINITION).inputs["containerDefinitions"] = json.dumps(containers)
 
 
 def _db_from_cidr(d: Deployment) -> None:

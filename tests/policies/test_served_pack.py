@@ -23,6 +23,7 @@ from pulumi.runtime.proto import analyzer_pb2_grpc
 from coldreach.runtime import Deployment
 from coldreach.runtime.model import reveal
 from policies import catalog, offline, stack_config
+from policies.tokens import INGRESS
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
@@ -125,9 +126,6 @@ def test_the_served_pack_lists_every_rule(analyzer: analyzer_pb2_grpc.AnalyzerSt
     assert info.name == catalog.PACK_NAME
     served_levels = {p.name: _level(p.enforcementLevel) for p in info.policies}
     assert served_levels == {r.name: r.enforcement.value for r in catalog.rules()}
-
-
-INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 
 
 def _break_network(d: Deployment) -> None:
