@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import base64
 import hmac
+import re
 import time
 from dataclasses import dataclass
 
 
 class TokenError(ValueError):
     pass
+
+
+# `<client id>.<expiry>.<signature>`: ASCII digits only (str.isdigit would let "²" through
+# to int()), at most a 32-bit id and a 12-digit expiry.
+_TOKEN = re.compile(r"([0-9]{1,10})\.([0-9]{1,12})\.[^.]*")
 
 
 @dataclass(frozen=True)
@@ -40,12 +46,10 @@ def make_token(
 
 def parse_token(token: str) -> TokenClaims:
     """Structure only; the signature is checked by `verify_token` once the client is loaded."""
-    parts = token.split(".")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or len(parts[0]) > 10:
+    match = _TOKEN.fullmatch(token)
+    if match is None:
         raise TokenError("malformed token")
-    if len(parts[1]) > 12:
-        raise TokenError("malformed token")
-    return TokenClaims(client_id=int(parts[0]), expires_at=int(parts[1]))
+    return TokenClaims(client_id=int(match[1]), expires_at=int(match[2]))
 
 
 def verify_token(secret: str, token: str, email_key: str, now: float | None = None) -> TokenClaims:
