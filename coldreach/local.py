@@ -75,13 +75,8 @@ def moto_server(port: int | None = None) -> Iterator[str]:
         server.stop()
 
 
-def deploy(
-    stack: str, endpoint_url: str, phase: int | None = None, backend: MotoBackend | None = None
-) -> Deployment:
-    """Runs the stack's program against the moto server at `endpoint_url`."""
-    cfg = stacks.load(stacks.find_root(), stack)
-    region = cfg.region or "us-east-1"
-    backend = backend or MotoBackend(region, endpoint_url=endpoint_url)
+def deploy(stack: str, backend: MotoBackend, phase: int | None = None) -> Deployment:
+    """Runs the stack's program against the moto server `backend` speaks to."""
     try:
         return run_program(stack, phase, backend=backend)
     except UnsupportedResource as err:
@@ -157,7 +152,7 @@ def command(args: argparse.Namespace, out: Console, err: Console) -> int:
 
         backend.on_create = progress
         status.update(f"Deploying stack {args.stack} into {url}...")
-        deployment = deploy(args.stack, url, args.phase, backend)
+        deployment = deploy(args.stack, backend, args.phase)
         status.stop()
         outputs = stack_outputs(deployment)
         phase = outputs.get("phase")
