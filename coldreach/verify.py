@@ -59,6 +59,15 @@ class Finding:
         return self.result == FAIL
 
 
+def _verdict(
+    check: str, resource: str, ok: bool, detail: str, failed_detail: str | None = None
+) -> Finding:
+    """`pass` with `detail` if ok, else `FAIL` with `failed_detail` (or the same detail)."""
+    if ok:
+        return Finding(check, resource, PASS, detail)
+    return Finding(check, resource, FAIL, detail if failed_detail is None else failed_detail)
+
+
 def _fail(message: str) -> NoReturn:
     from coldreach.cli import UserError  # cli imports this module
 
@@ -407,31 +416,31 @@ def check_rds(state: _State) -> list[Finding]:
         name = f"{ident} ({role})"
         out.append(_private("rds.private", name, bool(db.get("PubliclyAccessible")),
                             _db_subnets(db), state.public_subnets))  # fmt: skip
-        encrypted = bool(db.get("StorageEncrypted"))
         out.append(
-            Finding(
+            _verdict(
                 "rds.encrypted",
                 name,
-                PASS if encrypted else FAIL,
-                "storage encrypted" if encrypted else "storage NOT encrypted",
+                bool(db.get("StorageEncrypted")),
+                "storage encrypted",
+                "storage NOT encrypted",
             )
         )
         days = int(db.get("BackupRetentionPeriod") or 0)
         out.append(
-            Finding(
+            _verdict(
                 "rds.backups",
                 name,
-                PASS if days >= MIN_BACKUP_DAYS else FAIL,
+                days >= MIN_BACKUP_DAYS,
                 f"backups kept {days} days (>= {MIN_BACKUP_DAYS} required)",
             )
         )
-        protected = bool(db.get("DeletionProtection"))
         out.append(
-            Finding(
+            _verdict(
                 "rds.deletion_protection",
                 name,
-                PASS if protected else FAIL,
-                "deletion protection on" if protected else "deletion protection off",
+                bool(db.get("DeletionProtection")),
+                "deletion protection on",
+                "deletion protection off",
             )
         )
     if state.phase >= 2:
@@ -588,16 +597,16 @@ def check_redis(state: _State) -> list[Finding]:
             + (f" ({mode})" if tls and mode else "")
             + f", AUTH {'on' if auth else 'OFF'}"
         )
-        out.append(Finding("redis.tls", name, PASS if ok else FAIL, detail))
+        out.append(_verdict("redis.tls", name, ok, detail))
         subnets = state.redis_subnets.get(name, set())
         out.append(_private("redis.private", name, False, subnets, state.public_subnets))
-        at_rest = bool(group.get("AtRestEncryptionEnabled"))
         out.append(
-            Finding(
+            _verdict(
                 "redis.encrypted",
                 name,
-                PASS if at_rest else FAIL,
-                "encrypted at rest" if at_rest else "NOT encrypted at rest",
+                bool(group.get("AtRestEncryptionEnabled")),
+                "encrypted at rest",
+                "NOT encrypted at rest",
             )
         )
     return out
@@ -700,9 +709,7 @@ def check_targets(state: _State, aws: Aws) -> list[Finding]:
         detail = f"{healthy}/{len(states)} healthy" + (
             "" if healthy == len(states) else f" ({', '.join(sorted(set(states)))})"
         )
-        out.append(
-            Finding("alb.target_health", name, PASS if healthy == len(states) else FAIL, detail)
-        )
+        out.append(_verdict("alb.target_health", name, healthy == len(states), detail))
     return out
 
 
