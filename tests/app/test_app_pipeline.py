@@ -13,8 +13,8 @@ from openapi_server.pipeline import Outcome, Pipeline, Result, backoff_s
 from sqlalchemy import select, text
 
 
-def _queued_message(api) -> int:
-    cid = api.post("/clients", json={"name": "P", "email": "p@example.com"}).json()["id"]
+def _queued_message(api, email: str = "p@example.com") -> int:
+    cid = api.post("/clients", json={"name": "P", "email": email}).json()["id"]
     return api.post("/email/send", json={"client_id": cid, "subject": "S", "body": "B"}).json()[
         "id"
     ]
@@ -101,7 +101,7 @@ def test_unknown_outcome_is_flagged_and_never_resent(make_client) -> None:
 def test_sweeper_flags_stuck_sending_and_requeues_lost_queued(make_client) -> None:
     mailer = RecordingMailer()
     api, ctx = _held(make_client, mailer)
-    stuck, lost, fresh = (_queued_message_for(api, i) for i in range(3))
+    stuck, lost, fresh = (_queued_message(api, f"p{i}@example.com") for i in range(3))
     later = utcnow() + timedelta(seconds=ctx.settings.sending_timeout_s + 1)
     with ctx.db.primary.begin() as conn:  # a worker died after claiming `stuck`
         conn.execute(
@@ -123,13 +123,6 @@ def test_sweeper_flags_stuck_sending_and_requeues_lost_queued(make_client) -> No
     assert ctx.pipeline.sweep(now=later).flagged == 0  # flagged once
     assert ctx.pipeline.process(stuck).outcome is Outcome.SKIPPED
     assert mailer.calls == []
-
-
-def _queued_message_for(api, i: int) -> int:
-    cid = api.post("/clients", json={"name": "P", "email": f"p{i}@example.com"}).json()["id"]
-    return api.post("/email/send", json={"client_id": cid, "subject": "S", "body": "B"}).json()[
-        "id"
-    ]
 
 
 def test_inline_queue_picks_up_rows_left_queued_by_a_previous_process(make_client) -> None:
@@ -156,7 +149,7 @@ def test_reconciliation_records_the_operator_s_finding(
 
     mailer = RecordingMailer(failures=[TimeoutError("?"), TimeoutError("?")])
     api, ctx = _held(make_client, mailer)
-    left, lost = _queued_message_for(api, 1), _queued_message_for(api, 2)
+    left, lost = _queued_message(api, "p1@example.com"), _queued_message(api, "p2@example.com")
     assert ctx.pipeline.process(left).outcome is Outcome.RECONCILE
     assert ctx.pipeline.process(lost).outcome is Outcome.RECONCILE
     assert [row[0] for row in reconcile.flagged(ctx.db)] == [left, lost]
