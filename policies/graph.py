@@ -104,6 +104,11 @@ def _rule_sources(rule: PolicyResource) -> list[PolicyResource]:
     return refs(rule, "sourceSecurityGroupId", t.SECURITY_GROUP)
 
 
+def _inline_ingress(sg: PolicyResource) -> list[Mapping[str, Any]]:
+    """The inline ingress rules of a security group."""
+    return [mapping(r) for r in items(sg.props.get("ingress"))]
+
+
 def _address_ranges(props: Mapping[str, Any], *, prefix_list_ids: bool = True) -> list[str]:
     """The CIDRs and prefix lists an ingress rule admits (N9 does not read `prefixListIds`)."""
     ranges = [props.get("cidrIpv4"), props.get("cidrIpv6"), props.get("prefixListId")]
@@ -130,8 +135,7 @@ def world_ingress_only_lb(args: StackValidationArgs) -> Iterator[Finding]:
             names = ", ".join(g.name for g in groups) or "an unknown group"
             yield rule.urn, f"admits the internet into {names}, not a public load balancer's group"
     for sg in of_type(args, t.SECURITY_GROUP):
-        inline = [mapping(r) for r in items(sg.props.get("ingress"))]
-        if any(world_cidrs(r) for r in inline) and sg.urn not in lb_groups:
+        if any(world_cidrs(r) for r in _inline_ingress(sg)) and sg.urn not in lb_groups:
             yield sg.urn, "inline ingress admits the internet, and this is no load balancer's group"
 
 
@@ -215,9 +219,8 @@ def data_tier_only_from_app(args: StackValidationArgs) -> Iterator[Finding]:
                     continue
                 for message in _ingress_findings(rule.props, _rule_sources(rule), port, app):
                     yield rule.urn, f"{data.name} ({sg.name}): {message}"
-            inline = [mapping(r) for r in items(sg.props.get("ingress"))]
             inline_sources = refs(sg, "ingress", t.SECURITY_GROUP)
-            for rule in inline:
+            for rule in _inline_ingress(sg):
                 for message in _ingress_findings(rule, inline_sources, port, app):
                     yield sg.urn, f"{data.name} ({sg.name}) inline rule: {message}"
 
@@ -320,7 +323,7 @@ def app_only_from_lb(args: StackValidationArgs) -> Iterator[Finding]:
                     f"{groups[0].name} admits {source.name}, which is no load balancer's group",
                 )
     for sg in app.values():
-        for inline in [mapping(r) for r in items(sg.props.get("ingress"))]:
+        for inline in _inline_ingress(sg):
             if strings(inline.get("cidrBlocks")) + strings(inline.get("ipv6CidrBlocks")):
                 yield sg.urn, f"{sg.name} has inline ingress from an address range"
         for source in refs(sg, "ingress", t.SECURITY_GROUP):
