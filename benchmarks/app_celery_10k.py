@@ -22,11 +22,11 @@ from app_common import (
     REDIS_URL,
     app_env,
     flush_redis,
+    seed,
     start_workers,
     stop,
     throwaway_database,
 )
-from app_pipeline import seed
 from openapi_server.config import Settings
 from openapi_server.queues import CeleryQueue
 from sqlalchemy import create_engine, text

@@ -10,13 +10,15 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import redis
 from openapi_server.config import Settings
 from openapi_server.migrate import upgrade
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import text
+from sqlalchemy.engine import URL, Engine, make_url
 
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -35,6 +37,31 @@ def throwaway_database() -> Iterator[URL]:
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def seed(engine: Engine, n: int) -> list[int]:
+    """n active clients with one queued message each (tables emptied first); the message ids."""
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE clients, email_messages RESTART IDENTITY CASCADE"))
+        conn.execute(
+            text(
+                "INSERT INTO clients (name, email, email_key, status, created_at, updated_at) "
+                "SELECT 'c' || g, 'c' || g || '@example.com', 'c' || g || '@example.com', "
+                "'active', :now, :now FROM generate_series(1, :n) g"
+            ),
+            {"n": n, "now": now},
+        )
+        ids = conn.execute(
+            text(
+                "INSERT INTO email_messages (client_id, to_address, subject, body, status, "
+                "attempts, needs_reconciliation, enqueued_at, created_at, updated_at) "
+                "SELECT id, email, 'Hello', 'Body', 'queued', 0, false, :now, :now, :now "
+                "FROM clients ORDER BY id RETURNING id"
+            ),
+            {"now": now},
+        ).scalars()
+        return list(ids)
 
 
 def flush_redis() -> None:

@@ -20,6 +20,7 @@ from app_common import (
     REDIS_URL,
     app_env,
     flush_redis,
+    seed,
     start_workers,
     stop,
     throwaway_database,
@@ -30,30 +31,6 @@ from sqlalchemy import create_engine, text
 
 LATENCY_MS = 1000
 ROUNDS = 10
-
-
-def seed(engine, n: int) -> list[int]:
-    now = datetime.now(UTC)
-    with engine.begin() as conn:
-        conn.execute(text("TRUNCATE clients, email_messages RESTART IDENTITY CASCADE"))
-        conn.execute(
-            text(
-                "INSERT INTO clients (name, email, email_key, status, created_at, updated_at) "
-                "SELECT 'c' || g, 'c' || g || '@example.com', 'c' || g || '@example.com', "
-                "'active', :now, :now FROM generate_series(1, :n) g"
-            ),
-            {"n": n, "now": now},
-        )
-        ids = conn.execute(
-            text(
-                "INSERT INTO email_messages (client_id, to_address, subject, body, status, "
-                "attempts, needs_reconciliation, enqueued_at, created_at, updated_at) "
-                "SELECT id, email, 'Hello', 'Body', 'queued', 0, false, :now, :now, :now "
-                "FROM clients ORDER BY id RETURNING id"
-            ),
-            {"now": now},
-        ).scalars()
-        return list(ids)
 
 
 def run(url, concurrency: int, log_dir: Path) -> dict:
