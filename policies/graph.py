@@ -324,7 +324,7 @@ def app_only_from_lb(args: StackValidationArgs) -> Iterator[Finding]:
                 )
     for sg in app.values():
         for inline in _inline_ingress(sg):
-            if strings(inline.get("cidrBlocks")) + strings(inline.get("ipv6CidrBlocks")):
+            if _address_ranges(inline, prefix_list_ids=False):
                 yield sg.urn, f"{sg.name} has inline ingress from an address range"
         for source in refs(sg, "ingress", t.SECURITY_GROUP):
             if source.urn not in lb_groups:
