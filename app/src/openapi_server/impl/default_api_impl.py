@@ -59,6 +59,15 @@ def fail(status: int, loc: Sequence[str | int], msg: str, kind: str) -> NoReturn
     raise HTTPException(status_code=status, detail=detail)
 
 
+def _commit_client(s: Session) -> None:
+    """Commit a new or changed client: the unique email_key turns a taken address into a 409."""
+    try:
+        s.commit()
+    except IntegrityError:
+        s.rollback()
+        fail(409, ["body", "email"], "a client with this email already exists", "conflict")
+
+
 def _request_hash(body: EmailSendRequest) -> str:
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -86,11 +95,7 @@ class DefaultApiImpl(BaseDefaultApi):
         )
         with self.ctx.db.session() as s:
             s.add(client)
-            try:
-                s.commit()
-            except IntegrityError:
-                s.rollback()
-                fail(409, ["body", "email"], "a client with this email already exists", "conflict")
+            _commit_client(s)
             return ClientOut.model_validate(client)
 
     def list_clients(self, limit: int, offset: int) -> ClientList:
@@ -116,11 +121,7 @@ class DefaultApiImpl(BaseDefaultApi):
                 client.email = str(changes["email"])
                 client.email_key = client.email.lower()
             client.updated_at = utcnow()
-            try:
-                s.commit()
-            except IntegrityError:
-                s.rollback()
-                fail(409, ["body", "email"], "a client with this email already exists", "conflict")
+            _commit_client(s)
             return ClientOut.model_validate(client)
 
     def delete_client(self, client_id: int) -> None:
