@@ -21,7 +21,11 @@ from coldreach import cli
 from coldreach.local import HOST, free_port
 from coldreach.plan import run_program
 from coldreach.runtime import evaluate
-from coldreach.runtime.moto_backend import MotoBackend, UnsupportedResource
+from coldreach.runtime.moto_backend import (
+    EMULATOR_CREDENTIALS,
+    MotoBackend,
+    UnsupportedResource,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,8 +73,7 @@ def test_local_up_serves_until_sigterm_and_verify_reads_it(
         assert report["ok"] and report["failed"] == 0
 
         # The deployment is live in the server: open the database to the world through it.
-        keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-        ec2 = boto3.client("ec2", endpoint_url=url, region_name="us-east-1", **keys)
+        ec2 = boto3.client("ec2", endpoint_url=url, region_name="us-east-1", **EMULATOR_CREDENTIALS)
         groups = ec2.describe_security_groups(
             Filters=[{"Name": "vpc-id", "Values": [doc["vpc_id"]]}]
         )["SecurityGroups"]
