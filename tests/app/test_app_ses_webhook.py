@@ -55,6 +55,17 @@ def test_complaint_event_format_and_signature_v1(hook, signer: Signer) -> None:
     assert hook.get(f"/clients/{cid}").json()["status"] == "complained"
 
 
+def test_a_complaint_replaces_a_bounce_but_not_the_other_way_round(hook, signer: Signer) -> None:
+    first_bounced = _client(hook, "b@example.com")
+    first_complained = _client(hook, "c@example.com")
+    for event in (bounce("b@example.com"), complaint("c@example.com")):
+        assert _post(hook, signer.notification(event)).json()["updated"] == 1
+    assert _post(hook, signer.notification(complaint("b@example.com"))).json()["updated"] == 1
+    assert _post(hook, signer.notification(bounce("c@example.com"))).json()["updated"] == 0
+    assert hook.get(f"/clients/{first_bounced}").json()["status"] == "complained"
+    assert hook.get(f"/clients/{first_complained}").json()["status"] == "complained"
+
+
 def test_same_notification_twice_is_processed_once(hook, signer: Signer) -> None:
     cid = _client(hook, "x@example.com")
     message = signer.notification(bounce("x@example.com"))

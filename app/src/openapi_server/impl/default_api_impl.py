@@ -349,14 +349,13 @@ class DefaultApiImpl(BaseDefaultApi):
                 return WebhookResult(status="duplicate")
             updated = 0
             if reason is not None:
+                # A complaint may replace a bounce; a bounce never replaces a complaint.
+                overridable = (
+                    [ACTIVE, UNSUBSCRIBED] if reason == BOUNCED else [ACTIVE, UNSUBSCRIBED, BOUNCED]
+                )
                 for address in addresses:
                     if s.get(Suppression, address) is None:
                         s.add(Suppression(email_key=address, reason=reason))
-                    overridable = (
-                        [ACTIVE, UNSUBSCRIBED]
-                        if reason == BOUNCED
-                        else [ACTIVE, UNSUBSCRIBED, BOUNCED]
-                    )
                     result = s.execute(
                         update(Client)
                         .where(Client.email_key == address, Client.status.in_(overridable))
