@@ -32,12 +32,8 @@ def load(stack: str | None) -> dict[str, Any]:
     return json.loads(path(stack).read_text())
 
 
-def _entry(rule: Rule, config: Mapping[str, Any]) -> Any:
-    return config.get(rule.name)
-
-
 def level(rule: Rule, config: Mapping[str, Any]) -> EnforcementLevel:
-    entry = _entry(rule, config)
+    entry = config.get(rule.name)
     if isinstance(entry, str):
         return EnforcementLevel(entry)
     if isinstance(entry, Mapping) and "enforcementLevel" in entry:
@@ -50,7 +46,7 @@ def level(rule: Rule, config: Mapping[str, Any]) -> EnforcementLevel:
 def properties(rule: Rule, config: Mapping[str, Any]) -> dict[str, Any]:
     """The rule's properties: schema defaults, then the file's values."""
     found = {k: v["default"] for k, v in rule.config.items() if "default" in v}
-    entry = _entry(rule, config)
+    entry = config.get(rule.name)
     if isinstance(entry, Mapping):
         found.update({k: v for k, v in entry.items() if k != "enforcementLevel"})
     return found
