@@ -110,14 +110,10 @@ def policy_resources(deployment: Deployment) -> list[PolicyResource]:
 
 
 def _run(
-    rule: Rule,
-    level: EnforcementLevel,
-    config: dict[str, Any],
-    deployment: Deployment,
-    resources: list[PolicyResource],
+    rule: Rule, level: EnforcementLevel, config: dict[str, Any], resources: list[PolicyResource]
 ) -> list[Violation]:
     found: list[Violation] = []
-    names = {r.urn: r.name for r in deployment.resources}
+    names = {r.urn: r.name for r in resources}
 
     def reporter(default_urn: str | None):
         def report(message: str, urn: str | None = None) -> None:
@@ -139,12 +135,10 @@ def _run(
     if rule.is_stack_rule:
         rule.validate_stack(StackValidationArgs(resources, config), reporter(None))
         return found
-    for r in deployment.resources:
-        if r.type not in rule.types:
+    for r in resources:
+        if r.resource_type not in rule.types:
             continue
-        args = ResourceValidationArgs(
-            r.type, reveal(r.inputs), r.urn, r.name, _options(r), None, config
-        )
+        args = ResourceValidationArgs(r.resource_type, r.props, r.urn, r.name, r.opts, None, config)
         rule.validate_resource(args, reporter(r.urn))
     return found
 
@@ -163,7 +157,7 @@ def evaluate(
             continue
         if level == EnforcementLevel.REMEDIATE:
             level = EnforcementLevel.MANDATORY
-        found += _run(rule, level, stack_config.properties(rule, settings), deployment, resources)
+        found += _run(rule, level, stack_config.properties(rule, settings), resources)
     return sorted(found, key=lambda v: ORDER.get(v.enforcement, 2))
 
 
