@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from .config import Settings
 from .db import Database
-from .mailer import Mailer
 from .pipeline import Pipeline
 from .queues import QueueBackend
 from .sns import Fetcher, SnsVerifier
@@ -16,7 +15,6 @@ from .sns import Fetcher, SnsVerifier
 class AppContext:
     settings: Settings
     db: Database
-    mailer: Mailer
     pipeline: Pipeline
     queue: QueueBackend
     sns: SnsVerifier

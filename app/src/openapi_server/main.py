@@ -32,8 +32,7 @@ def build_context(
     confirm_fetcher: Fetcher | None = None,
 ) -> AppContext:
     db = Database(settings)
-    mailer = mailer or make_mailer(settings)
-    pipeline = Pipeline(db, mailer, settings)
+    pipeline = Pipeline(db, mailer or make_mailer(settings), settings)
     queue: QueueBackend = (
         CeleryQueue(settings)
         if settings.queue_backend == "celery"
@@ -42,7 +41,6 @@ def build_context(
     return AppContext(
         settings=settings,
         db=db,
-        mailer=mailer,
         pipeline=pipeline,
         queue=queue,
         sns=SnsVerifier(sns_fetcher),
