@@ -134,8 +134,7 @@ class Pipeline:
                     Client.id == msg.client_id
                 )
             ).first()
-            suppressed = client is not None and client.reason is not None
-            if client is None or client.status != ACTIVE or suppressed:
+            if client is None or client.status != ACTIVE or client.reason is not None:
                 reason = "gone" if client is None else (client.reason or client.status)
                 conn.execute(
                     update(M)
