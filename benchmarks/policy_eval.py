@@ -32,7 +32,6 @@ def main() -> int:
 
     program: list[float] = []
     policy: list[float] = []
-    findings = 0
     for i in range(args.runs):
         start = time.perf_counter()
         deployment = plan.run_program(args.stack, args.phase)
@@ -41,19 +40,18 @@ def main() -> int:
         end = time.perf_counter()
         program.append(middle - start)
         policy.append(end - middle)
-        findings = len(violations)
         print(
             f"run {i + 1}: program {program[-1] * 1000:.0f} ms, "
             f"policy {policy[-1] * 1000:.1f} ms ({len(deployment.resources)} resources, "
-            f"{findings} findings)",
+            f"{len(violations)} findings)",
             flush=True,
         )
 
     exe = shutil.which("coldreach")
-    command = [exe] if exe else [sys.executable, "-m", "coldreach.cli"]
-    command += ["plan", "--stack", args.stack, "--json"]
+    plan_args = ["plan", "--stack", args.stack, "--json"]
     if args.phase:
-        command += ["--phase", str(args.phase)]
+        plan_args += ["--phase", str(args.phase)]
+    command = ([exe] if exe else [sys.executable, "-m", "coldreach.cli"]) + plan_args
     wall: list[float] = []
     for _ in range(args.runs):
         start = time.perf_counter()
@@ -63,7 +61,7 @@ def main() -> int:
     print(
         f"{args.stack}: {len(catalog.rules())} rules; in-process median: program "
         f"{statistics.median(program) * 1000:.0f} ms + policy "
-        f"{statistics.median(policy) * 1000:.1f} ms; `{' '.join(command[1:])}` median "
+        f"{statistics.median(policy) * 1000:.1f} ms; `coldreach {' '.join(plan_args)}` median "
         f"{statistics.median(wall):.2f} s (min {min(wall):.2f}, max {max(wall):.2f}, "
         f"{args.runs} runs)"
     )
