@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from itertools import pairwise
 
 from app_helpers import wait_for
 from app_recording import RecordingMailer
 from openapi_server.config import Settings
 from openapi_server.db import Database, EmailMessage, utcnow
-from openapi_server.mailer import PermanentMailerError, TransientMailerError
+from openapi_server.mailer import OutgoingEmail, PermanentMailerError, TransientMailerError
 from openapi_server.pipeline import Outcome, Pipeline, Result, backoff_s
 from sqlalchemy import select, text
 
@@ -44,13 +46,23 @@ def test_only_one_claim_wins(make_client) -> None:
     assert mailer.per_message() == {mid: 1}
 
 
-def test_transient_errors_retry_with_backoff_then_succeed(make_client) -> None:
-    mailer = RecordingMailer(failures=[TransientMailerError("throttled")] * 2)
-    api = make_client(mailer)  # inline queue running: retries are scheduled by it
+def test_transient_errors_retry_with_backoff_then_succeed(make_client, settings: Settings) -> None:
+    calls_at: list[float] = []
+
+    class TimedMailer(RecordingMailer):
+        def send(self, email: OutgoingEmail) -> str:
+            calls_at.append(time.monotonic())
+            return super().send(email)
+
+    mailer = TimedMailer(failures=[TransientMailerError("throttled")] * 2)
+    # inline queue running: retries are scheduled by it, 0.1-0.2 s then 0.2-0.4 s later
+    api = make_client(mailer, settings_=settings.with_(retry_backoff_base_s=0.2))
     mid = _queued_message(api)
     done = wait_for(lambda: (r := api.get(f"/email/{mid}").json())["status"] == "sent" and r)
     assert done["attempts"] == 3
     assert mailer.per_message() == {mid: 3}
+    gaps = [later - earlier for earlier, later in pairwise(calls_at)]
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2, gaps
 
 
 def test_transient_errors_give_up_after_max_attempts(make_client, settings: Settings) -> None:
