@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -162,8 +163,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def make_engine(url: URL, settings: Settings) -> Engine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            from pathlib import Path
-
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
@@ -188,7 +187,6 @@ class Database:
     """The primary engine, an optional replica engine, and a session factory for each."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
         self.primary = make_engine(settings.database_url, settings)
         self.replica = (
             make_engine(settings.database_read_url, settings)
