@@ -118,7 +118,9 @@ def test_every_command_refuses_to_start_with_a_clear_message(
 @pytest.mark.parametrize(
     ("env", "name"),
     [
-        ({"PORT": "eighty"}, "PORT"),
+        ({"PORT": "eighty"}, "PORT must be an integer"),
+        ({"SWEEP_INTERVAL_S": "soon"}, "SWEEP_INTERVAL_S must be a number"),
+        ({"DB_POOL_TIMEOUT": "0"}, "DB_POOL_TIMEOUT must be >= 0.1"),
         ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE"),
         ({"SEND_LATENCY_MS": "-1"}, "SEND_LATENCY_MS"),
         ({"QUEUE_BACKEND": "kafka"}, "QUEUE_BACKEND"),
