@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -25,6 +25,8 @@ class CacheArgs:
     protect: bool
     engine_version: str = "7.1"
     snapshot_retention_days: int = 7
+    security_group_tags: Mapping[str, str] = field(default_factory=dict)
+    """Extra tags on the security group (the topology node it is, whom it admits)."""
 
 
 class Cache(pulumi.ComponentResource):
@@ -58,7 +60,11 @@ class Cache(pulumi.ComponentResource):
             opts=child,
         )
         self.security_group = SecurityGroup(
-            f"{name}-sg", f"{name}: Redis, reachable only from the app", args.vpc_id, self
+            f"{name}-sg",
+            f"{name}: Redis, reachable only from the app",
+            args.vpc_id,
+            self,
+            args.security_group_tags,
         )
         token = GeneratedSecret(
             f"{name}-auth-token",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -36,6 +36,8 @@ class DatabaseArgs:
     """Adds a read replica of this class (phase 2); None for no replica."""
     db_name: str = "coldreach"
     username: str = "coldreach_admin"
+    security_group_tags: Mapping[str, str] = field(default_factory=dict)
+    """Extra tags on the security group (the topology node it is, whom it admits)."""
 
 
 class Database(pulumi.ComponentResource):
@@ -78,7 +80,11 @@ class Database(pulumi.ComponentResource):
             opts=child,
         )
         self.security_group = SecurityGroup(
-            f"{name}-sg", f"{name}: PostgreSQL, reachable only from the app", args.vpc_id, self
+            f"{name}-sg",
+            f"{name}: PostgreSQL, reachable only from the app",
+            args.vpc_id,
+            self,
+            args.security_group_tags,
         )
         password = random.RandomPassword(
             f"{name}-password",

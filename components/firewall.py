@@ -8,6 +8,7 @@ internet side of the load balancer and for outbound HTTPS.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -24,7 +25,12 @@ class SecurityGroup:
     """
 
     def __init__(
-        self, name: str, description: str, vpc_id: pulumi.Input[str], parent: pulumi.Resource
+        self,
+        name: str,
+        description: str,
+        vpc_id: pulumi.Input[str],
+        parent: pulumi.Resource,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self._parent = parent
@@ -32,7 +38,9 @@ class SecurityGroup:
             name,
             description=description,
             vpc_id=vpc_id,
-            tags={"Name": name},
+            # The caller's tags say which node of the topology this group is and whom
+            # it admits, so the policy pack can check the rules against them.
+            tags={"Name": name, **(tags or {})},
             opts=pulumi.ResourceOptions(parent=parent),
         )
 

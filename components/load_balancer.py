@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -26,6 +26,8 @@ class LoadBalancerArgs:
     log_retention_days: int
     protect: bool
     """Protects the access-log bucket, which holds data."""
+    security_group_tags: Mapping[str, str] = field(default_factory=dict)
+    """Extra tags on the security group (the topology node it is, whom it admits)."""
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -50,7 +52,11 @@ class LoadBalancer(pulumi.ComponentResource):
         self._https = args.certificate_arn is not None
 
         self.security_group = SecurityGroup(
-            f"{name}-sg", f"{name}: public HTTP and HTTPS", args.vpc_id, self
+            f"{name}-sg",
+            f"{name}: public HTTP and HTTPS",
+            args.vpc_id,
+            self,
+            args.security_group_tags,
         )
         self.security_group.allow_from_internet(443, "HTTPS from the internet")
         self.security_group.allow_from_internet(

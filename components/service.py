@@ -84,6 +84,8 @@ class FargateServiceArgs:
     scaling: Scaling | None = None
     """None: exactly `desired_count` tasks. Set: autoscaling owns the count."""
     depends_on: Sequence[pulumi.Resource] = ()
+    security_group_tags: Mapping[str, str] = field(default_factory=dict)
+    """Extra tags on the security group (the topology node it is, whom it admits)."""
 
 
 class FargateService(pulumi.ComponentResource):
@@ -110,7 +112,7 @@ class FargateService(pulumi.ComponentResource):
             f"{name}-logs", retention_in_days=args.log_retention_days, opts=child
         )
         self.security_group = SecurityGroup(
-            f"{name}-sg", f"{name}: Fargate tasks", args.vpc_id, self
+            f"{name}-sg", f"{name}: Fargate tasks", args.vpc_id, self, args.security_group_tags
         )
 
         execution_role = aws.iam.Role(

@@ -1,33 +1,68 @@
-"""The Cold Reach program: reads the stack's settings and builds its phase."""
+"""The Cold Reach program: read the stack's settings, declare its topology for the phase,
+then build the layers in order. It reads like the seed's table: what each phase turns on
+is `infra/phases.py`, who reaches what is `infra/topology.py`.
+"""
 
 from __future__ import annotations
 
 import pulumi
 
-from infra import capacity, config, phase1, phase2
+from infra import capacity, config, topology
+from infra.layers import compute, data, edge, network
 
 
-def main() -> None:
-    settings = config.load()
-    for instance_class in {settings.db_instance_class, settings.replica_class}:
+def _warn_about(s: config.Settings) -> None:
+    for instance_class in sorted({s.database.instance_class, s.database.replica_instance_class}):
         if capacity.max_connections(instance_class) is None:
             pulumi.log.warn(
                 f"{instance_class}: max_connections unknown to infra/capacity.py, so the "
                 "connection pools were not checked against it"
             )
-    if settings.https and settings.public_hostname is None:
+    if s.edge.https and s.edge.public_hostname is None:
         pulumi.log.warn(
             "cold-reach:certificateArn is set but cold-reach:publicHostname is not: no "
             "certificate can match the load balancer's own name, so browsers and SNS will "
             "refuse https://<alb>. Set publicHostname and point its DNS record at the ALB."
         )
-    if settings.phase == 1:
-        outputs = phase1.build(settings).outputs()
-    elif settings.phase == 2:
-        outputs = phase2.build(settings).outputs()
-    else:
+
+
+def main() -> None:
+    s = config.load()
+    pending = s.features.not_built()
+    if pending:
         raise pulumi.RunError(
-            f"cold-reach:phase = {settings.phase}: phase 3 is not built yet (phases 1 and 2 are)"
+            f"cold-reach:phase = {s.phase}: phase {s.phase} needs {', '.join(pending)}, "
+            "which this program does not build yet (phases 1 and 2 are built)"
         )
+    _warn_about(s)
+    declared = topology.declare(s.features)
+
+    net = network.build(s)
+    tiers = data.build(s, declared, net)
+    front = edge.build(s, declared, net)
+    apps = compute.build(s, declared, net, tiers, front)
+
+    db = tiers.database
+    outputs: dict[str, pulumi.Input[object]] = {
+        "phase": s.phase,
+        "url": front.public_url,
+        "alb_dns_name": front.load_balancer.alb.dns_name,
+        "vpc_id": net.vpc.id,
+        "db_endpoint": db.instance.endpoint,
+        "db_identifier": db.instance.identifier,
+        "db_secret_arn": db.secret_arn,
+        "cluster_name": apps.cluster.name,
+        "image": apps.image.ref,
+        "repository_url": apps.registry.repository.repository_url,
+        "mail_dkim_records": front.mail.dkim_records if front.mail else [],
+        "topology": declared.to_json(),
+    }
+    for name, service in apps.services.items():
+        outputs[f"{name}_service_name"] = service.service.name
+    if db.replica is not None:
+        outputs["db_replica_endpoint"] = db.replica.endpoint
+        outputs["db_replica_identifier"] = db.replica.identifier
+    if tiers.cache is not None:
+        outputs["redis_endpoint"] = tiers.cache.replication_group.primary_endpoint_address
     for key, value in outputs.items():
         pulumi.export(key, value)

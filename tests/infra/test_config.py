@@ -16,8 +16,14 @@ def settings(region: str | None = "us-east-1", **values: str) -> Settings:
 
 def test_defaults_describe_a_small_phase1_stack() -> None:
     s = settings()
-    assert (s.phase, s.db_instance_class, s.web_cpu, s.web_memory) == (1, "db.t4g.micro", 256, 512)
-    assert s.protect and not s.https
+    web = s.service("web")
+    assert (s.phase, s.database.instance_class, web.cpu, web.memory) == (
+        1,
+        "db.t4g.micro",
+        256,
+        512,
+    )
+    assert s.protect and not s.edge.https
 
 
 @pytest.mark.parametrize(
@@ -102,4 +108,43 @@ def test_stack_files_all_load() -> None:
         assert s.phase == (1 if name == "dev" else 2)
     assert parse(
         "prod", lambda k: stacks.load(root, "prod").config.get(f"cold-reach:{k}"), "us-east-1"
-    ).db_multi_az
+    ).database.multi_az
+
+
+def test_an_unknown_key_is_refused_with_the_nearest_valid_name() -> None:
+    # The typo would otherwise pass silently and prod would run single-AZ.
+    with pytest.raises(ProgramError) as caught:
+        plan.run_program("prod", overrides={"cold-reach:dbMultiAZ": "true"})
+    assert str(caught.value) == (
+        "cold-reach:dbMultiAZ is not a known key: did you mean cold-reach:dbMultiAz?"
+    )
+    with pytest.raises(ConfigError, match="cold-reach:zzz is not a known key"):
+        parse("dev", {}.get, "us-east-1", keys_set=["zzz"])
+
+
+def test_a_key_that_does_nothing_in_this_phase_is_a_warning() -> None:
+    d = plan.run_program("dev", overrides={"cold-reach:cacheNodes": "2"})
+    assert (
+        "warning",
+        "cold-reach:cacheNodes is set but changes nothing in phase 1 (it acts in phase 2, 3)",
+    ) in d.messages
+
+
+def test_every_key_the_stack_files_set_is_declared() -> None:
+    from coldreach import stacks
+    from infra.config import SCHEMA, project_keys
+
+    root = stacks.find_root()
+    for name in stacks.available(root):
+        SCHEMA.check_known(project_keys(stacks.load(root, name).config))
+
+
+def test_readme_sections_are_generated_from_the_declarations() -> None:
+    from infra import reference
+
+    text = reference.README.read_text()
+    for name, make in reference.SECTIONS.items():
+        assert reference.section(text, name) == make(), (
+            f"README.md's {name} section is stale: "
+            "uv run --frozen python -m infra.reference --write"
+        )

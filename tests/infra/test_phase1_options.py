@@ -108,7 +108,7 @@ def test_built_image_is_pinned_by_digest_and_tagged_by_content(dev: Deployment) 
 
 def test_image_tag_hashes_exactly_the_build_context(tmp_path) -> None:
     from components.registry import IGNORED, IGNORED_SUFFIXES, source_hash
-    from infra.phase1 import APP_DIR
+    from infra.layers.compute import APP_DIR
 
     ignored = set((APP_DIR / ".dockerignore").read_text().split()) - {"#"}
     assert IGNORED | {f"*{s}" for s in IGNORED_SUFFIXES} <= ignored

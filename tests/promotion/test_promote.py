@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import infra.phase1
+import infra.layers.data
 from coldreach import promote
 from coldreach.cli import main
 from components.database import Database
@@ -77,7 +77,7 @@ def test_a_renamed_database_is_refused(
         if phase == 2:
             with monkeypatch.context() as m:
                 m.setattr(
-                    infra.phase1,
+                    infra.layers.data,
                     "Database",
                     lambda name, args, opts=None: Database("database", args, opts),
                 )

@@ -1,0 +1,174 @@
+"""Every `cold-reach:*` key, declared once. The README's key table is generated from here
+(`uv run --frozen python -m infra.reference --write`), and a test keeps the two equal.
+
+Defaults suit a small dev stack. Service keys follow one pattern per service
+(`<service>Cpu`, `<service>Memory`, pool sizes, counts), so a service added to
+the topology gets its keys from `service_keys`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from infra.config.schema import (
+    AnyText,
+    Cidr,
+    Derived,
+    Flag,
+    Integer,
+    JsonObject,
+    Key,
+    OneOf,
+    Schema,
+    Text,
+)
+
+# Fargate's valid task sizes: CPU units -> allowed memory in MiB.
+FARGATE_SIZES: Mapping[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
+
+DB_CLASS = Text(r"^db\.[a-z0-9]+\.[a-z0-9]+$", "an RDS instance class such as db.t4g.micro")
+CACHE_CLASS = Text(
+    r"^cache\.[a-z0-9]+\.[a-z0-9]+$", "an ElastiCache node type such as cache.t3.micro"
+)
+DOMAIN = r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+CERTIFICATE_ARN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$"
+EMAIL = r"^[^@\s]+@[^@\s]+\.[a-z]{2,63}$"
+
+LATER = (2, 3)
+"""Keys of what phase 2 adds (replica, cache, NAT, autoscaling, the worker)."""
+
+
+def _production(stack: str, read: Mapping[str, Any]) -> bool:
+    return bool(read["production"])
+
+
+def service_keys(
+    service: str,
+    *,
+    phases: tuple[int, ...],
+    cpu: int,
+    memory: int,
+    count_key: str,
+    count: int,
+    max_count: int,
+    pool: tuple[int, int],
+    scaling_phases: tuple[int, ...] = LATER,
+) -> list[Key]:
+    """The keys every app service has: task size, task count and database pool."""
+    group = f"service:{service}"
+    count_name = f"{service}{count_key}"
+
+    def at_least_count(stack: str, read: Mapping[str, Any]) -> int:
+        return max(max_count, read[count_name])
+
+    return [
+        Key(f"{service}Cpu", group, "cpu", OneOf(tuple(FARGATE_SIZES), "a Fargate CPU size:"),
+            cpu, f"CPU units of one {service} task", phases),
+        Key(f"{service}Memory", group, "memory", Integer(), memory,
+            f"Memory (MiB) of one {service} task; must suit its CPU size", phases),
+        Key(count_name, group, "count", Integer(maximum=100), count,
+            f"{service} tasks: the fixed count, or the autoscaling minimum", phases),
+        Key(f"{service}MaxCount", group, "max_count", Integer(maximum=100),
+            Derived(at_least_count, f"{max_count}, or {count_name} if larger"),
+            f"Autoscaling maximum of {service} tasks", scaling_phases),
+        Key(f"{service}DbPoolSize", group, "db_pool_size", Integer(maximum=100), pool[0],
+            f"SQLAlchemy pool size per {service} task", phases),
+        Key(f"{service}DbMaxOverflow", group, "db_max_overflow", Integer(minimum=0, maximum=100),
+            pool[1], f"Connections a {service} task may open above its pool", phases),
+    ]  # fmt: skip
+
+
+def _max_storage(stack: str, read: Mapping[str, Any]) -> int:
+    return max(100, read["dbAllocatedStorageGb"])
+
+
+def _cache_nodes(stack: str, read: Mapping[str, Any]) -> int:
+    return 2 if read["production"] else 1
+
+
+KEYS: list[Key] = [
+    # --- the stack ---
+    Key("phase", "stack", "phase", Integer(maximum=3), 1,
+        "Which phase the stack runs: 1 (~1k users), 2 (~10k), 3 (100k+)"),
+    Key("ephemeral", "stack", "ephemeral", Flag(), False,
+        "A throwaway stack: no protect, no deletion protection, no final snapshot"),
+    Key("production", "stack", "production", Flag(),
+        Derived(lambda stack, _: stack == "prod", "true on the prod stack"),
+        "High availability is required: Multi-AZ database, 2+ cache nodes, NAT per AZ",
+        LATER),
+    Key("logRetentionDays", "stack", "log_retention_days", OneOf(LOG_RETENTION_DAYS), 30,
+        "Retention of every log group the program creates (CloudWatch's allowed values)"),
+    Key("image", "stack", "image", AnyText("an image reference"), None,
+        "Deploy this image instead of building app/ (then nothing is built or pushed)"),
+    # --- network ---
+    Key("vpcCidr", "network", "vpc_cidr", Cidr(16, 20), "10.40.0.0/16",
+        "The VPC's address range (split into 2 public and 2 private subnets)"),
+    Key("natPerAz", "network", "nat_per_az", Flag(),
+        Derived(_production, "the value of production"),
+        "One NAT gateway per AZ instead of one shared (survives losing an AZ)", LATER),
+    # --- database ---
+    Key("dbInstanceClass", "database", "instance_class", DB_CLASS, "db.t4g.micro",
+        "RDS class of the primary"),
+    Key("dbReplicaInstanceClass", "database", "replica_instance_class", DB_CLASS,
+        Derived(lambda _, read: read["dbInstanceClass"], "dbInstanceClass"),
+        "RDS class of the read replica", LATER),
+    Key("dbAllocatedStorageGb", "database", "allocated_storage_gb", Integer(minimum=20), 20,
+        "Storage allocated at creation (GiB, gp3)"),
+    Key("dbMaxAllocatedStorageGb", "database", "max_allocated_storage_gb", Integer(),
+        Derived(_max_storage, "100, or dbAllocatedStorageGb if larger"),
+        "Storage autoscaling ceiling (GiB)"),
+    Key("dbBackupRetentionDays", "database", "backup_retention_days",
+        Integer(minimum=7, maximum=35), 7, "Automated backup retention (days)"),
+    Key("dbMultiAz", "database", "multi_az", Flag(), False,
+        "A standby in the second AZ (required on production stacks from phase 2)"),
+    Key("dbEngineVersion", "database", "engine_version",
+        Text(r"^16(\.\d+)?$", "PostgreSQL 16, e.g. 16 or 16.4"), "16",
+        "PostgreSQL version (major, or major.minor)"),
+    # --- services, by name ---
+    *service_keys("web", phases=(1, 2, 3), cpu=256, memory=512, count_key="DesiredCount",
+                  count=1, max_count=4, pool=(5, 5)),
+    Key("webCpuTarget", "service:web", "cpu_target", Integer(minimum=10, maximum=90), 60,
+        "Average CPU percent the web autoscaling holds", LATER),
+    *service_keys("worker", phases=LATER, cpu=512, memory=1024, count_key="MinCount",
+                  count=1, max_count=4, pool=(4, 4)),
+    Key("workerConcurrency", "service:worker", "concurrency", Integer(maximum=256), 16,
+        "Sends in flight per worker task (threads)", LATER),
+    Key("workerBacklogTarget", "service:worker", "backlog_target", Integer(), 300,
+        "Queued emails per running worker task the autoscaling holds", LATER),
+    # --- cache ---
+    Key("cacheNodeType", "cache", "node_type", CACHE_CLASS, "cache.t4g.micro",
+        "ElastiCache node type of the Redis broker", LATER),
+    Key("cacheNodes", "cache", "nodes", Integer(maximum=6),
+        Derived(_cache_nodes, "2 on production stacks, else 1"),
+        "Redis nodes: 1 is a lone primary, 2+ adds replicas with automatic failover", LATER),
+    # --- edge ---
+    Key("certificateArn", "edge", "certificate_arn",
+        Text(CERTIFICATE_ARN,
+             "an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)"),
+        None, "HTTPS on 443 with this certificate; HTTP then redirects to it"),
+    Key("publicHostname", "edge", "public_hostname",
+        Text(DOMAIN, "a lowercase DNS name, e.g. api.example.com"), None,
+        "The name users and SNS reach the app by; its DNS record points at the ALB"),
+    Key("albDeletionProtection", "edge", "alb_deletion_protection", Flag(), False,
+        "Deletion protection on the load balancer"),
+    # --- mail ---
+    Key("senderDomain", "mail", "sender_domain",
+        Text(DOMAIN, "a lowercase DNS domain, e.g. mail.example.com"), None,
+        "SES identity to send from; unset, the app logs emails instead of sending them"),
+    Key("mailFrom", "mail", "mail_from", Text(EMAIL, "an email address"), None,
+        "The From address (default outreach@<senderDomain>)"),
+    # --- tooling ---
+    Key("costAssumptions", "tooling", "cost_assumptions",
+        JsonObject("a JSON object of usage assumptions (see coldreach/data/prices.yaml)"), None,
+        "Usage assumptions for `coldreach cost` (traffic, storage, requests); no resource"),
+]  # fmt: skip
+
+SCHEMA = Schema(KEYS)

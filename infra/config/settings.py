@@ -1,0 +1,244 @@
+"""The validated settings of one stack, grouped as the keys are, and the checks that span keys."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra import capacity, phases, topology
+from infra.config.keys import FARGATE_SIZES, SCHEMA
+from infra.config.schema import ConfigError
+
+# Regions where every service the three phases use (ECS Fargate, RDS, ElastiCache,
+# SES v2, EKS, MSK) is offered.
+REGIONS = frozenset(
+    {
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "ca-central-1",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-central-1",
+        "eu-north-1",
+        "eu-south-1",
+        "ap-south-1",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "sa-east-1",
+    }
+)
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    vpc_cidr: str
+    nat_per_az: bool
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    instance_class: str
+    replica_instance_class: str
+    allocated_storage_gb: int
+    max_allocated_storage_gb: int
+    backup_retention_days: int
+    multi_az: bool
+    engine_version: str
+
+    def class_of(self, endpoint: str) -> str:
+        return self.replica_instance_class if endpoint == "replica" else self.instance_class
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    cpu: int
+    memory: int
+    count: int
+    """The fixed task count, or the autoscaling minimum."""
+    max_count: int
+    db_pool_size: int
+    db_max_overflow: int
+    cpu_target: int | None = None
+    concurrency: int | None = None
+    backlog_target: int | None = None
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    node_type: str
+    nodes: int
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    certificate_arn: str | None
+    public_hostname: str | None
+    alb_deletion_protection: bool
+
+    @property
+    def https(self) -> bool:
+        return self.certificate_arn is not None
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    sender_domain: str | None
+    mail_from: str | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack: str
+    phase: int
+    region: str
+    ephemeral: bool
+    production: bool
+    log_retention_days: int
+    image: str | None
+    network: NetworkSettings
+    database: DatabaseSettings
+    services: Mapping[str, ServiceSettings]
+    cache: CacheSettings
+    edge: EdgeSettings
+    mail: MailSettings
+    cost_assumptions: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def protect(self) -> bool:
+        """Stateful resources are protected unless the stack is declared throwaway."""
+        return not self.ephemeral
+
+    @property
+    def features(self) -> phases.Features:
+        return phases.of(self.phase)
+
+    def service(self, name: str) -> ServiceSettings:
+        return self.services[name]
+
+    def pools(self) -> dict[str, list[capacity.Pool]]:
+        """Connections each database endpoint may see at maximum scale, per service, from
+        the services the topology lets reach it."""
+        found: dict[str, list[capacity.Pool]] = {}
+        for service in topology.running(self.features):
+            s = self.services[service.name]
+            tasks = s.max_count if self.features.autoscaling else s.count
+            for endpoint in service.database_endpoints(self.features):
+                found.setdefault(endpoint, []).append(
+                    capacity.Pool(service.name, tasks, s.db_pool_size, s.db_max_overflow)
+                )
+        return found
+
+
+def build(stack: str, region: str | None, values: Mapping[str, Any]) -> Settings:
+    """Settings from the values `SCHEMA.read` returned, then the checks across keys."""
+    if region is None:
+        raise ConfigError("aws:region", None, "set aws:region, e.g. us-east-1")
+    if region not in REGIONS:
+        raise ConfigError("aws:region", region, "one of " + ", ".join(sorted(REGIONS)))
+    groups: dict[str, dict[str, Any]] = {}
+    for key in SCHEMA.keys:
+        groups.setdefault(key.group, {})[key.field] = values[key.name]
+    stack_values = groups.pop("stack")
+    services = {
+        group.removeprefix("service:"): ServiceSettings(**fields)
+        for group, fields in groups.items()
+        if group.startswith("service:")
+    }
+    settings = Settings(
+        stack=stack,
+        region=region,
+        **stack_values,
+        network=NetworkSettings(**groups["network"]),
+        database=DatabaseSettings(**groups["database"]),
+        services=services,
+        cache=CacheSettings(**groups["cache"]),
+        edge=EdgeSettings(**groups["edge"]),
+        mail=MailSettings(**groups["mail"]),
+        cost_assumptions=groups["tooling"]["cost_assumptions"] or {},
+    )
+    _check_fargate(settings)
+    _check_storage(settings.database)
+    _check_mail(settings.mail)
+    _check_scaling(settings)
+    _check_high_availability(settings)
+    _check_connections(settings)
+    return settings
+
+
+def _check_fargate(s: Settings) -> None:
+    for name, service in s.services.items():
+        if service.memory not in FARGATE_SIZES[service.cpu]:
+            sizes = ", ".join(str(m) for m in FARGATE_SIZES[service.cpu])
+            raise ConfigError(
+                f"{name}Memory", service.memory, f"for {name}Cpu {service.cpu}: one of {sizes} MiB"
+            )
+
+
+def _check_storage(db: DatabaseSettings) -> None:
+    if db.max_allocated_storage_gb < db.allocated_storage_gb:
+        raise ConfigError(
+            "dbMaxAllocatedStorageGb",
+            db.max_allocated_storage_gb,
+            f">= dbAllocatedStorageGb ({db.allocated_storage_gb})",
+        )
+
+
+def _check_mail(mail: MailSettings) -> None:
+    if mail.mail_from is None:
+        return
+    if mail.sender_domain is None:
+        raise ConfigError("mailFrom", mail.mail_from, "only together with senderDomain")
+    if not mail.mail_from.endswith("@" + mail.sender_domain):
+        raise ConfigError(
+            "mailFrom", mail.mail_from, f"an address at senderDomain ({mail.sender_domain})"
+        )
+
+
+def _check_scaling(s: Settings) -> None:
+    for name, service in s.services.items():
+        if service.max_count < service.count:
+            count_key = next(k.name for k in SCHEMA.keys if k.group == f"service:{name}"
+                             and k.field == "count")  # fmt: skip
+            raise ConfigError(
+                f"{name}MaxCount", service.max_count, f">= {count_key} ({service.count})"
+            )
+
+
+def _check_high_availability(s: Settings) -> None:
+    """From phase 2 a production stack must survive losing an AZ."""
+    if not s.production or s.phase < 2:
+        return
+    if not s.database.multi_az:
+        raise ConfigError("dbMultiAz", False, "true on a production stack (phase 2 and later)")
+    if s.cache.nodes < 2:
+        raise ConfigError(
+            "cacheNodes", s.cache.nodes, ">= 2 on a production stack, for automatic failover"
+        )
+
+
+def _check_connections(s: Settings) -> None:
+    """The app's pools at maximum scale must fit in what each database endpoint accepts."""
+    for endpoint, pools in s.pools().items():
+        instance_class = s.database.class_of(endpoint)
+        usable = capacity.usable_connections(instance_class)
+        if usable is None:
+            continue  # unknown class: the program warns instead
+        needed = sum(p.connections for p in pools)
+        if needed > usable:
+            detail = " + ".join(
+                f"{p.service} {p.tasks} x ({p.pool_size}+{p.max_overflow})" for p in pools
+            )
+            key = "dbInstanceClass" if endpoint == "primary" else "dbReplicaInstanceClass"
+            raise ConfigError(
+                key,
+                instance_class,
+                f"a class with room for {needed} connections at maximum scale ({detail}); "
+                f"{instance_class} allows about {usable}. Pick a larger class or smaller pools",
+            )

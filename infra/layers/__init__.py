@@ -1,0 +1,1 @@
+"""The program's layers, built in this order: network, data, edge, compute."""

@@ -1,0 +1,64 @@
+"""The edge layer: the internet-facing load balancer, and the SES identity mail leaves from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.mail import Mail, MailArgs
+from components.network import Network
+from infra.config import Settings
+from infra.topology import EDGE, Topology
+
+HEALTH_PATH = "/healthz"
+
+
+@dataclass
+class Edge:
+    load_balancer: LoadBalancer
+    mail: Mail | None
+    public_url: pulumi.Output[str]
+    """Where users and SNS reach the app: the configured hostname, else the ALB's name."""
+
+
+def build(s: Settings, topology: Topology, net: Network) -> Edge:
+    (api,) = [svc for svc in topology.services if svc.load_balanced]
+    assert api.port is not None
+    load_balancer = LoadBalancer(
+        EDGE,
+        LoadBalancerArgs(
+            vpc_id=net.vpc.id,
+            subnet_ids=net.public_subnet_ids,
+            target_port=api.port,
+            health_check_path=HEALTH_PATH,
+            certificate_arn=s.edge.certificate_arn,
+            deletion_protection=s.edge.alb_deletion_protection,
+            log_retention_days=s.log_retention_days,
+            protect=s.protect,
+            security_group_tags=topology.tags(EDGE),
+        ),
+    )
+    mail = None
+    if s.mail.sender_domain:
+        mail = Mail(
+            "mail",
+            MailArgs(
+                domain=s.mail.sender_domain,
+                mail_from=s.mail.mail_from or f"outreach@{s.mail.sender_domain}",
+                configuration_set_name=f"cold-reach-{s.stack}",
+            ),
+        )
+    else:
+        pulumi.log.warn(
+            "cold-reach:senderDomain is not set: no SES identity is created and the app "
+            "logs emails instead of sending them (MAILER=console)."
+        )
+    hostname = s.edge.public_hostname
+    if hostname is None:
+        public_url = load_balancer.url
+    else:
+        scheme = "https" if s.edge.https else "http"
+        public_url = pulumi.Output.from_input(f"{scheme}://{hostname}")
+    return Edge(load_balancer, mail, public_url)

@@ -1,0 +1,58 @@
+"""What each phase turns on: the seed's scaling table as data.
+
+The program's layers read these switches; no layer asks "which phase is this".
+Phases are cumulative: a stack promoted to the next phase keeps everything it
+has under the same names, and the switches only add or reshape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Queue = Literal["inline", "celery", "kafka"]
+
+
+@dataclass(frozen=True)
+class Features:
+    users: str
+    nat: bool
+    """NAT gateway(s): one, or one per AZ with `natPerAz`."""
+    private_compute: bool
+    """Services in the private subnets without public IPs (needs the NAT to pull images)."""
+    queue: Queue
+    """Where background sends wait: in the API process, Celery on Redis, or Kafka."""
+    replica: bool
+    """A read replica of the primary database for list reads."""
+    cache: bool
+    """ElastiCache Redis (the Celery broker)."""
+    autoscaling: bool
+    """Services scale between their minimum and maximum counts."""
+    cluster: bool = False
+    """EKS with Kubernetes workloads."""
+    kafka: bool = False
+    """MSK."""
+    shards: bool = False
+    """Sharded PostgreSQL (shard 1 is the phase-2 database)."""
+    tracing: bool = False
+    """OTLP tracing for every service."""
+
+    def not_built(self) -> list[str]:
+        """Switches this program cannot build yet."""
+        pending = ("cluster", "kafka", "shards", "tracing")
+        return [name for name in pending if getattr(self, name)]
+
+
+PHASES: dict[int, Features] = {
+    1: Features("~1,000", nat=False, private_compute=False, queue="inline", replica=False,
+                cache=False, autoscaling=False),
+    2: Features("~10,000", nat=True, private_compute=True, queue="celery", replica=True,
+                cache=True, autoscaling=True),
+    3: Features("100,000+", nat=True, private_compute=True, queue="kafka", replica=True,
+                cache=True, autoscaling=True, cluster=True, kafka=True, shards=True,
+                tracing=True),
+}  # fmt: skip
+
+
+def of(phase: int) -> Features:
+    return PHASES[phase]

@@ -1,0 +1,233 @@
+"""Who runs, and who may reach what: the one declaration of the system's shape.
+
+"Who may reach the database?" is answered here and nowhere else. Security-group
+rules, IAM grants, secrets and environment wiring and the connection arithmetic
+are derived from it by the program; the stack exports it as the `topology`
+output, the security groups carry it as tags (`coldreach:node`,
+`coldreach:admits`), and the policy pack and `coldreach verify` check the
+deployed rules against it. Nothing reaches a data tier unless a service below
+names it in `reaches`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from infra.phases import Features
+
+INTERNET = "internet"
+EDGE = "edge"
+"""The internet-facing load balancer."""
+AWS_APIS = "aws-apis"
+"""AWS's public endpoints over HTTPS (ECR, Secrets Manager, CloudWatch, SES)."""
+
+
+class Kind(StrEnum):
+    HTTP_API = "http-api"
+    WORKER = "worker"
+    GRPC = "grpc"
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A data tier: one security group in front of one or more endpoints."""
+
+    name: str
+    engine: str
+    port: int
+    label: str
+    """Protocol name in rule descriptions."""
+    exists: Callable[[Features], bool]
+    endpoints: tuple[str, ...] = ()
+    """Named endpoints behind the same group, e.g. the database's primary and replica."""
+
+
+@dataclass(frozen=True)
+class Reach:
+    """One thing a service may reach: a tier (optionally one endpoint of it) or SES."""
+
+    target: str
+    endpoint: str | None = None
+    when: Callable[[Features], bool] = lambda f: True
+
+    @property
+    def name(self) -> str:
+        return f"{self.target}.{self.endpoint}" if self.endpoint else self.target
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    kind: Kind
+    runs: Callable[[Features], bool]
+    reaches: tuple[Reach, ...]
+    port: int | None = None
+    load_balanced: bool = False
+    label: str = ""
+    """What its listener serves, in rule descriptions."""
+
+    def reaches_now(self, features: Features) -> list[Reach]:
+        """What it may reach in this phase: its own conditions, and tiers that exist."""
+        found: list[Reach] = []
+        for reach in self.reaches:
+            if not reach.when(features):
+                continue
+            tier = TIERS.get(reach.target)
+            if tier is not None and not tier.exists(features):
+                continue
+            if reach.endpoint == "replica" and not features.replica:
+                continue
+            found.append(reach)
+        return found
+
+    def may_reach(self, features: Features, target: str) -> bool:
+        return any(r.target == target for r in self.reaches_now(features))
+
+    def database_endpoints(self, features: Features) -> list[str]:
+        return [
+            r.endpoint or "primary" for r in self.reaches_now(features) if r.target == "database"
+        ]
+
+
+def _always(_: Features) -> bool:
+    return True
+
+
+TIERS: dict[str, Tier] = {
+    "database": Tier("database", "postgres", 5432, "PostgreSQL", _always, ("primary", "replica")),
+    "cache": Tier("cache", "redis", 6379, "Redis", lambda f: f.cache),
+}
+
+SES = "ses"
+"""Sending mail from the stack's SES identity (an IAM grant, not a network flow)."""
+
+
+def _sends_inline(f: Features) -> bool:
+    return f.queue == "inline"
+
+
+def _celery(f: Features) -> bool:
+    return f.queue == "celery"
+
+
+SERVICES: tuple[Service, ...] = (
+    Service(
+        "web",
+        Kind.HTTP_API,
+        runs=_always,
+        port=8000,
+        load_balanced=True,
+        label="HTTP to the API",
+        reaches=(
+            Reach("database", "primary"),
+            # List reads only; email status is always read from the primary.
+            Reach("database", "replica"),
+            # Enqueues sends for the worker.
+            Reach("cache", when=_celery),
+            # Sends itself only while background work runs in its process.
+            Reach(SES, when=_sends_inline),
+        ),
+    ),
+    Service(
+        "worker",
+        Kind.WORKER,
+        runs=_celery,
+        reaches=(Reach("database", "primary"), Reach("cache"), Reach(SES)),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Traffic one security group admits from another (or from the internet)."""
+
+    source: str
+    target: str
+    port: int
+    label: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"from": self.source, "to": self.target, "port": self.port}
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The declaration as it stands in one phase."""
+
+    features: Features
+    services: tuple[Service, ...]
+    tiers: tuple[Tier, ...]
+
+    def service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)
+
+    def flows(self) -> list[Flow]:
+        """Every network flow: internet -> edge -> services -> tiers, and out to AWS's APIs."""
+        found = [
+            Flow(INTERNET, EDGE, 443, "HTTPS from the internet"),
+            Flow(INTERNET, EDGE, 80, "HTTP from the internet"),
+        ]
+        for s in self.services:
+            if s.load_balanced and s.port is not None:
+                found.append(Flow(EDGE, s.name, s.port, s.label))
+        for s in self.services:
+            seen: set[str] = set()
+            for reach in s.reaches_now(self.features):
+                tier = TIERS.get(reach.target)
+                if tier is None or tier.name in seen:
+                    continue  # SES is an IAM grant; a tier's endpoints share one group
+                seen.add(tier.name)
+                found.append(Flow(s.name, tier.name, tier.port, tier.label))
+            found.append(Flow(s.name, AWS_APIS, 443, "HTTPS to AWS APIs"))
+        return found
+
+    def admits(self, node: str) -> list[str]:
+        """The sources a node's security group admits, in declaration order."""
+        sources: list[str] = []
+        for flow in self.flows():
+            if flow.target == node and flow.source not in sources:
+                sources.append(flow.source)
+        return sources
+
+    def reaching(self, target: str) -> list[str]:
+        """The services that may reach `target` (a tier, or SES)."""
+        return [s.name for s in self.services if s.may_reach(self.features, target)]
+
+    def tags(self, node: str) -> dict[str, str]:
+        """Tags on a node's security group, so the policy pack can check rules against the
+        declaration without the stack's outputs."""
+        return {"coldreach:node": node, "coldreach:admits": " ".join(self.admits(node))}
+
+    def to_json(self) -> dict[str, Any]:
+        """The `topology` stack output."""
+        return {
+            "services": {
+                s.name: {
+                    "kind": s.kind.value,
+                    "port": s.port,
+                    "load_balanced": s.load_balanced,
+                    "reaches": [r.name for r in s.reaches_now(self.features)],
+                }
+                for s in self.services
+            },
+            "tiers": {
+                t.name: {"engine": t.engine, "port": t.port, "admits": self.admits(t.name)}
+                for t in self.tiers
+            },
+            "flows": [f.to_json() for f in self.flows()],
+        }
+
+
+def running(features: Features) -> list[Service]:
+    return [s for s in SERVICES if s.runs(features)]
+
+
+def declare(features: Features) -> Topology:
+    return Topology(
+        features,
+        tuple(running(features)),
+        tuple(t for t in TIERS.values() if t.exists(features)),
+    )
