@@ -12,6 +12,7 @@ from coldreach.runtime.model import Deployment, Resource
 
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 WORLD = ("0.0.0.0/0", "::/0")
 
@@ -66,6 +67,26 @@ def ingress(deployment: Deployment, group_id: str | None = None) -> list[Ingress
                 cidr=r.get("cidrIpv4") or r.get("cidrIpv6"),
             )
         )
+    # The older rule resource opens a group just the same: an ingress of that type counts.
+    for r in deployment.of_type(SG_RULE):
+        if r.get("type") != "ingress":
+            continue
+        sources = (r.get("cidrBlocks") or []) + (r.get("ipv6CidrBlocks") or [])
+        group = r.get("sourceSecurityGroupId") or (
+            r.get("securityGroupId") if r.get("self") else None
+        )
+        for source in sources or [None]:
+            found.append(
+                Ingress(
+                    rule=r,
+                    group_id=r.get("securityGroupId"),
+                    port_from=r.get("fromPort"),
+                    port_to=r.get("toPort"),
+                    protocol=str(r.get("protocol")),
+                    source_group=group if source is None else None,
+                    cidr=source,
+                )
+            )
     # Inline rules would bypass the rule resources above; count them too.
     for sg in deployment.of_type(SECURITY_GROUP):
         for rule in sg.get("ingress") or []:
@@ -101,3 +122,28 @@ def security_groups_of(deployment: Deployment, resource: Resource) -> list[Resou
 
 def stateful(deployment: Deployment) -> list[Resource]:
     return [r for r in deployment if r.type in STATEFUL_TYPES]
+
+
+def node_of(deployment: Deployment, group_id: str | None) -> str | None:
+    """The topology node a security group is (its `coldreach:node` tag), None if untagged."""
+    if group_id is None:
+        return None
+    try:
+        return (deployment.by_id(group_id).get("tags") or {}).get("coldreach:node")
+    except KeyError:
+        return None
+
+
+def undeclared_ingress(deployment: Deployment) -> list[Ingress]:
+    """Ingress between the stack's groups that no flow of the `topology` output declares."""
+    flows = {(f["from"], f["to"], f["port"]) for f in deployment.output("topology")["flows"]}
+    found: list[Ingress] = []
+    for rule in ingress(deployment):
+        target = node_of(deployment, rule.group_id)
+        source = "internet" if rule.from_world else node_of(deployment, rule.source_group)
+        ports = range(rule.port_from or 0, (rule.port_to or 65535) + 1)
+        if rule.protocol == "-1" or not any((source, target, p) in flows for p in ports):
+            found.append(rule)
+        elif len(ports) > 1:
+            found.append(rule)  # a range opens more than the one declared port
+    return found

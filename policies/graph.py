@@ -148,6 +148,21 @@ def app_groups(args: StackValidationArgs) -> dict[str, PolicyResource]:
     }
 
 
+NODE_TAG = "coldreach:node"
+ADMITS_TAG = "coldreach:admits"
+
+
+def node(sg: PolicyResource) -> str | None:
+    """Which node of the declared topology a security group is (its `coldreach:node` tag)."""
+    return (mapping(sg.props.get("tags")) or {}).get(NODE_TAG)
+
+
+def admits(sg: PolicyResource) -> list[str] | None:
+    """The nodes the declared topology lets into a group (`coldreach:admits`), or None."""
+    value = (mapping(sg.props.get("tags")) or {}).get(ADMITS_TAG)
+    return None if value is None else str(value).split()
+
+
 def data_port(resource: PolicyResource) -> int:
     """The port a database or cache listens on; a replica without one uses its source's."""
     port = resource.props.get("port")
@@ -171,7 +186,7 @@ def _ingress_findings(
     rule: Mapping[str, Any],
     sources: list[PolicyResource],
     port: int,
-    app: dict[str, PolicyResource],
+    declared: list[str],
 ) -> Iterator[str]:
     ranges = _address_ranges(rule)
     for cidr in ranges:
@@ -185,8 +200,12 @@ def _ingress_findings(
     if not sources and not ranges and rule.get("self") is not True:
         yield "admits a security group that is not in this stack"
     for source in sources:
-        if source.urn not in app:
-            yield f"admits {source.name}, which is not a security group of an app service"
+        if node(source) not in declared:
+            what = node(source) or "no coldreach:node tag"
+            yield (
+                f"admits {source.name} ({what}), which the declared topology does not let in "
+                f"(it admits: {' '.join(declared) or 'nothing'})"
+            )
 
 
 @stack_rule(
@@ -195,8 +214,9 @@ def _ingress_findings(
     sources=("Cold Reach: RDS/Redis only from the app", "SH EC2.19 (least-privilege form)"),
     severity=Severity.CRITICAL,
     description=(
-        "RDS and ElastiCache security groups admit only the security groups of the ECS "
-        "services, only on the engine's port, never an address range"
+        "RDS and ElastiCache security groups admit only the services the declared "
+        "topology names (the group's coldreach:admits tag, matched against each source's "
+        "coldreach:node tag), only on the engine's port, never an address range"
     ),
 )
 def data_tier_only_from_app(args: StackValidationArgs) -> Iterator[Finding]:
@@ -214,14 +234,24 @@ def data_tier_only_from_app(args: StackValidationArgs) -> Iterator[Finding]:
             checked.add((sg.urn, port))
             if sg.urn in app:
                 yield sg.urn, f"{data.name} shares a security group with an app service"
+            declared = admits(sg)
+            if declared is None:
+                yield (
+                    sg.urn,
+                    (
+                        f"{data.name} ({sg.name}) has no coldreach:admits tag: the topology's "
+                        "declaration of who may reach it is missing"
+                    ),
+                )
+                declared = []
             for rule in rules:
                 if sg.urn not in {g.urn for g in _rule_group(rule)}:
                     continue
-                for message in _ingress_findings(rule.props, _rule_sources(rule), port, app):
+                for message in _ingress_findings(rule.props, _rule_sources(rule), port, declared):
                     yield rule.urn, f"{data.name} ({sg.name}): {message}"
             inline_sources = refs(sg, "ingress", t.SECURITY_GROUP)
             for rule in _inline_ingress(sg):
-                for message in _ingress_findings(rule, inline_sources, port, app):
+                for message in _ingress_findings(rule, inline_sources, port, declared):
                     yield sg.urn, f"{data.name} ({sg.name}) inline rule: {message}"
 
 

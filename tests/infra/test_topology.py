@@ -133,3 +133,40 @@ def test_phase_table_reads_like_the_scaling_plan() -> None:
     assert three.not_built() == ["cluster", "kafka", "shards", "tracing"]
     assert [s.name for s in topology.running(one)] == ["web"]
     assert [s.name for s in topology.running(two)] == ["web", "worker"]
+
+
+def test_graph_finds_rules_the_declaration_does_not_have(
+    program: Callable[..., Deployment],
+) -> None:
+    import copy
+
+    from coldreach.runtime.model import Resource
+
+    d = program("staging")
+    assert graph.undeclared_ingress(d) == []
+    d = copy.deepcopy(d)
+    cache_sg = d.named("cache-sg")
+    edge_sg = d.named("edge-sg")
+    # The older rule resource, from a group the declaration never lets reach Redis.
+    d.resources.append(
+        Resource(
+            urn="urn:pulumi:staging::cold-reach::aws:ec2/securityGroupRule:SecurityGroupRule::x",
+            type=graph.SG_RULE,
+            name="x",
+            id="sgr-x",
+            parent=None,
+            custom=True,
+            protect=False,
+            inputs={
+                "type": "ingress",
+                "securityGroupId": cache_sg.id,
+                "sourceSecurityGroupId": edge_sg.id,
+                "protocol": "tcp",
+                "fromPort": 6379,
+                "toPort": 6379,
+            },
+            outputs={},
+        )
+    )
+    [found] = graph.undeclared_ingress(d)
+    assert (found.rule.name, found.source_group, found.group_id) == ("x", edge_sg.id, cache_sg.id)

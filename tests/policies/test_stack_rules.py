@@ -41,6 +41,11 @@ def add_ingress(
     return g.add(t.INGRESS, name, ingress(port, **props), **groups)
 
 
+def tags(node: str, admits: str) -> dict[str, object]:
+    """The topology's tags on a security group: which node it is and whom it admits."""
+    return {"tags": {"coldreach:node": node, "coldreach:admits": admits}}
+
+
 def stack() -> Graph:
     """A compliant phase-2 shape: VPC, public/private subnets, ALB, app, RDS + replica, Redis."""
     g = Graph()
@@ -70,7 +75,9 @@ def stack() -> Graph:
         subnetId="private-a",
         routeTableId="private-rt",
     )
-    g.add(t.SECURITY_GROUP, "lb-sg", {"description": "edge"}, vpcId="vpc")
+    g.add(
+        t.SECURITY_GROUP, "lb-sg", {"description": "edge", **tags("edge", "internet")}, vpcId="vpc"
+    )
     add_ingress(g, "lb-in-443", 443, "lb-sg", cidrIpv4=WORLD)
     g.add(
         t.LOAD_BALANCER,
@@ -81,7 +88,10 @@ def stack() -> Graph:
     )
     g.add(t.WAF_ASSOCIATION, "waf", {}, resourceArn="alb")
     for app in ("web", "worker"):
-        g.add(t.SECURITY_GROUP, f"{app}-sg", {"description": app}, vpcId="vpc")
+        admitted = "edge" if app == "web" else ""
+        g.add(
+            t.SECURITY_GROUP, f"{app}-sg", {"description": app, **tags(app, admitted)}, vpcId="vpc"
+        )
         g.add(t.IAM_ROLE, f"{app}-execution", {})
         g.add(t.IAM_ROLE, f"{app}-task-role", {})
         g.add(
@@ -99,7 +109,12 @@ def stack() -> Graph:
             taskDefinition=f"{app}-task",
         )
     add_ingress(g, "web-in-lb", 8000, "web-sg", "lb-sg")
-    g.add(t.SECURITY_GROUP, "db-sg", {"description": "db"}, vpcId="vpc")
+    g.add(
+        t.SECURITY_GROUP,
+        "db-sg",
+        {"description": "db", **tags("database", "web worker")},
+        vpcId="vpc",
+    )
     g.add(t.RDS_SUBNET_GROUP, "db-subnets", {}, subnetIds=["private-a", "private-b"])
     g.add(
         t.RDS_PARAMETER_GROUP,
@@ -122,7 +137,12 @@ def stack() -> Graph:
         vpcSecurityGroupIds=["db-sg"],
         parameterGroupName="db-params",
     )
-    g.add(t.SECURITY_GROUP, "cache-sg", {"description": "cache"}, vpcId="vpc")
+    g.add(
+        t.SECURITY_GROUP,
+        "cache-sg",
+        {"description": "cache", **tags("cache", "web worker")},
+        vpcId="vpc",
+    )
     g.add(t.CACHE_SUBNET_GROUP, "cache-subnets", {}, subnetIds=["private-a", "private-b"])
     g.add(
         t.REPLICATION_GROUP,
@@ -204,6 +224,27 @@ FAILING: list[tuple[str, str, Change, str, str]] = [
         lambda g: add_ingress(g, "db-in-lb", 5432, "db-sg", "lb-sg"),
         "db-in-lb",
         "admits lb-sg",
+    ),
+    (
+        "N6",
+        "source-not-declared",
+        lambda g: g.props("cache-sg").update(tags("cache", "worker")),
+        "cache-in-web",
+        "admits web-sg (web), which the declared topology does not let in (it admits: worker)",
+    ),
+    (
+        "N6",
+        "source-without-node-tag",
+        lambda g: g.props("worker-sg").pop("tags"),
+        "db-in-worker",
+        "admits worker-sg (no coldreach:node tag)",
+    ),
+    (
+        "N6",
+        "admits-tag-missing",
+        lambda g: g.props("db-sg").pop("tags"),
+        "db-sg",
+        "has no coldreach:admits tag",
     ),
     (
         "N6",
@@ -387,7 +428,12 @@ def test_replica_without_port_is_checked_on_its_sources_port() -> None:
     with the source's port it finds the 5432 rules wrong, with the default it would not."""
     g = stack()
     g.props("db").update(port=5433)
-    g.add(t.SECURITY_GROUP, "primary-sg", {"description": "primary"}, vpcId="vpc")
+    g.add(
+        t.SECURITY_GROUP,
+        "primary-sg",
+        {"description": "primary", **tags("database", "web worker")},
+        vpcId="vpc",
+    )
     g.refer("db", "vpcSecurityGroupIds", "primary-sg")
     found = check_stack("N6", g)
     assert {m for _, m in found} == {
