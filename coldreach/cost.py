@@ -233,6 +233,15 @@ class _Pricer:
         if not r.get("internal"):
             yield self.ipv4(r, len(r.get("subnets") or []), "one per AZ")
 
+    def web_acl(self, r: Resource) -> Iterator[Item]:
+        yield self.item(r, "WAF web ACL", "waf.web_acl_month", 1, "ACL-months")
+        rules = len(r.get("rules") or [])
+        yield self.item(r, f"WAF rules ({rules})", "waf.rule_month", rules, "rule-months")
+        requests = self.t.assumptions["requests_per_month"] / 1e6
+        yield self.item(
+            r, "WAF requests inspected", "waf.million_requests", requests, "M requests", True
+        )
+
     def eks_cluster(self, r: Resource) -> Iterator[Item]:
         yield self.item(r, "EKS control plane", "eks.cluster_hour", self.hours, "hours")
 
@@ -306,6 +315,7 @@ class _Pricer:
             "aws:ec2/natGateway:NatGateway": self.nat_gateway,
             "aws:ec2/eip:Eip": self.eip,
             "aws:lb/loadBalancer:LoadBalancer": self.load_balancer,
+            "aws:wafv2/webAcl:WebAcl": self.web_acl,
             "aws:eks/cluster:Cluster": self.eks_cluster,
             "aws:eks/nodeGroup:NodeGroup": self.eks_node_group,
             "aws:msk/cluster:Cluster": self.msk_cluster,

@@ -159,6 +159,11 @@ KEYS: list[Key] = [
         "The name users and SNS reach the app by; its DNS record points at the ALB"),
     Key("albDeletionProtection", "edge", "alb_deletion_protection", Flag(), False,
         "Deletion protection on the load balancer"),
+    Key("wafEnabled", "edge", "waf_enabled", Flag(),
+        Derived(_production, "the value of production"),
+        "AWS WAF on the load balancer: AWS managed rule sets and a per-IP rate limit"),
+    Key("wafRateLimit", "edge", "waf_rate_limit", Integer(minimum=100, maximum=2_000_000_000),
+        2000, "Requests one IP may send in 5 minutes before WAF blocks it"),
     # --- mail ---
     Key("senderDomain", "mail", "sender_domain",
         Text(DOMAIN, "a lowercase DNS domain, e.g. mail.example.com"), None,

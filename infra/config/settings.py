@@ -81,6 +81,8 @@ class EdgeSettings:
     certificate_arn: str | None
     public_hostname: str | None
     alb_deletion_protection: bool
+    waf_enabled: bool
+    waf_rate_limit: int
 
     @property
     def https(self) -> bool:

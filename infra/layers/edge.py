@@ -1,4 +1,5 @@
-"""The edge layer: the internet-facing load balancer, and the SES identity mail leaves from."""
+"""The edge layer: the internet-facing load balancer (behind WAF where configured), and the
+SES identity mail leaves from."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pulumi
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.mail import Mail, MailArgs
 from components.network import Network
+from components.waf import WebFirewall, WebFirewallArgs
 from infra.config import Settings
 from infra.topology import EDGE, Topology
 
@@ -19,6 +21,7 @@ HEALTH_PATH = "/healthz"
 class Edge:
     load_balancer: LoadBalancer
     mail: Mail | None
+    firewall: WebFirewall | None
     public_url: pulumi.Output[str]
     """Where users and SNS reach the app: the configured hostname, else the ALB's name."""
 
@@ -40,6 +43,16 @@ def build(s: Settings, topology: Topology, net: Network) -> Edge:
             security_group_tags=topology.tags(EDGE),
         ),
     )
+    firewall = None
+    if s.edge.waf_enabled:
+        firewall = WebFirewall(
+            "waf",
+            WebFirewallArgs(
+                load_balancer_arn=load_balancer.alb.arn,
+                rate_limit=s.edge.waf_rate_limit,
+                log_retention_days=s.log_retention_days,
+            ),
+        )
     mail = None
     if s.mail.sender_domain:
         mail = Mail(
@@ -61,4 +74,4 @@ def build(s: Settings, topology: Topology, net: Network) -> Edge:
     else:
         scheme = "https" if s.edge.https else "http"
         public_url = pulumi.Output.from_input(f"{scheme}://{hostname}")
-    return Edge(load_balancer, mail, public_url)
+    return Edge(load_balancer, mail, firewall, public_url)

@@ -54,8 +54,11 @@ def test_prod_phase2_by_hand(table: cost.PriceTable) -> None:
     redis = 2 * 0.149 * H
     nat = 2 * (0.045 * H + 50 * 0.045 + 0.005 * H)
     alb = 0.0225 * H + 0.008 * H + 2 * 0.005 * H
-    expected = web + worker + primary + replica + redis + nat + alb + 1.70 + 0.20 + 2.50
-    assert estimate.monthly_usd == round(expected, 2) == 891.92
+    # WAF, on by default in production: the ACL, 3 managed rule groups and the rate
+    # rule, and 3 million requests inspected.
+    waf = 5.00 + 4 * 1.00 + 3 * 0.60
+    expected = web + worker + primary + replica + redis + nat + alb + waf + 1.70 + 0.20 + 2.50
+    assert estimate.monthly_usd == round(expected, 2) == 902.72
     low = {i.resource for i in estimate.items if i.low_confidence}
     assert {"db-instance", "db-replica", "cache-redis"} <= low
 

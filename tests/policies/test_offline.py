@@ -48,8 +48,8 @@ def test_the_same_findings_are_advisory_in_dev_and_mandatory_in_prod(program: Pr
     staging = program("staging")
     as_staging = offline.evaluate(staging)
     as_prod = offline.evaluate(staging, config=stack_config.load("prod"))
-    per_stack = {("A1", "edge-http"), ("A3c", "edge-alb"), ("D9", "db-instance"),
-                 ("C4", "cache-redis")}  # fmt: skip
+    per_stack = {("A1", "edge-http"), ("A3c", "edge-alb"), ("A5", "edge-alb"),
+                 ("D9", "db-instance"), ("C4", "cache-redis")}  # fmt: skip
     assert per_stack <= {(v.rule, v.resource) for v in as_staging if not v.mandatory}
     # prod also raises the thresholds: backups >= 14 days, logs kept >= 365 days.
     thresholds = {("D3a", "db-instance"), ("D3a", "db-replica"), ("L1", "web-logs"),
