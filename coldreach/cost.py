@@ -10,7 +10,6 @@ minimum (the baseline bill); in-use public IPv4 addresses are priced too.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -18,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.console import Console
-from rich.table import Table
 
 from coldreach import stacks
 from coldreach.runtime import Deployment, Resource
@@ -338,60 +335,15 @@ def estimate(deployment: Deployment, table: PriceTable | None = None) -> Estimat
     return Estimate(deployment.stack, phase, _Pricer(deployment, table).items())
 
 
-def estimate_stack(
-    stack: str, phase: int | None = None, deployment: Deployment | None = None
-) -> Estimate:
-    """Prices `stack` (at `phase`), with the stack's own usage assumptions."""
-    from coldreach.plan import run_program
-
-    config = stacks.load(stacks.find_root(), stack)
+def prices_for(stack: str, root: Path | None = None) -> PriceTable:
+    """The price table with `stack`'s own usage assumptions (`cold-reach:costAssumptions`)."""
+    config = stacks.load(root or stacks.find_root(), stack)
     try:
-        table = PriceTable.load().with_assumptions(assumptions_of(config))
+        return PriceTable.load().with_assumptions(assumptions_of(config))
     except ValueError as err:
         raise stacks.StackError(str(err)) from None
-    return estimate(deployment or run_program(stack, phase), table)
 
 
-def render(estimate: Estimate, console: Console, detailed: bool = True) -> None:
-    table = Table(
-        title=f"Monthly cost of {estimate.stack}, phase {estimate.phase} (us-east-1, on-demand)",
-        show_footer=True,
-    )
-    table.add_column("resource", footer="total")
-    table.add_column("item")
-    table.add_column("quantity", justify="right")
-    table.add_column("USD / month", justify="right", footer=f"{estimate.monthly_usd:,.2f}")
-    rows = estimate.items if detailed else []
-    for i in rows:
-        marks = ("*" if i.usage_based else "") + ("~" if i.low_confidence else "")
-        price = "no price" if i.unit_usd is None else f"{i.monthly_usd:,.2f}{marks}"
-        table.add_row(i.resource, i.what, f"{i.quantity:,.1f} {i.unit}", price)
-    console.print(table)
-    console.print(
-        "* usage-based (assumption in coldreach/data/prices.yaml, override with "
-        f"{ASSUMPTIONS_KEY}); ~ low-confidence price, verify before relying on it"
-    )
-    if estimate.missing_prices:
-        console.print(f"[yellow]no price for:[/] {', '.join(estimate.missing_prices)}")
-
-
-def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from coldreach.plan import stack_options
-
-    p = sub.add_parser(
-        "cost",
-        help="monthly cost of a stack, per resource",
-        description="Prices the resources the program declares for STACK (us-east-1, on-demand).",
-    )
-    stack_options(p, "price")
-    p.set_defaults(run=command)
-
-
-def command(args: argparse.Namespace, out: Console, err: Console) -> int:
-    if args.json:
-        print(json.dumps(estimate_stack(args.stack, args.phase).to_json(), indent=2))
-        return 0
-    with err.status(f"Evaluating stack {args.stack} offline..."):
-        result = estimate_stack(args.stack, args.phase)
-    render(result, out)
-    return 0
+def estimate_for(deployment: Deployment) -> Estimate:
+    """Prices an evaluated stack with its stack file's usage assumptions."""
+    return estimate(deployment, prices_for(deployment.stack))

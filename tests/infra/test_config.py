@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from coldreach import plan
 from coldreach.cli import main
+from coldreach.evaluation import evaluate_stack
 from coldreach.runtime import ProgramError
 from infra.config import ConfigError, Settings, parse
 
@@ -81,7 +81,7 @@ def test_unknown_and_missing_region_are_refused() -> None:
 
 def test_program_stops_before_declaring_anything() -> None:
     with pytest.raises(ProgramError, match=r"cold-reach:phase = 7") as caught:
-        plan.run_program("dev", overrides={"cold-reach:phase": "7"})
+        evaluate_stack("dev", overrides={"cold-reach:phase": "7"})
     assert "Traceback" not in str(caught.value)
 
 

@@ -11,7 +11,7 @@ import boto3
 from moto import mock_aws
 
 from coldreach import verify
-from coldreach.plan import run_program
+from coldreach.evaluation import evaluate_stack
 from coldreach.runtime import Deployment
 from coldreach.runtime.model import reveal
 from coldreach.runtime.moto_backend import MotoBackend
@@ -56,7 +56,7 @@ def deployed(
     botocore is patched only inside it."""
     with mock_aws():
         backend = MotoBackend(REGION)
-        deployment = run_program(stack, phase, backend=backend, overrides=overrides)
+        deployment = evaluate_stack(stack, phase, backend=backend, overrides=overrides)
         yield Deployed(deployment, backend)
 
 
