@@ -20,6 +20,7 @@ import yaml
 
 from coldreach import stacks
 from coldreach.runtime import Deployment, Resource
+from policies.resource_types import TYPES
 
 PRICES_FILE = Path(__file__).with_name("data") / "prices.yaml"
 ASSUMPTIONS_KEY = "cold-reach:costAssumptions"
@@ -116,7 +117,7 @@ class Estimate:
         }
 
 
-class _Pricer:
+class Pricer:
     """Turns one deployment into cost items, one rule per resource type."""
 
     def __init__(self, deployment: Deployment, table: PriceTable) -> None:
@@ -156,6 +157,25 @@ class _Pricer:
             if str(target.get("resourceId", "")).endswith(f"/{name}"):
                 return int(target.get("minCapacity"))
         return int(service.get("desiredCount") or 0)
+
+    def rules(self) -> dict[str, Callable[[Resource], Iterator[Item]]]:
+        """Pricing rule by name; the registry (policies/resource_types.py) says which
+        rule bills which type."""
+        return {
+            "ecs_service": self.ecs_service,
+            "rds_instance": self.rds_instance,
+            "replication_group": self.replication_group,
+            "nat_gateway": self.nat_gateway,
+            "eip": self.eip,
+            "load_balancer": self.load_balancer,
+            "eks_cluster": self.eks_cluster,
+            "eks_node_group": self.eks_node_group,
+            "msk_cluster": self.msk_cluster,
+            "secret": self.secret,
+            "repository": self.repository,
+            "kms_key": self.kms_key,
+            "email_identity": self.email_identity,
+        }
 
     # --- one function per priced type ----------------------------------------
 
@@ -296,24 +316,11 @@ class _Pricer:
             )
 
     def items(self) -> list[Item]:
-        rules: dict[str, Callable[[Resource], Iterator[Item]]] = {
-            "aws:ecs/service:Service": self.ecs_service,
-            "aws:rds/instance:Instance": self.rds_instance,
-            "aws:elasticache/replicationGroup:ReplicationGroup": self.replication_group,
-            "aws:ec2/natGateway:NatGateway": self.nat_gateway,
-            "aws:ec2/eip:Eip": self.eip,
-            "aws:lb/loadBalancer:LoadBalancer": self.load_balancer,
-            "aws:eks/cluster:Cluster": self.eks_cluster,
-            "aws:eks/nodeGroup:NodeGroup": self.eks_node_group,
-            "aws:msk/cluster:Cluster": self.msk_cluster,
-            "aws:secretsmanager/secret:Secret": self.secret,
-            "aws:ecr/repository:Repository": self.repository,
-            "aws:kms/key:Key": self.kms_key,
-            "aws:sesv2/emailIdentity:EmailIdentity": self.email_identity,
-        }
+        rules = self.rules()
         found: list[Item] = []
         for r in sorted(self.d.resources, key=lambda r: r.urn):
-            rule = rules.get(r.type)
+            known = TYPES.get(r.type)
+            rule = rules[known.cost] if known and known.cost else None
             if rule is not None:
                 found += list(rule(r))
         return found + list(self.stack_usage())
@@ -332,7 +339,7 @@ def assumptions_of(stack: stacks.StackConfig) -> dict[str, Any]:
 def estimate(deployment: Deployment, table: PriceTable | None = None) -> Estimate:
     table = table or PriceTable.load()
     phase = int(deployment.output("phase"))
-    return Estimate(deployment.stack, phase, _Pricer(deployment, table).items())
+    return Estimate(deployment.stack, phase, Pricer(deployment, table).items())
 
 
 def prices_for(stack: str, root: Path | None = None) -> PriceTable:

@@ -21,8 +21,8 @@ from typing import Any
 from coldreach.errors import UserError
 from coldreach.evaluation import evaluate_stack
 from coldreach.runtime import Deployment
+from coldreach.runtime.emulator import MotoBackend, UnsupportedResource
 from coldreach.runtime.model import mask
-from coldreach.runtime.moto_backend import MotoBackend, UnsupportedResource
 
 HOST = "127.0.0.1"
 

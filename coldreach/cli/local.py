@@ -19,7 +19,7 @@ from coldreach import stacks
 from coldreach.cli.options import phase_arg
 from coldreach.errors import UserError
 from coldreach.local import deploy, moto_server, stack_outputs, write_outputs
-from coldreach.runtime.moto_backend import MotoBackend
+from coldreach.runtime.emulator import MotoBackend
 
 
 def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from boto3.session import Session
 from botocore.config import Config
 
-from coldreach.runtime.moto_backend import EMULATOR_CREDENTIALS
+from coldreach.runtime.emulator import EMULATOR_CREDENTIALS
 
 
 class Aws:

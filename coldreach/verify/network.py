@@ -8,13 +8,17 @@ from coldreach.verify.findings import FAIL, PASS, Finding
 from coldreach.verify.permissions import (
     DB_PORT,
     REDIS_PORT,
-    group_label,
     is_world,
     port_range,
     sources,
 )
 
 ALB_PORTS = frozenset({80, 443})
+
+
+def group_label(state: State, group_id: str) -> str:
+    sg = state.groups.get(group_id)
+    return f"{group_id} ({sg['GroupName']})" if sg else group_id
 
 
 def _check_tier_ingress(

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from coldreach.graph import WORLD
-
-if TYPE_CHECKING:
-    from coldreach.verify.discovery import State
 
 DB_PORT = 5432
 REDIS_PORT = 6379
@@ -38,11 +35,6 @@ def sources(permission: dict[str, Any]) -> Iterable[tuple[str, str]]:
         yield "group", r["GroupId"]
     for r in permission.get("PrefixListIds") or []:
         yield "prefix-list", r["PrefixListId"]
-
-
-def group_label(state: State, group_id: str) -> str:
-    sg = state.groups.get(group_id)
-    return f"{group_id} ({sg['GroupName']})" if sg else group_id
 
 
 def is_world(cidr: str) -> bool:

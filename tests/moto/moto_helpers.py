@@ -13,8 +13,8 @@ from moto import mock_aws
 from coldreach import verify
 from coldreach.evaluation import evaluate_stack
 from coldreach.runtime import Deployment
+from coldreach.runtime.emulator import MotoBackend
 from coldreach.runtime.model import reveal
-from coldreach.runtime.moto_backend import MotoBackend
 
 REGION = "us-east-1"
 # Everything optional switched on: SES/SNS mail and an HTTPS listener.

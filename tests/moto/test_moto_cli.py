@@ -21,7 +21,7 @@ from coldreach import cli
 from coldreach.evaluation import evaluate_stack
 from coldreach.local import HOST, free_port
 from coldreach.runtime import evaluate
-from coldreach.runtime.moto_backend import (
+from coldreach.runtime.emulator import (
     EMULATOR_CREDENTIALS,
     MotoBackend,
     UnsupportedResource,
