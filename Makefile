@@ -42,7 +42,7 @@ unit: setup
 
 test: lint unit
 
-# Offline plan wall time per stack (issues 2 and 3: median <= 5 s).
+# Offline plan wall time per stack (target: median <= 5 s).
 bench: setup
 	$(RUN) python benchmarks/plan_wall_time.py --stack dev
 	$(RUN) python benchmarks/plan_wall_time.py --stack staging
