@@ -114,7 +114,7 @@ def test_stack_files_all_load() -> None:
 def test_an_unknown_key_is_refused_with_the_nearest_valid_name() -> None:
     # The typo would otherwise pass silently and prod would run single-AZ.
     with pytest.raises(ProgramError) as caught:
-        plan.run_program("prod", overrides={"cold-reach:dbMultiAZ": "true"})
+        evaluate_stack("prod", overrides={"cold-reach:dbMultiAZ": "true"})
     assert str(caught.value) == (
         "cold-reach:dbMultiAZ is not a known key: did you mean cold-reach:dbMultiAz?"
     )
@@ -123,7 +123,7 @@ def test_an_unknown_key_is_refused_with_the_nearest_valid_name() -> None:
 
 
 def test_a_key_that_does_nothing_in_this_phase_is_a_warning() -> None:
-    d = plan.run_program("dev", overrides={"cold-reach:cacheNodes": "2"})
+    d = evaluate_stack("dev", overrides={"cold-reach:cacheNodes": "2"})
     assert (
         "warning",
         "cold-reach:cacheNodes is set but changes nothing in phase 1 (it acts in phase 2, 3)",

@@ -5,7 +5,7 @@ YAML, TOML, Makefile, Dockerfile and shell files, comments. A name is a path
 with a known file extension (`coldreach/cost.py`, `README.md`) or a directory
 path ending in `/` under a top-level directory. A path names a file when it
 resolves from the repository root or from the naming file's directory, or when
-a tracked file ends with it (`phase1/__init__.py`); a bare file name, when some
+a tracked file ends with it (`emulator/ec2.py`); a bare file name, when some
 tracked file has that name. Not names: URLs, placeholders (`Pulumi.<stack>.yaml`,
 `PREVIEW.json`), files the documented commands write (`preview.json`, anything
 under an ignored directory such as `var/`).
@@ -162,4 +162,4 @@ def test_a_missing_file_is_reported() -> None:
     assert not exists("DESIGN.md", "README.md", files, dirs)
     assert not exists("../shared/research/iac_style.md", "coldreach/x.py", files, dirs)
     assert exists("coldreach/cost.py", "README.md", files, dirs)
-    assert exists("phase1/__init__.py", "README.md", files, dirs)
+    assert exists("emulator/ec2.py", "README.md", files, dirs)
