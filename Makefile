@@ -1,5 +1,6 @@
 # The two commands a new machine needs: `make demo` and `make test`.
-# uv comes from PyPI when missing; everything else comes from uv.lock.
+# uv comes from PyPI when missing; everything else comes from uv.lock: the Pulumi program's
+# dependencies and every group (tooling, app, dev) and workspace member.
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
@@ -11,7 +12,7 @@ DEMO_DIR ?= var/demo
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	@$(UV) sync --frozen --all-packages --compile-bytecode --quiet
+	@$(UV) sync --frozen --all-packages --all-groups --compile-bytecode --quiet
 
 # The stack deployed into an embedded moto server, then checked by `coldreach verify`
 # through the emulator's endpoint. `make demo PHASE=2` shows phase 2. The server stops
@@ -30,6 +31,7 @@ demo: setup
 lint: setup
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) lint-imports
 	$(RUN) pyright
 
 typecheck: setup
@@ -40,7 +42,7 @@ unit: setup
 
 test: lint unit
 
-# Offline plan wall time per stack (issues 2 and 3: median <= 5 s).
+# Offline plan wall time per stack (target: median <= 5 s).
 bench: setup
 	$(RUN) python benchmarks/plan_wall_time.py --stack dev
 	$(RUN) python benchmarks/plan_wall_time.py --stack staging

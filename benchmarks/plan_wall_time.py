@@ -1,7 +1,7 @@
 """Wall time of `coldreach plan --stack STACK --json`, as a user runs it (a new process each time).
 
 Usage: python benchmarks/plan_wall_time.py [--stack dev] [--runs 7]
-Prints each run and the median. Target (issue 2): median <= 5 s on the 2-core CI machine.
+Prints each run and the median. Target: median <= 5 s on the 2-core CI machine.
 """
 
 from __future__ import annotations

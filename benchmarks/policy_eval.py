@@ -3,8 +3,8 @@
 Usage: python benchmarks/policy_eval.py [--stack staging] [--phase N] [--runs 7]
 
 Two measurements:
-- in-process: evaluating the program (`plan.run_program`) and then the pack
-  (`policies.offline.evaluate`), each timed separately, per run;
+- in-process: evaluating the program (`coldreach.evaluation.evaluate_stack`) and then the pack
+  (`coldreach.policy_eval.evaluate`), each timed separately, per run;
 - end to end: `coldreach plan --stack STACK --json` in a new process (program, cost and
   policy together, as CI and users run it).
 Prints each run and the medians.
@@ -27,16 +27,17 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
 
-    from coldreach import plan
-    from policies import catalog, offline
+    from coldreach import policy_eval
+    from coldreach.evaluation import evaluate_stack
+    from policies import catalog
 
     program: list[float] = []
     policy: list[float] = []
     for i in range(args.runs):
         start = time.perf_counter()
-        deployment = plan.run_program(args.stack, args.phase)
+        deployment = evaluate_stack(args.stack, args.phase)
         middle = time.perf_counter()
-        violations = offline.evaluate(deployment)
+        violations = policy_eval.evaluate(deployment)
         end = time.perf_counter()
         program.append(middle - start)
         policy.append(end - middle)

@@ -10,7 +10,6 @@ minimum (the baseline bill); in-use public IPv4 addresses are priced too.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -18,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.console import Console
-from rich.table import Table
 
 from coldreach import stacks
 from coldreach.runtime import Deployment, Resource
+from policies.resource_types import TYPES
 
 PRICES_FILE = Path(__file__).with_name("data") / "prices.yaml"
 ASSUMPTIONS_KEY = "cold-reach:costAssumptions"
@@ -119,7 +117,7 @@ class Estimate:
         }
 
 
-class _Pricer:
+class Pricer:
     """Turns one deployment into cost items, one rule per resource type."""
 
     def __init__(self, deployment: Deployment, table: PriceTable) -> None:
@@ -159,6 +157,26 @@ class _Pricer:
             if str(target.get("resourceId", "")).endswith(f"/{name}"):
                 return int(target.get("minCapacity"))
         return int(service.get("desiredCount") or 0)
+
+    def rules(self) -> dict[str, Callable[[Resource], Iterator[Item]]]:
+        """Pricing rule by name; the registry (policies/resource_types.py) says which
+        rule bills which type."""
+        return {
+            "ecs_service": self.ecs_service,
+            "rds_instance": self.rds_instance,
+            "replication_group": self.replication_group,
+            "nat_gateway": self.nat_gateway,
+            "eip": self.eip,
+            "load_balancer": self.load_balancer,
+            "web_acl": self.web_acl,
+            "eks_cluster": self.eks_cluster,
+            "eks_node_group": self.eks_node_group,
+            "msk_cluster": self.msk_cluster,
+            "secret": self.secret,
+            "repository": self.repository,
+            "kms_key": self.kms_key,
+            "email_identity": self.email_identity,
+        }
 
     # --- one function per priced type ----------------------------------------
 
@@ -308,25 +326,11 @@ class _Pricer:
             )
 
     def items(self) -> list[Item]:
-        rules: dict[str, Callable[[Resource], Iterator[Item]]] = {
-            "aws:ecs/service:Service": self.ecs_service,
-            "aws:rds/instance:Instance": self.rds_instance,
-            "aws:elasticache/replicationGroup:ReplicationGroup": self.replication_group,
-            "aws:ec2/natGateway:NatGateway": self.nat_gateway,
-            "aws:ec2/eip:Eip": self.eip,
-            "aws:lb/loadBalancer:LoadBalancer": self.load_balancer,
-            "aws:wafv2/webAcl:WebAcl": self.web_acl,
-            "aws:eks/cluster:Cluster": self.eks_cluster,
-            "aws:eks/nodeGroup:NodeGroup": self.eks_node_group,
-            "aws:msk/cluster:Cluster": self.msk_cluster,
-            "aws:secretsmanager/secret:Secret": self.secret,
-            "aws:ecr/repository:Repository": self.repository,
-            "aws:kms/key:Key": self.kms_key,
-            "aws:sesv2/emailIdentity:EmailIdentity": self.email_identity,
-        }
+        rules = self.rules()
         found: list[Item] = []
         for r in sorted(self.d.resources, key=lambda r: r.urn):
-            rule = rules.get(r.type)
+            known = TYPES.get(r.type)
+            rule = rules[known.cost] if known and known.cost else None
             if rule is not None:
                 found += list(rule(r))
         return found + list(self.stack_usage())
@@ -345,63 +349,18 @@ def assumptions_of(stack: stacks.StackConfig) -> dict[str, Any]:
 def estimate(deployment: Deployment, table: PriceTable | None = None) -> Estimate:
     table = table or PriceTable.load()
     phase = int(deployment.output("phase"))
-    return Estimate(deployment.stack, phase, _Pricer(deployment, table).items())
+    return Estimate(deployment.stack, phase, Pricer(deployment, table).items())
 
 
-def estimate_stack(
-    stack: str, phase: int | None = None, deployment: Deployment | None = None
-) -> Estimate:
-    """Prices `stack` (at `phase`), with the stack's own usage assumptions."""
-    from coldreach.plan import run_program
-
-    config = stacks.load(stacks.find_root(), stack)
+def prices_for(stack: str, root: Path | None = None) -> PriceTable:
+    """The price table with `stack`'s own usage assumptions (`cold-reach:costAssumptions`)."""
+    config = stacks.load(root or stacks.find_root(), stack)
     try:
-        table = PriceTable.load().with_assumptions(assumptions_of(config))
+        return PriceTable.load().with_assumptions(assumptions_of(config))
     except ValueError as err:
         raise stacks.StackError(str(err)) from None
-    return estimate(deployment or run_program(stack, phase), table)
 
 
-def render(estimate: Estimate, console: Console, detailed: bool = True) -> None:
-    table = Table(
-        title=f"Monthly cost of {estimate.stack}, phase {estimate.phase} (us-east-1, on-demand)",
-        show_footer=True,
-    )
-    table.add_column("resource", footer="total")
-    table.add_column("item")
-    table.add_column("quantity", justify="right")
-    table.add_column("USD / month", justify="right", footer=f"{estimate.monthly_usd:,.2f}")
-    rows = estimate.items if detailed else []
-    for i in rows:
-        marks = ("*" if i.usage_based else "") + ("~" if i.low_confidence else "")
-        price = "no price" if i.unit_usd is None else f"{i.monthly_usd:,.2f}{marks}"
-        table.add_row(i.resource, i.what, f"{i.quantity:,.1f} {i.unit}", price)
-    console.print(table)
-    console.print(
-        "* usage-based (assumption in coldreach/data/prices.yaml, override with "
-        f"{ASSUMPTIONS_KEY}); ~ low-confidence price, verify before relying on it"
-    )
-    if estimate.missing_prices:
-        console.print(f"[yellow]no price for:[/] {', '.join(estimate.missing_prices)}")
-
-
-def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from coldreach.plan import stack_options
-
-    p = sub.add_parser(
-        "cost",
-        help="monthly cost of a stack, per resource",
-        description="Prices the resources the program declares for STACK (us-east-1, on-demand).",
-    )
-    stack_options(p, "price")
-    p.set_defaults(run=command)
-
-
-def command(args: argparse.Namespace, out: Console, err: Console) -> int:
-    if args.json:
-        print(json.dumps(estimate_stack(args.stack, args.phase).to_json(), indent=2))
-        return 0
-    with err.status(f"Evaluating stack {args.stack} offline..."):
-        result = estimate_stack(args.stack, args.phase)
-    render(result, out)
-    return 0
+def estimate_for(deployment: Deployment) -> Estimate:
+    """Prices an evaluated stack with its stack file's usage assumptions."""
+    return estimate(deployment, prices_for(deployment.stack))

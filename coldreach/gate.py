@@ -1,4 +1,4 @@
-"""`coldreach gate PREVIEW.json`: stop a deploy whose real preview would replace or delete data.
+"""Stops a deploy whose real preview would replace or delete data (`coldreach gate`).
 
 Reads the output of `pulumi preview --json` (top level `steps`, each with `op`,
 `urn` and, for replacements, `replaceReasons`). In that output a replacement
@@ -9,15 +9,8 @@ resource's type is stateful.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
 
 from coldreach import graph
 
@@ -59,36 +52,3 @@ def check(preview: dict[str, Any]) -> list[Finding]:
             reasons = tuple(str(r) for r in step.get("replaceReasons") or ())
             findings.append(Finding(urn, kind, op, reasons))
     return findings
-
-
-def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "gate",
-        help="fail when a `pulumi preview --json` would replace or delete a stateful resource",
-        description=(
-            "Reads `pulumi preview --json` output (a file, or - for standard input) and exits 1 "
-            "when any step would replace or delete a stateful resource (RDS, ElastiCache, MSK, "
-            "EKS, ECR, S3, Secrets Manager), printing the replace reasons."
-        ),
-    )
-    p.add_argument("preview", help="the JSON file, or - for standard input")
-    p.set_defaults(run=command)
-
-
-def command(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from coldreach.cli import UserError
-
-    try:
-        text = sys.stdin.read() if args.preview == "-" else Path(args.preview).read_text()
-        findings = check(json.loads(text))
-    except FileNotFoundError:
-        raise UserError(f"no such file: {args.preview}") from None
-    except (json.JSONDecodeError, ValueError) as error:
-        raise UserError(f"{args.preview}: {error}") from None
-    if not findings:
-        out.print("[green]gate passed:[/] no stateful resource is replaced or deleted.")
-        return 0
-    out.print(f"[red bold]gate failed:[/] {len(findings)} stateful resource(s) would lose data:")
-    for finding in findings:
-        out.print(f"  - {escape(finding.describe())}", soft_wrap=True)
-    return 1

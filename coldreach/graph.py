@@ -1,7 +1,7 @@
 """Questions about a deployment's graph: who may reach whom, what is stateful.
 
-Inputs refer to other resources by id (DESIGN.md, the `plan --json`
-contract), so following an edge is a lookup by id.
+Inputs refer to other resources by id (the `plan --json` contract in
+README.md), so following an edge is a lookup by id.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from coldreach.runtime.model import Deployment, Resource
+from policies.resource_types import STATEFUL
 
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
@@ -17,17 +18,7 @@ EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 WORLD = ("0.0.0.0/0", "::/0")
 
 # Types whose loss loses data or identity; a promotion must never replace or delete them.
-STATEFUL_TYPES = frozenset(
-    {
-        "aws:rds/instance:Instance",
-        "aws:ecr/repository:Repository",
-        "aws:s3/bucket:Bucket",
-        "aws:secretsmanager/secret:Secret",
-        "aws:elasticache/replicationGroup:ReplicationGroup",
-        "aws:msk/cluster:Cluster",
-        "aws:eks/cluster:Cluster",
-    }
-)
+STATEFUL_TYPES = frozenset(STATEFUL)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Which input changes make AWS replace a resource (a new one, the old one deleted).
 
-Curated from the terraform-provider-aws schemas that pulumi-aws bridges
-(`ForceNew` arguments); ../shared/research/iac_style.md lists the sources. A
-stateful resource must never see a change to one of these in a promotion.
+The inputs are curated per type in the registry (policies/resource_types.py),
+from the `ForceNew` arguments of the terraform-provider-aws schemas that
+pulumi-aws bridges. A stateful resource must never see a change to one of these
+in a promotion.
 """
 
 from __future__ import annotations
@@ -11,38 +12,10 @@ from dataclasses import dataclass
 
 from coldreach import graph
 from coldreach.runtime.model import Deployment, Resource, reveal
+from policies.resource_types import TYPES
 
 REPLACEMENT_INPUTS: dict[str, tuple[str, ...]] = {
-    "aws:rds/instance:Instance": (
-        "identifier",
-        "identifierPrefix",
-        "engine",
-        "username",
-        "dbName",
-        "storageEncrypted",
-        "kmsKeyId",
-        "availabilityZone",
-        "characterSetName",
-        "timezone",
-        "snapshotIdentifier",
-        "replicateSourceDb",
-    ),
-    "aws:elasticache/replicationGroup:ReplicationGroup": (
-        "replicationGroupId",
-        "subnetGroupName",
-        "port",
-        "atRestEncryptionEnabled",
-        "kmsKeyId",
-        "networkType",
-        "dataTieringEnabled",
-        "snapshotArns",
-        "snapshotName",
-    ),
-    "aws:ecr/repository:Repository": ("name",),
-    "aws:s3/bucket:Bucket": ("bucket", "bucketPrefix"),
-    "aws:secretsmanager/secret:Secret": ("name", "namePrefix"),
-    "aws:msk/cluster:Cluster": ("clusterName", "kafkaVersion", "encryptionInfo"),
-    "aws:eks/cluster:Cluster": ("name", "encryptionConfig"),
+    token: r.replaced_by for token, r in TYPES.items() if r.replaced_by
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -78,15 +77,18 @@ class WebFirewall(pulumi.ComponentResource):
         self.register_outputs({"web_acl_arn": self.acl.arn})
 
     @staticmethod
-    def _visibility(metric: str) -> dict[str, Any]:
+    def _visibility(metric: str) -> aws.wafv2.WebAclVisibilityConfigArgsDict:
         return {
             "cloudwatch_metrics_enabled": True,
             "metric_name": metric,
             "sampled_requests_enabled": True,
         }
 
-    def _managed(self, group: str, priority: int) -> dict[str, Any]:
-        statement: dict[str, Any] = {"vendor_name": "AWS", "name": group}
+    def _managed(self, group: str, priority: int) -> aws.wafv2.WebAclRuleArgsDict:
+        statement: aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgsDict = {
+            "vendor_name": "AWS",
+            "name": group,
+        }
         if group in COUNT_ONLY:
             statement["rule_action_overrides"] = [
                 {"name": rule, "action_to_use": {"count": {}}} for rule in COUNT_ONLY[group]
@@ -99,7 +101,7 @@ class WebFirewall(pulumi.ComponentResource):
             "visibility_config": self._visibility(group),
         }
 
-    def _rate_limit(self, limit: int, priority: int) -> dict[str, Any]:
+    def _rate_limit(self, limit: int, priority: int) -> aws.wafv2.WebAclRuleArgsDict:
         return {
             "name": "per-ip-rate-limit",
             "priority": priority,

@@ -2,7 +2,7 @@
 
 `PolicyPack(...)` starts the analyzer's gRPC server and never returns, so
 nothing may import this module: tests and `coldreach plan` use
-`policies.catalog` and `policies.offline`.
+`policies.catalog` (and the tooling, coldreach/policy_eval.py).
 """
 
 import sys

@@ -21,6 +21,7 @@ from policies.model import (
     stack_rule,
     strings,
 )
+from policies.resource_types import STATEFUL
 
 ADMIN_NAMES = frozenset({"postgres", "admin", "administrator", "root", "master", "sa", "rdsadmin"})
 CURRENT_RDS_CAS = ("rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1")
@@ -401,7 +402,7 @@ def customer_managed_keys(args: ResourceValidationArgs) -> Iterator[str]:
 @resource_rule(
     "X1",
     "stateful-resources-protected",
-    types=t.STATEFUL,
+    types=STATEFUL,
     sources=("Cold Reach DESIGN decision 3",),
     severity=Severity.CRITICAL,
     description=(

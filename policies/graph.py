@@ -3,7 +3,7 @@
 References are followed through `property_dependencies` (which property of
 which resource came from which other resource). The engine knows them even
 during a preview of new resources, when ids are still unknown; the offline
-evaluation rebuilds them from ids and ARNs (policies/offline.py).
+evaluation rebuilds them from ids and ARNs (coldreach/policy_eval.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The pulumi-aws type tokens the rules look at."""
+"""The type tokens the rules and the resource registry (resource_types.py) name."""
 
 VPC = "aws:ec2/vpc:Vpc"
 SUBNET = "aws:ec2/subnet:Subnet"
@@ -15,18 +15,27 @@ ROUTE = "aws:ec2/route:Route"
 ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
 ROUTE_TABLE_ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
 INTERNET_GATEWAY = "aws:ec2/internetGateway:InternetGateway"
+EIP = "aws:ec2/eip:Eip"
+NAT_GATEWAY = "aws:ec2/natGateway:NatGateway"
 
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 ALB = "aws:alb/loadBalancer:LoadBalancer"
 LISTENER = "aws:lb/listener:Listener"
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 ALB_LISTENER = "aws:alb/listener:Listener"
+WAF_ACL = "aws:wafv2/webAcl:WebAcl"
 WAF_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
+WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
 
 ECS_CLUSTER = "aws:ecs/cluster:Cluster"
 ECS_SERVICE = "aws:ecs/service:Service"
 TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
 ECR_LIFECYCLE = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
+DOCKER_IMAGE = "docker-build:index:Image"
+SCALING_TARGET = "aws:appautoscaling/target:Target"
+SCALING_POLICY = "aws:appautoscaling/policy:Policy"
+EKS_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 
 IAM_ROLE = "aws:iam/role:Role"
 IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -40,25 +49,30 @@ REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 CACHE_SUBNET_GROUP = "aws:elasticache/subnetGroup:SubnetGroup"
 SECRET = "aws:secretsmanager/secret:Secret"
 SECRET_ROTATION = "aws:secretsmanager/secretRotation:SecretRotation"
+SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
+KMS_KEY = "aws:kms/key:Key"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+RANDOM_ID = "random:index/randomId:RandomId"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 BUCKET = "aws:s3/bucket:Bucket"
 BUCKET_V2 = "aws:s3/bucketV2:BucketV2"
+BUCKET_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+BUCKET_OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+BUCKET_ENCRYPTION = (
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+)
+BUCKET_LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 MSK_CLUSTER = "aws:msk/cluster:Cluster"
 EKS_CLUSTER = "aws:eks/cluster:Cluster"
+EMAIL_IDENTITY = "aws:sesv2/emailIdentity:EmailIdentity"
+CONFIGURATION_SET = "aws:sesv2/configurationSet:ConfigurationSet"
+EVENT_DESTINATION = "aws:sesv2/configurationSetEventDestination:ConfigurationSetEventDestination"
+SNS_TOPIC = "aws:sns/topic:Topic"
+SNS_TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
+SNS_SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 
 LOAD_BALANCERS = (LOAD_BALANCER, ALB)
 LISTENERS = (LISTENER, ALB_LISTENER)
 SG_INGRESS_TYPES = (INGRESS, SG_RULE, SECURITY_GROUP)
 DATA_TIERS = (RDS_INSTANCE, REPLICATION_GROUP)
-
-# Losing one of these loses data or identity: they must carry `protect`.
-STATEFUL = (
-    RDS_INSTANCE,
-    REPLICATION_GROUP,
-    ECR_REPOSITORY,
-    SECRET,
-    BUCKET,
-    BUCKET_V2,
-    MSK_CLUSTER,
-    EKS_CLUSTER,
-)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from coldreach.runtime.invokes import Identity, answer
 from coldreach.runtime.model import reveal, secret
+from policies.resource_types import TYPES, ResourceType
 
 Outputs = dict[str, Any]
 
@@ -25,20 +25,8 @@ def digest(urn: str, length: int) -> str:
     return hashlib.sha256(urn.encode()).hexdigest()[:length]
 
 
-@dataclass(frozen=True)
-class Kind:
-    """How one resource type is identified and what AWS would add to its inputs."""
-
-    id: str
-    """`prefix-` for a hex id (`vpc-` -> vpc-0a1b...), or `@key` to use that output as the id."""
-    name_key: str | None = None
-    """The input Pulumi autonames when the program leaves it unset."""
-    max_name: int = 63
-    lower: bool = False
-    suffix: str = ""
-    """Appended to an `@key` id where AWS reuses the parent's id (S3 bucket settings, ...),
-    so every resource still has an id of its own."""
-    extra: Callable[[Identity, str, Outputs], Outputs] | None = None
+Extra = Callable[[Identity, str, Outputs], Outputs]
+"""What AWS adds to a type's inputs: (who, urn, outputs so far) -> more outputs."""
 
 
 def _arn(service: str, resource: str, *, global_: bool = False) -> Callable[..., Outputs]:
@@ -170,116 +158,55 @@ def _bucket(who: Identity, _urn: str, o: Outputs) -> Outputs:
     }
 
 
-KINDS: dict[str, Kind] = {
-    "aws:ec2/vpc:Vpc": Kind("vpc-", extra=_arn("ec2", "vpc/{id}")),
-    "aws:ec2/subnet:Subnet": Kind("subnet-", extra=_arn("ec2", "subnet/{id}")),
-    "aws:ec2/internetGateway:InternetGateway": Kind("igw-"),
-    "aws:ec2/routeTable:RouteTable": Kind("rtb-"),
-    "aws:ec2/route:Route": Kind("r-"),
-    "aws:ec2/routeTableAssociation:RouteTableAssociation": Kind("rtbassoc-"),
-    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": Kind("sg-"),
-    "aws:ec2/securityGroup:SecurityGroup": Kind(
-        "sg-", name_key="name", max_name=255, extra=_arn("ec2", "security-group/{id}")
+# What AWS adds to each type's inputs (ARNs, endpoints, generated values); the ids and
+# names come from the registry (policies/resource_types.py).
+OUTPUTS: dict[str, Extra] = {
+    "aws:ec2/vpc:Vpc": _arn("ec2", "vpc/{id}"),
+    "aws:ec2/subnet:Subnet": _arn("ec2", "subnet/{id}"),
+    "aws:ec2/securityGroup:SecurityGroup": _arn("ec2", "security-group/{id}"),
+    "aws:ec2/eip:Eip": _eip,
+    "aws:cloudwatch/logGroup:LogGroup": _arn("logs", "log-group:{name}"),
+    "aws:wafv2/webAcl:WebAcl": _arn("wafv2", "regional/webacl/{name}/{id}"),
+    "aws:iam/role:Role": _arn("iam", "role/{name}", global_=True),
+    "aws:rds/subnetGroup:SubnetGroup": _arn("rds", "subgrp:{name}"),
+    "aws:rds/parameterGroup:ParameterGroup": _arn("rds", "pg:{name}"),
+    "aws:rds/instance:Instance": _rds_instance,
+    "aws:secretsmanager/secret:Secret": _arn("secretsmanager", "secret:{name}-AbCdEf"),
+    "aws:secretsmanager/secretVersion:SecretVersion": _secret_version,
+    "aws:ecr/repository:Repository": _repository,
+    "docker-build:index:Image": _image,
+    "aws:ecs/cluster:Cluster": _arn("ecs", "cluster/{name}"),
+    "aws:ecs/taskDefinition:TaskDefinition": _task_definition,
+    "aws:ecs/service:Service": _arn("ecs", "service/{name}"),
+    "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
+    "aws:lb/targetGroup:TargetGroup": _target_group,
+    "aws:lb/listener:Listener": _listener,
+    "aws:s3/bucket:Bucket": _bucket,
+    "aws:sesv2/emailIdentity:EmailIdentity": _email_identity,
+    "aws:sesv2/configurationSet:ConfigurationSet": _arn(
+        "ses", "configuration-set/{configurationSetName}"
     ),
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": Kind("sgr-"),
-    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": Kind("sgr-"),
-    "aws:ec2/flowLog:FlowLog": Kind("fl-"),
-    "aws:ec2/eip:Eip": Kind("eipalloc-", extra=_eip),
-    "aws:ec2/natGateway:NatGateway": Kind("nat-"),
-    "aws:cloudwatch/logGroup:LogGroup": Kind(
-        "@name", name_key="name", max_name=512, extra=_arn("logs", "log-group:{name}")
+    "aws:elasticache/subnetGroup:SubnetGroup": _arn("elasticache", "subnetgroup:{name}"),
+    "aws:elasticache/replicationGroup:ReplicationGroup": _replication_group,
+    "aws:appautoscaling/target:Target": _arn(
+        "application-autoscaling", "scalable-target/{resourceId}"
     ),
-    "aws:iam/role:Role": Kind(
-        "@name", name_key="name", max_name=64, extra=_arn("iam", "role/{name}", global_=True)
-    ),
-    "aws:iam/rolePolicy:RolePolicy": Kind("@name", name_key="name", max_name=128),
-    "aws:rds/subnetGroup:SubnetGroup": Kind(
-        "@name", name_key="name", max_name=255, lower=True, extra=_arn("rds", "subgrp:{name}")
-    ),
-    "aws:rds/parameterGroup:ParameterGroup": Kind(
-        "@name", name_key="name", max_name=255, lower=True, extra=_arn("rds", "pg:{name}")
-    ),
-    "aws:rds/instance:Instance": Kind(
-        "@identifier", name_key="identifier", lower=True, extra=_rds_instance
-    ),
-    "aws:secretsmanager/secret:Secret": Kind(
-        "@arn",
-        name_key="name",
-        max_name=512,
-        extra=_arn("secretsmanager", "secret:{name}-AbCdEf"),
-    ),
-    "aws:secretsmanager/secretVersion:SecretVersion": Kind("@versionId", extra=_secret_version),
-    "aws:ecr/repository:Repository": Kind(
-        "@name", name_key="name", max_name=256, lower=True, extra=_repository
-    ),
-    "aws:ecr/lifecyclePolicy:LifecyclePolicy": Kind("@repository", suffix="/lifecycle"),
-    "docker-build:index:Image": Kind("@ref", extra=_image),
-    "aws:ecs/cluster:Cluster": Kind(
-        "@arn", name_key="name", max_name=255, extra=_arn("ecs", "cluster/{name}")
-    ),
-    "aws:ecs/taskDefinition:TaskDefinition": Kind("@family", extra=_task_definition),
-    "aws:ecs/service:Service": Kind(
-        "@arn", name_key="name", max_name=255, extra=_arn("ecs", "service/{name}")
-    ),
-    "aws:lb/loadBalancer:LoadBalancer": Kind(
-        "@arn", name_key="name", max_name=32, extra=_load_balancer
-    ),
-    "aws:lb/targetGroup:TargetGroup": Kind(
-        "@arn", name_key="name", max_name=32, extra=_target_group
-    ),
-    "aws:lb/listener:Listener": Kind("@arn", extra=_listener),
-    "aws:s3/bucket:Bucket": Kind(
-        "@bucket", name_key="bucket", max_name=63, lower=True, extra=_bucket
-    ),
-    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": Kind(
-        "@bucket", suffix="/public-access-block"
-    ),
-    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": Kind("@bucket", suffix="/ownership"),
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
-        Kind("@bucket", suffix="/encryption")
-    ),
-    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": Kind(
-        "@bucket", suffix="/lifecycle"
-    ),
-    "aws:s3/bucketPolicy:BucketPolicy": Kind("@bucket", suffix="/policy"),
-    "aws:sesv2/emailIdentity:EmailIdentity": Kind("@emailIdentity", extra=_email_identity),
-    "aws:sesv2/configurationSet:ConfigurationSet": Kind(
-        "@configurationSetName", extra=_arn("ses", "configuration-set/{configurationSetName}")
-    ),
-    "aws:sesv2/configurationSetEventDestination:ConfigurationSetEventDestination": Kind("cse-"),
-    "aws:elasticache/subnetGroup:SubnetGroup": Kind(
-        "@name",
-        name_key="name",
-        max_name=255,
-        lower=True,
-        extra=_arn("elasticache", "subnetgroup:{name}"),
-    ),
-    "aws:elasticache/replicationGroup:ReplicationGroup": Kind(
-        "@replicationGroupId",
-        name_key="replicationGroupId",
-        max_name=40,
-        lower=True,
-        extra=_replication_group,
-    ),
-    "aws:appautoscaling/target:Target": Kind(
-        "@resourceId", extra=_arn("application-autoscaling", "scalable-target/{resourceId}")
-    ),
-    "aws:appautoscaling/policy:Policy": Kind(
-        "@name", name_key="name", max_name=255, extra=_arn("autoscaling", "scalingPolicy:{name}")
-    ),
-    "aws:kms/key:Key": Kind("@keyId", extra=_kms_key),
-    "aws:sns/topic:Topic": Kind("@arn", name_key="name", max_name=256, extra=_arn("sns", "{name}")),
-    "aws:sns/topicPolicy:TopicPolicy": Kind("@arn", suffix="/policy"),
-    "aws:sns/topicSubscription:TopicSubscription": Kind("subscription-"),
-    "random:index/randomPassword:RandomPassword": Kind("password-", extra=_random_password),
-    "random:index/randomId:RandomId": Kind("@b64Url", extra=_random_id),
+    "aws:appautoscaling/policy:Policy": _arn("autoscaling", "scalingPolicy:{name}"),
+    "aws:kms/key:Key": _kms_key,
+    "aws:sns/topic:Topic": _arn("sns", "{name}"),
+    "random:index/randomPassword:RandomPassword": _random_password,
+    "random:index/randomId:RandomId": _random_id,
 }
 
 
-def _generic(type_: str) -> Kind:
-    """Types without an entry still get a stable id: `<type>-<hex>`."""
+def kind_of(type_: str) -> ResourceType:
+    """The registry's entry; unknown types (and known ones without an id rule) still get a
+    stable id: `<type>-<hex>`."""
+    known = TYPES.get(type_)
+    if known is not None and known.id is not None:
+        return known
     short = type_.rsplit(":", 1)[-1].lower()
-    return Kind(f"{short}-")
+    return ResourceType(type_, f"{short}-")
 
 
 class EchoBackend:
@@ -293,16 +220,18 @@ class EchoBackend:
     ) -> tuple[str | None, dict[str, Any]]:
         if not custom:
             return None, {}
-        kind = KINDS.get(type_) or _generic(type_)
+        kind = kind_of(type_)
+        assert kind.id is not None
         outputs = dict(inputs)
         if kind.name_key and not outputs.get(kind.name_key):
-            outputs[kind.name_key] = self.autoname(name, urn, kind)
+            outputs[kind.name_key] = self.autoname(name, urn, kind, outputs.get("namePrefix"))
         id_ = kind.id + digest(urn, 17) if kind.id.endswith("-") else ""
         outputs["id"] = id_
-        if kind.extra is not None:
-            outputs.update(kind.extra(self.identity, urn, outputs))
+        extra = OUTPUTS.get(type_)
+        if extra is not None:
+            outputs.update(extra(self.identity, urn, outputs))
         if kind.id.startswith("@"):
-            id_ = str(reveal(outputs[kind.id[1:]])) + kind.suffix
+            id_ = str(reveal(outputs[kind.id[1:]])) + kind.id_suffix
         outputs.pop("id", None)
         return id_, outputs
 
@@ -310,8 +239,11 @@ class EchoBackend:
         return answer(self.identity, token, args)
 
     @staticmethod
-    def autoname(name: str, urn: str, kind: Kind) -> str:
-        """Pulumi autonaming: `<logical name>-<7 random chars>`, cut to the type's limit."""
+    def autoname(name: str, urn: str, kind: ResourceType, prefix: str | None = None) -> str:
+        """Pulumi autonaming: `<logical name>-<7 random chars>`, cut to the type's limit; with
+        a `namePrefix`, the prefix and a random suffix, as the provider does."""
+        if prefix:
+            return prefix + digest(urn, 26)
         suffix = "-" + digest(urn, 7)
         base = name.lower() if kind.lower else name
         return base[: kind.max_name - len(suffix)] + suffix

@@ -1,6 +1,6 @@
 """A bare worker process for the race test: processes the given ids in its own random order.
 
-Usage: python race_worker.py <id> <id> ...   (settings from the environment)
+Usage: python app_race_worker.py <id> <id> ...   (settings from the environment)
 """
 
 from __future__ import annotations

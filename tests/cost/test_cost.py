@@ -8,7 +8,7 @@ import pytest
 
 from coldreach import cost
 from coldreach.cli import main
-from coldreach.plan import run_program
+from coldreach.evaluation import evaluate_stack
 
 H = 730  # hours in a month, as the price table says
 
@@ -19,7 +19,7 @@ def table() -> cost.PriceTable:
 
 
 def test_dev_phase1_by_hand(table: cost.PriceTable) -> None:
-    estimate = cost.estimate(run_program("dev"), table)
+    estimate = cost.estimate(evaluate_stack("dev"), table)
     fargate = 0.25 * 0.04048 * H + 0.5 * 0.004445 * H  # one 256 CPU / 512 MiB task
     task_ip = 0.005 * H  # phase 1 tasks have a public IPv4 (ADR 0001)
     rds = 0.016 * H + 20 * 0.115  # db.t4g.micro single-AZ + 20 GB gp3
@@ -33,7 +33,7 @@ def test_dev_phase1_by_hand(table: cost.PriceTable) -> None:
 
 
 def test_staging_phase2_by_hand(table: cost.PriceTable) -> None:
-    estimate = cost.estimate(run_program("staging"), table)
+    estimate = cost.estimate(evaluate_stack("staging"), table)
     web = 2 * (0.5 * 0.04048 + 1 * 0.004445) * H  # 2 tasks (autoscaling minimum)
     worker = 1 * (0.5 * 0.04048 + 1 * 0.004445) * H
     rds = 2 * (0.072 * H + 20 * 0.115)  # db.t3.medium primary and replica
@@ -46,7 +46,7 @@ def test_staging_phase2_by_hand(table: cost.PriceTable) -> None:
 
 
 def test_prod_phase2_by_hand(table: cost.PriceTable) -> None:
-    estimate = cost.estimate(run_program("prod"), table)
+    estimate = cost.estimate(evaluate_stack("prod"), table)
     web = 3 * (1 * 0.04048 + 2 * 0.004445) * H
     worker = 2 * (1 * 0.04048 + 2 * 0.004445) * H
     primary = 0.318 * H + 100 * 0.23  # db.m6g.large Multi-AZ, 100 GB Multi-AZ gp3
@@ -64,21 +64,23 @@ def test_prod_phase2_by_hand(table: cost.PriceTable) -> None:
 
 
 def test_assumptions_override_usage_items(table: cost.PriceTable) -> None:
-    base = cost.estimate(run_program("staging"), table)
-    more = cost.estimate(run_program("staging"), table.with_assumptions({"nat_gb_per_month": 1050}))
+    base = cost.estimate(evaluate_stack("staging"), table)
+    more = cost.estimate(
+        evaluate_stack("staging"), table.with_assumptions({"nat_gb_per_month": 1050})
+    )
     assert round(more.monthly_usd - base.monthly_usd, 2) == round(1000 * 0.045, 2)
     with pytest.raises(ValueError, match="unknown keys"):
         table.with_assumptions({"nat_gigabytes": 3})
 
 
 def test_ses_is_priced_when_a_sender_domain_is_set(table: cost.PriceTable) -> None:
-    d = run_program("dev", overrides={"cold-reach:senderDomain": "mail.example.com"})
+    d = evaluate_stack("dev", overrides={"cold-reach:senderDomain": "mail.example.com"})
     [ses] = [i for i in cost.estimate(d, table).items if i.price_key == "ses.per_1000"]
     assert ses.monthly_usd == pytest.approx(30_000 / 1000 * 0.10) and ses.usage_based
 
 
 def test_a_class_without_a_price_is_listed_not_guessed(table: cost.PriceTable) -> None:
-    d = run_program("dev", overrides={"cold-reach:dbInstanceClass": "db.x2g.large"})
+    d = evaluate_stack("dev", overrides={"cold-reach:dbInstanceClass": "db.x2g.large"})
     estimate = cost.estimate(d, table)
     assert estimate.missing_prices == ["rds.postgres.db.x2g.large.single_az_hour"]
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from deployment_helpers import CERT
 
-from coldreach import plan
+from coldreach.evaluation import evaluate_stack
 from coldreach.runtime import Deployment
 
 _cache: dict[str, Deployment] = {}
@@ -23,7 +23,7 @@ def evaluate(stack: str, phase: int | None = None, **overrides: str) -> Deployme
     key = json.dumps([stack, phase, sorted(overrides.items())])
     if key not in _cache:
         full = {(k if ":" in k else f"cold-reach:{k}"): v for k, v in overrides.items()}
-        _cache[key] = plan.run_program(stack, phase, overrides=full)
+        _cache[key] = evaluate_stack(stack, phase, overrides=full)
     return _cache[key]
 
 

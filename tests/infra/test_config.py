@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from coldreach import plan
 from coldreach.cli import main
+from coldreach.evaluation import evaluate_stack
 from coldreach.runtime import ProgramError
 from infra.config import ConfigError, Settings, parse
 
@@ -81,7 +81,7 @@ def test_unknown_and_missing_region_are_refused() -> None:
 
 def test_program_stops_before_declaring_anything() -> None:
     with pytest.raises(ProgramError, match=r"cold-reach:phase = 7") as caught:
-        plan.run_program("dev", overrides={"cold-reach:phase": "7"})
+        evaluate_stack("dev", overrides={"cold-reach:phase": "7"})
     assert "Traceback" not in str(caught.value)
 
 
@@ -114,7 +114,7 @@ def test_stack_files_all_load() -> None:
 def test_an_unknown_key_is_refused_with_the_nearest_valid_name() -> None:
     # The typo would otherwise pass silently and prod would run single-AZ.
     with pytest.raises(ProgramError) as caught:
-        plan.run_program("prod", overrides={"cold-reach:dbMultiAZ": "true"})
+        evaluate_stack("prod", overrides={"cold-reach:dbMultiAZ": "true"})
     assert str(caught.value) == (
         "cold-reach:dbMultiAZ is not a known key: did you mean cold-reach:dbMultiAz?"
     )
@@ -123,7 +123,7 @@ def test_an_unknown_key_is_refused_with_the_nearest_valid_name() -> None:
 
 
 def test_a_key_that_does_nothing_in_this_phase_is_a_warning() -> None:
-    d = plan.run_program("dev", overrides={"cold-reach:cacheNodes": "2"})
+    d = evaluate_stack("dev", overrides={"cold-reach:cacheNodes": "2"})
     assert (
         "warning",
         "cold-reach:cacheNodes is set but changes nothing in phase 1 (it acts in phase 2, 3)",

@@ -94,7 +94,7 @@ def test_a_service_gets_only_what_it_reaches(program: Callable[..., Deployment])
 def test_a_reach_removed_from_the_declaration_removes_its_rules_and_credentials(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from coldreach import plan
+    from coldreach.evaluation import evaluate_stack
 
     worker = next(s for s in topology.SERVICES if s.name == "worker")
     without_cache = topology.Service(
@@ -108,7 +108,7 @@ def test_a_reach_removed_from_the_declaration_removes_its_rules_and_credentials(
         "SERVICES",
         tuple(without_cache if s is worker else s for s in topology.SERVICES),
     )
-    d = plan.run_program("staging")
+    d = evaluate_stack("staging")
     assert ("worker", "cache", 6379) not in _deployed_flows(d)
     assert ("web", "cache", 6379) in _deployed_flows(d)
     td = next(t for t in d.of_type("aws:ecs/taskDefinition:TaskDefinition")

@@ -11,10 +11,10 @@ import boto3
 from moto import mock_aws
 
 from coldreach import verify
-from coldreach.plan import run_program
+from coldreach.evaluation import evaluate_stack
 from coldreach.runtime import Deployment
+from coldreach.runtime.emulator import MotoBackend
 from coldreach.runtime.model import reveal
-from coldreach.runtime.moto_backend import MotoBackend
 
 REGION = "us-east-1"
 # Everything optional switched on: SES/SNS mail and an HTTPS listener.
@@ -56,7 +56,7 @@ def deployed(
     botocore is patched only inside it."""
     with mock_aws():
         backend = MotoBackend(REGION)
-        deployment = run_program(stack, phase, backend=backend, overrides=overrides)
+        deployment = evaluate_stack(stack, phase, backend=backend, overrides=overrides)
         yield Deployed(deployment, backend)
 
 

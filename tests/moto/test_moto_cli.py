@@ -18,10 +18,10 @@ from moto import mock_aws
 from moto_helpers import EVERYTHING
 
 from coldreach import cli
+from coldreach.evaluation import evaluate_stack
 from coldreach.local import HOST, free_port
-from coldreach.plan import run_program
 from coldreach.runtime import evaluate
-from coldreach.runtime.moto_backend import (
+from coldreach.runtime.emulator import (
     EMULATOR_CREDENTIALS,
     MotoBackend,
     UnsupportedResource,
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_every_type_phases_1_and_2_declare_has_a_handler() -> None:
     declared: set[str] = set()
     for stack, phase in (("dev", 1), ("prod", 2)):
-        deployment = run_program(stack, phase, overrides=EVERYTHING)  # echo backend
+        deployment = evaluate_stack(stack, phase, overrides=EVERYTHING)  # echo backend
         declared |= {r.type for r in deployment if r.custom}
     assert declared - set(MotoBackend("us-east-1").supported_types) == set()
     assert "aws:sesv2/emailIdentity:EmailIdentity" in declared

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from moto_helpers import REGION, Deployed, deployed, describe, failures
 
-from coldreach.runtime.moto_backend import MotoBackend, UnsupportedResource
+from coldreach.runtime.emulator import MotoBackend, UnsupportedResource
 
 AWS_TYPES_OF_PHASE_1 = {
     "aws:ec2/vpc:Vpc",

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from coldreach import plan
+from coldreach.evaluation import evaluate_stack
 from coldreach.runtime import Deployment
 
 _cache: dict[str, Deployment] = {}
@@ -20,7 +20,7 @@ def deployment(stack: str, phase: int | None = None, **overrides: str) -> Deploy
     key = json.dumps([stack, phase, sorted(overrides.items())])
     if key not in _cache:
         full = {(k if ":" in k else f"cold-reach:{k}"): v for k, v in overrides.items()}
-        _cache[key] = plan.run_program(stack, phase, overrides=full)
+        _cache[key] = evaluate_stack(stack, phase, overrides=full)
     return _cache[key]
 
 

@@ -16,7 +16,7 @@ from pulumi_policy import (
 )
 
 from coldreach import graph
-from policies import catalog, stack_config, tokens
+from policies import catalog, resource_types, stack_config
 from policies.model import RULES, policy_of, property_rule
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,7 +110,7 @@ def test_unknown_stack_gets_every_rules_default_level() -> None:
 
 
 def test_stateful_types_cover_the_promotion_checks() -> None:
-    assert set(graph.STATEFUL_TYPES) <= set(tokens.STATEFUL)
+    assert set(graph.STATEFUL_TYPES) == set(resource_types.STATEFUL)
 
 
 def test_readme_lists_every_rule_and_every_suppression_reason() -> None:

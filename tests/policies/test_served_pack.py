@@ -20,9 +20,10 @@ from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2 as proto
 from pulumi.runtime.proto import analyzer_pb2_grpc
 
+from coldreach import policy_eval
 from coldreach.runtime import Deployment
 from coldreach.runtime.model import reveal
-from policies import catalog, offline, stack_config
+from policies import catalog, stack_config
 from policies.tokens import INGRESS
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -86,7 +87,7 @@ def _resource(r: Any, index: dict[str, str]) -> proto.AnalyzerResource:
         dependencies=r.dependencies,
         propertyDependencies={
             key: proto.AnalyzerPropertyDependencies(urns=urns)
-            for key, urns in offline.property_dependencies(r, index).items()
+            for key, urns in policy_eval.property_dependencies(r, index).items()
         },
     )
 
@@ -97,7 +98,7 @@ def _level(value: int) -> str:
 
 def served(analyzer: analyzer_pb2_grpc.AnalyzerStub, d: Deployment, stack: str) -> set[Finding]:
     _configure(analyzer, stack)
-    index = offline.id_index(d.resources)
+    index = policy_eval.id_index(d.resources)
     found: set[Finding] = set()
     for r in d.resources:
         request = proto.AnalyzeRequest(
@@ -118,7 +119,9 @@ def served(analyzer: analyzer_pb2_grpc.AnalyzerStub, d: Deployment, stack: str) 
 
 
 def offline_findings(d: Deployment, stack: str) -> set[Finding]:
-    return {(v.policy, v.urn or "", v.message, v.enforcement) for v in offline.evaluate(d, stack)}
+    return {
+        (v.policy, v.urn or "", v.message, v.enforcement) for v in policy_eval.evaluate(d, stack)
+    }
 
 
 def test_the_served_pack_lists_every_rule(analyzer: analyzer_pb2_grpc.AnalyzerStub) -> None:

@@ -71,7 +71,7 @@ def test_skipping_or_going_down_is_refused(
 def test_a_renamed_database_is_refused(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = promote.run_program
+    real = promote.evaluate_stack
 
     def renamed_in_phase2(stack: str, phase: int | None = None, **kw):  # type: ignore[no-untyped-def]
         if phase == 2:
@@ -84,7 +84,7 @@ def test_a_renamed_database_is_refused(
                 return real(stack, phase, **kw)
         return real(stack, phase, **kw)
 
-    monkeypatch.setattr(promote, "run_program", renamed_in_phase2)
+    monkeypatch.setattr(promote, "evaluate_stack", renamed_in_phase2)
     before = (project / "Pulumi.dev.yaml").read_text()
     assert main(["promote", "dev", "--to", "2"]) == 1
     out = capsys.readouterr().out
@@ -99,7 +99,7 @@ def test_a_changed_engine_is_refused_naming_the_input(
 ) -> None:
     import components.database
 
-    real = promote.run_program
+    real = promote.evaluate_stack
 
     def other_engine_in_phase2(stack: str, phase: int | None = None, **kw):  # type: ignore[no-untyped-def]
         if phase == 2:
@@ -108,7 +108,7 @@ def test_a_changed_engine_is_refused_naming_the_input(
                 return real(stack, phase, **kw)
         return real(stack, phase, **kw)
 
-    monkeypatch.setattr(promote, "run_program", other_engine_in_phase2)
+    monkeypatch.setattr(promote, "evaluate_stack", other_engine_in_phase2)
     assert main(["promote", "dev", "--to", "2", "--dry-run"]) == 1
     out = capsys.readouterr().out
     assert "db-instance (aws:rds/instance:Instance) would be replaced: engine changed" in out

@@ -1,4 +1,10 @@
-"""The `coldreach` command. Each subcommand lives in its own module (see COMMANDS)."""
+"""The `coldreach` command: parse, call the core, render. Each subcommand is a module here.
+
+A command module defines `add_command(subparsers)`, which registers its parser
+and sets `run=<function(args, out, err) -> exit code>` as the parser default.
+The work itself lives in the core modules of `coldreach` (evaluation, cost,
+policy_eval, promote, gate, local, verify), which never import this package.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +16,12 @@ from types import ModuleType
 from rich.console import Console
 from rich.markup import escape
 
-from coldreach import cost, gate, local, plan, promote, stacks, verify
+from coldreach import stacks
+from coldreach.cli import cost, gate, local, plan, promote, verify
+from coldreach.errors import UserError
 from coldreach.runtime import ProgramError
 
-# A command module defines `add_command(subparsers)`, which registers its parser
-# and sets `run=<function(args, out, err) -> exit code>` as the parser default.
 COMMANDS: list[ModuleType] = [plan, cost, promote, gate, verify, local]
-
-
-class UserError(Exception):
-    """Anything the user can fix (bad arguments, missing files); printed without a traceback."""
 
 
 def _parser() -> argparse.ArgumentParser:

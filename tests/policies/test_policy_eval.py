@@ -11,15 +11,16 @@ import pytest
 from policy_helpers import CERT
 from rich.console import Console
 
-from coldreach import plan
+from coldreach import plan_document, policy_eval
+from coldreach.cli import plan
 from coldreach.runtime import Deployment
-from policies import offline, stack_config
+from policies import catalog, stack_config
 from policies.tokens import INGRESS, TASK_DEFINITION
 
 Program = Callable[..., Deployment]
 
 
-def mandatory(violations: list[offline.Violation]) -> set[tuple[str, str | None]]:
+def mandatory(violations: list[policy_eval.Violation]) -> set[tuple[str, str | None]]:
     return {(v.rule, v.resource) for v in violations if v.mandatory}
 
 
@@ -35,19 +36,34 @@ def mandatory(violations: list[offline.Violation]) -> set[tuple[str, str | None]
 def test_no_mandatory_violations(
     program: Program, stack: str, phase: int | None, overrides: dict[str, str]
 ) -> None:
-    violations = offline.evaluate(program(stack, phase, **overrides))
+    violations = policy_eval.evaluate(program(stack, phase, **overrides))
     assert [v for v in violations if v.mandatory] == []
+
+
+def test_findings_come_in_the_same_order_whatever_order_resources_were_captured(
+    program: Program,
+) -> None:
+    """The program registers from several threads; `plan --json` must not change with that."""
+    dev = program("dev")
+    reversed_capture = Deployment(
+        stack=dev.stack,
+        project=dev.project,
+        resources=list(reversed(dev.resources)),
+        outputs=dev.outputs,
+        messages=dev.messages,
+    )
+    assert policy_eval.evaluate(reversed_capture) == policy_eval.evaluate(dev)
 
 
 def test_prod_without_a_certificate_is_blocked_by_https_only(program: Program) -> None:
     """Pulumi.prod.yaml asks for certificateArn before the first deploy; the pack enforces it."""
-    assert mandatory(offline.evaluate(program("prod"))) == {("A1", "edge-http")}
+    assert mandatory(policy_eval.evaluate(program("prod"))) == {("A1", "edge-http")}
 
 
 def test_the_same_findings_are_advisory_in_dev_and_mandatory_in_prod(program: Program) -> None:
     staging = program("staging")
-    as_staging = offline.evaluate(staging)
-    as_prod = offline.evaluate(staging, config=stack_config.load("prod"))
+    as_staging = policy_eval.evaluate(staging)
+    as_prod = policy_eval.evaluate(staging, config=stack_config.load("prod"))
     per_stack = {("A1", "edge-http"), ("A3c", "edge-alb"), ("A5", "edge-alb"),
                  ("D9", "db-instance"), ("C4", "cache-redis")}  # fmt: skip
     assert per_stack <= {(v.rule, v.resource) for v in as_staging if not v.mandatory}
@@ -60,16 +76,16 @@ def test_the_same_findings_are_advisory_in_dev_and_mandatory_in_prod(program: Pr
 def test_dev_phase_1_public_task_ip_is_advisory_only_in_dev(program: Program) -> None:
     """ADR 0001: phase 1 gives the web task a public IP instead of paying for a NAT."""
     dev = program("dev")
-    findings = {(v.rule, v.enforcement) for v in offline.evaluate(dev)}
+    findings = {(v.rule, v.enforcement) for v in policy_eval.evaluate(dev)}
     assert ("E6", "advisory") in findings
     assert ("E6", "web-service") in mandatory(
-        offline.evaluate(dev, config=stack_config.load("prod"))
+        policy_eval.evaluate(dev, config=stack_config.load("prod"))
     )
 
 
 def test_an_ephemeral_stack_is_unprotected(program: Program) -> None:
     """`cold-reach:ephemeral=true` drops protect and deletion protection: the pack says so."""
-    found = mandatory(offline.evaluate(program("staging", ephemeral="true"), stack="staging"))
+    found = mandatory(policy_eval.evaluate(program("staging", ephemeral="true"), stack="staging"))
     stateful = {"db-instance", "db-replica", "cache-redis", "registry-repo", "db-credentials",
                 "cache-url", "cache-auth-token-secret", "unsubscribe-key-secret",
                 "edge-access-logs"}  # fmt: skip
@@ -165,11 +181,13 @@ def test_a_broken_deployment_is_caught_offline(
 ) -> None:
     broken = copy.deepcopy(program("staging"))
     change(broken)
-    assert mandatory(offline.evaluate(broken)) == expected
+    assert mandatory(policy_eval.evaluate(broken)) == expected
 
 
 def test_references_are_rebuilt_as_property_dependencies(program: Program) -> None:
-    resources = {(r.resource_type, r.name): r for r in offline.policy_resources(program("staging"))}
+    resources = {
+        (r.resource_type, r.name): r for r in policy_eval.policy_resources(program("staging"))
+    }
     task = resources[("aws:ecs/taskDefinition:TaskDefinition", "web-task")]
     deps = {k: [d.name for d in v] for k, v in task.property_dependencies.items()}
     assert deps["executionRoleArn"] == ["web-execution"]
@@ -185,11 +203,11 @@ def test_references_are_rebuilt_as_property_dependencies(program: Program) -> No
 
 
 def test_plan_json_carries_the_findings(program: Program) -> None:
-    doc = json.loads(json.dumps(plan.to_json(program("staging"))))
+    doc = json.loads(json.dumps(plan_document.build(program("staging"))))
     policy = doc["policy"]
     assert policy["mandatory"] == 0
     assert policy["advisory"] == len(policy["violations"]) > 0
-    assert policy["rules"] == len(offline.catalog.rules())
+    assert policy["rules"] == len(catalog.rules())
     for v in policy["violations"]:
         assert {"policy", "urn", "message", "enforcement"} <= set(v)
         assert v["enforcement"] in ("mandatory", "advisory")

@@ -1,4 +1,4 @@
-"""The pack's rules, run over an offline deployment (what `coldreach plan` captured).
+"""The policy pack's rules, run over an offline deployment (what `coldreach plan` captured).
 
 Each captured resource becomes the argument the engine would pass: its
 camelCase inputs as props (secrets revealed, as the engine does for
@@ -92,10 +92,14 @@ def property_dependencies(r: Resource, index: Mapping[str, str]) -> dict[str, li
 
 
 def policy_resources(deployment: Deployment) -> list[PolicyResource]:
-    """The deployment as the engine hands it to stack policies."""
+    """The deployment as the engine hands it to stack policies, in URN order.
+
+    The program registers resources from several threads, so the capture's order
+    varies between runs; sorting keeps the findings' order (and `plan --json`) stable.
+    """
     index = id_index(deployment.resources)
     by_urn: dict[str, PolicyResource] = {}
-    for r in deployment.resources:
+    for r in sorted(deployment.resources, key=lambda r: r.urn):
         by_urn[r.urn] = PolicyResource(
             r.type, reveal(r.inputs), r.urn, r.name, _options(r), None, None, [], {}
         )

@@ -1,0 +1,35 @@
+"""IAM roles and their inline policies."""
+
+from __future__ import annotations
+
+from coldreach.runtime.emulator.backend import MotoBackend, handles
+from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none
+
+
+@handles("aws:iam/role:Role")
+def role(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
+    name = b.name(c)
+    role = b.client("iam").create_role(
+        **drop_none(
+            {
+                "RoleName": name,
+                "AssumeRolePolicyDocument": c.get("assumeRolePolicy"),
+                "Description": c.get("description"),
+                "Path": c.get("path"),
+                "Tags": aws_tags(c.get("tags")) or None,
+            }
+        )
+    )["Role"]
+    return name, {
+        "arn": role["Arn"],
+        "uniqueId": role["RoleId"],
+        "createDate": str(role["CreateDate"]),
+    }
+
+
+@handles("aws:iam/rolePolicy:RolePolicy")
+def role_policy(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
+    name = b.name(c)
+    role = c.get("role")
+    b.client("iam").put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=c.get("policy"))
+    return f"{role}:{name}", {}

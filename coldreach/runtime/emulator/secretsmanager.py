@@ -1,0 +1,34 @@
+"""Secrets Manager."""
+
+from __future__ import annotations
+
+from coldreach.runtime.emulator.backend import MotoBackend, handles
+from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none
+
+
+@handles("aws:secretsmanager/secret:Secret")
+def managed_secret(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
+    name = b.name(c)
+    result = b.client("secretsmanager").create_secret(
+        **drop_none(
+            {
+                "Name": name,
+                "Description": c.get("description"),
+                "KmsKeyId": c.get("kmsKeyId"),
+                "Tags": aws_tags(c.get("tags")) or None,
+            }
+        )
+    )
+    return result["ARN"], {"arn": result["ARN"]}
+
+
+@handles("aws:secretsmanager/secretVersion:SecretVersion")
+def secret_version(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
+    result = b.client("secretsmanager").put_secret_value(
+        SecretId=c.get("secretId"), SecretString=c.get("secretString")
+    )
+    return f"{result['ARN']}|{result['VersionId']}", {
+        "arn": result["ARN"],
+        "versionId": result["VersionId"],
+        "versionStages": result.get("VersionStages", ["AWSCURRENT"]),
+    }
