@@ -29,7 +29,9 @@ class Forward:
         await self.target(scope, receive, send)
 
 
-_schema_only = create_app(Settings.from_env({"DATA_DIR": tempfile.gettempdir()}))
+_schema_only = create_app(
+    Settings.from_env({"DATA_DIR": tempfile.mkdtemp(prefix="coldreach-fuzz-")})
+)
 forward = Forward(_schema_only)
 schema = schemathesis.openapi.from_asgi("/openapi.json", forward)
 
