@@ -19,6 +19,8 @@ class State:
     vpc_id: str
     services: dict[str, dict[str, Any]]
     app_groups: set[str]
+    service_groups: dict[str, set[str]]
+    """The topology's service name -> the security groups its ECS service runs in."""
     load_balancer: dict[str, Any] | None
     alb_groups: set[str]
     target_groups: list[dict[str, Any]]
@@ -34,22 +36,42 @@ class State:
     """Replication group id -> the subnets of its cache subnet group."""
 
 
+def declared_services(outputs: dict[str, Any]) -> list[str]:
+    """The services of the stack's `topology` output (web and worker for a stack deployed
+    before the output existed)."""
+    topology = outputs.get("topology")
+    if isinstance(topology, dict) and topology.get("services"):
+        return list(topology["services"])
+    return [s for s in ("web", "worker") if outputs.get(f"{s}_service_name")]
+
+
+def admitted(outputs: dict[str, Any], tier: str) -> list[str] | None:
+    """The services the topology lets reach `tier`; None without a topology output."""
+    topology = outputs.get("topology")
+    if not isinstance(topology, dict):
+        return None
+    return list((topology.get("tiers") or {}).get(tier, {}).get("admits") or [])
+
+
 def discover(aws: Aws, outputs: dict[str, Any]) -> State:
     vpc_id = str(outputs["vpc_id"])
     phase = int(outputs.get("phase") or 1)
 
-    names = [outputs.get("web_service_name"), outputs.get("worker_service_name")]
-    names = [str(n) for n in names if n]
+    # The services the stack declares (its `topology` output), each by its ECS name.
+    declared = declared_services(outputs)
+    by_ecs_name = {str(outputs[f"{s}_service_name"]): s for s in declared
+                   if outputs.get(f"{s}_service_name")}  # fmt: skip
     services: dict[str, dict[str, Any]] = {}
-    if names:
+    if by_ecs_name:
         described = aws("ecs").describe_services(
-            cluster=str(outputs["cluster_name"]), services=names
+            cluster=str(outputs["cluster_name"]), services=list(by_ecs_name)
         )
         services = {s["serviceName"]: s for s in described.get("services", [])}
-    app_groups: set[str] = set()
-    for s in services.values():
+    service_groups: dict[str, set[str]] = {}
+    for ecs_name, s in services.items():
         net = (s.get("networkConfiguration") or {}).get("awsvpcConfiguration") or {}
-        app_groups |= set(net.get("securityGroups") or [])
+        service_groups[by_ecs_name[ecs_name]] = set(net.get("securityGroups") or [])
+    app_groups = set().union(*service_groups.values()) if service_groups else set()
 
     elb = aws("elbv2")
     host = re.sub(r"^[a-z]+://", "", str(outputs.get("url") or "")).split("/")[0].lower()
@@ -102,6 +124,7 @@ def discover(aws: Aws, outputs: dict[str, Any]) -> State:
         vpc_id=vpc_id,
         services=services,
         app_groups=app_groups,
+        service_groups=service_groups,
         load_balancer=load_balancer,
         alb_groups=alb_groups,
         target_groups=target_groups,

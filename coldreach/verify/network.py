@@ -4,6 +4,7 @@ and placement: nothing private sits in a subnet routed to an internet gateway.""
 from __future__ import annotations
 
 from coldreach.verify.discovery import State
+from coldreach.verify.discovery import admitted as admitted_services
 from coldreach.verify.findings import FAIL, PASS, Finding
 from coldreach.verify.permissions import (
     DB_PORT,
@@ -21,13 +22,26 @@ def group_label(state: State, group_id: str) -> str:
     return f"{group_id} ({sg['GroupName']})" if sg else group_id
 
 
+def _allowed_groups(state: State, tier: str) -> tuple[set[str], str]:
+    """The groups of the services the declared topology lets reach `tier` (every app group
+    for a stack without a `topology` output), and how to name them."""
+    services = admitted_services(state.outputs, tier)
+    if services is None:
+        return state.app_groups, "app groups"
+    groups = set().union(*(state.service_groups.get(s, set()) for s in services))
+    return groups, "groups of " + (", ".join(services) or "no service")
+
+
 def _check_tier_ingress(
     state: State, check: str, tier: str, group_ids: set[str], port: int, note: str = ""
 ) -> list[Finding]:
-    """Every way into a data tier's groups is from an app group, on the tier's port."""
+    """Every way into a data tier's groups is from a service the topology lets reach it,
+    on the tier's port."""
     out: list[Finding] = []
     if not state.app_groups:
         return [Finding(check, tier, FAIL, "no ECS service security groups found to compare")]
+    node = {"PostgreSQL": "database", "Redis": "cache"}[tier]
+    allowed, allowed_label = _allowed_groups(state, node)
     for group_id in sorted(group_ids):
         sg = state.groups.get(group_id)
         label = group_label(state, group_id)
@@ -40,8 +54,11 @@ def _check_tier_ingress(
             for kind, source in sources(p):
                 if kind != "group":
                     problems.append(f"{port_range(p)} from {kind} {source}")
-                elif source not in state.app_groups:
-                    problems.append(f"{port_range(p)} from non-app group {source}")
+                elif source not in allowed:
+                    problems.append(
+                        f"{port_range(p)} from {source}, not one of the {allowed_label} "
+                        f"(the declared topology's {node} admits only those)"
+                    )
                 elif str(p.get("IpProtocol")) == "-1" or (p.get("FromPort"), p.get("ToPort")) != (
                     port,
                     port,
@@ -54,7 +71,7 @@ def _check_tier_ingress(
         elif not admitted:
             out.append(Finding(check, label, PASS, f"{tier}: admits nothing" + note))
         else:
-            detail = f"{tier}: only app groups {', '.join(sorted(admitted))} on {port}"
+            detail = f"{tier}: only {allowed_label} ({', '.join(sorted(admitted))}) on {port}"
             out.append(Finding(check, label, PASS, detail + note))
     if not group_ids:
         out.append(Finding(check, tier, FAIL, "no security groups found"))

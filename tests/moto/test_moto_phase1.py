@@ -140,7 +140,9 @@ def test_db_group_rule_from_a_non_app_group_is_named(dev: Deployed) -> None:
     finally:
         ec2.revoke_security_group_ingress(GroupId=db_sg, IpPermissions=rule)
     [ingress] = failures(findings)
-    assert ingress.check == "sg.db_ingress" and f"non-app group {alb_sg}" in ingress.detail
+    assert ingress.check == "sg.db_ingress" and f"from {alb_sg}, not one of the groups of web" in (
+        ingress.detail
+    )
 
 
 def test_public_rds_is_named(dev: Deployed) -> None:

@@ -146,7 +146,23 @@ def test_redis_group_rule_from_a_non_app_group_is_named(prod: Deployed) -> None:
     assert len(failures(findings)) == 1, describe(findings)
     [ingress] = failures(findings)
     assert ingress.check == "sg.redis_ingress" and cache_sg in ingress.resource
-    assert f"non-app group {alb_sg}" in ingress.detail
+    assert f"from {alb_sg}, not one of the groups of web, worker" in ingress.detail
+
+
+def test_a_service_the_topology_does_not_let_in_is_named(prod: Deployed) -> None:
+    """The rules are checked against the declaration, not against "any ECS service": were
+    the database declared for the web alone, the worker's rule would be a finding."""
+    import copy
+
+    from coldreach import verify
+
+    outputs = copy.deepcopy(prod.outputs)
+    outputs["topology"]["tiers"]["database"]["admits"] = ["web"]
+    findings = verify.verify(outputs, prod.aws)
+    [ingress] = failures(findings)
+    worker_sg = prod.group_id("worker-sg")
+    assert ingress.check == "sg.db_ingress"
+    assert f"from {worker_sg}, not one of the groups of web" in ingress.detail
 
 
 def test_service_with_a_public_ip_in_phase_2_is_named(prod: Deployed) -> None:
