@@ -10,7 +10,6 @@ minimum (the baseline bill); in-use public IPv4 addresses are priced too.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 
 from coldreach import stacks
 from coldreach.runtime import Deployment, Resource
+from infra.config import SCHEMA, ConfigError
 from policies.resource_types import TYPES
 
 PRICES_FILE = Path(__file__).with_name("data") / "prices.yaml"
@@ -337,13 +337,14 @@ class Pricer:
 
 
 def assumptions_of(stack: stacks.StackConfig) -> dict[str, Any]:
+    """The stack's usage assumptions, read by the key's declaration (infra/config/keys.py)."""
     raw = stack.config.get(ASSUMPTIONS_KEY)
     if not raw:
         return {}
-    value = json.loads(raw)
-    if not isinstance(value, dict):
-        raise stacks.StackError(f"{ASSUMPTIONS_KEY} must be an object of assumption: number")
-    return value
+    try:
+        return SCHEMA.read(stack.stack, {"costAssumptions": raw}.get)["costAssumptions"]
+    except ConfigError as err:
+        raise stacks.StackError(str(err)) from None
 
 
 def estimate(deployment: Deployment, table: PriceTable | None = None) -> Estimate:

@@ -105,3 +105,17 @@ def test_plan_carries_the_cost(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["cost"]["by_resource"]["db-instance"] == round(0.016 * H + 20 * 0.115, 2)
     assert main(["plan", "--stack", "dev"]) == 0
     assert "Monthly cost: $59.81" in capsys.readouterr().out
+
+
+def test_cost_assumptions_are_read_by_their_declaration() -> None:
+    from coldreach import stacks
+
+    def config(raw: str) -> stacks.StackConfig:
+        return stacks.StackConfig("cold-reach", "dev", {cost.ASSUMPTIONS_KEY: raw}, [])
+
+    assert cost.assumptions_of(config('{"nat_gb_per_month": 7}')) == {"nat_gb_per_month": 7}
+    for bad in ("[1, 2]", "{not json"):
+        with pytest.raises(
+            stacks.StackError, match="cold-reach:costAssumptions = .* a JSON object"
+        ):
+            cost.assumptions_of(config(bad))
