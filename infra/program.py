@@ -8,7 +8,7 @@ from __future__ import annotations
 import pulumi
 
 from infra import capacity, config, topology
-from infra.layers import compute, data, edge, network
+from infra.layers import compute, data, edge, network, observability
 
 
 def _warn_about(s: config.Settings) -> None:
@@ -41,6 +41,7 @@ def main() -> None:
     tiers = data.build(s, declared, net)
     front = edge.build(s, declared, net)
     apps = compute.build(s, declared, net, tiers, front)
+    alerts = observability.build(s, declared)
 
     db = tiers.database
     outputs: dict[str, pulumi.Input[object]] = {
@@ -62,6 +63,8 @@ def main() -> None:
     if db.replica is not None:
         outputs["db_replica_endpoint"] = db.replica.endpoint
         outputs["db_replica_identifier"] = db.replica.identifier
+    if alerts is not None:
+        outputs["alerts_topic_arn"] = alerts.topic.arn
     if tiers.cache is not None:
         outputs["redis_endpoint"] = tiers.cache.replication_group.primary_endpoint_address
     for key, value in outputs.items():

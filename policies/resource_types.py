@@ -189,6 +189,8 @@ TYPES: dict[str, ResourceType] = {
         ResourceType(t.SNS_TOPIC, "@arn", name_key="name", max_name=256),
         ResourceType(t.SNS_TOPIC_POLICY, "@arn", id_suffix="/policy"),
         ResourceType(t.SNS_SUBSCRIPTION, "subscription-"),
+        # --- observability -------------------------------------------------------------------
+        ResourceType(t.METRIC_ALARM, "@alarmName", name_key="alarmName", max_name=255),
     )
 }
 

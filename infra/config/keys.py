@@ -170,6 +170,9 @@ KEYS: list[Key] = [
         "SES identity to send from; unset, the app logs emails instead of sending them"),
     Key("mailFrom", "mail", "mail_from", Text(EMAIL, "an email address"), None,
         "The From address (default outreach@<senderDomain>)"),
+    # --- observability ---
+    Key("alertEmail", "observability", "alert_email", Text(EMAIL, "an email address"), None,
+        "Subscribed to the alarms topic (AWS sends a confirmation link first)", LATER),
     # --- tooling ---
     Key("costAssumptions", "tooling", "cost_assumptions",
         JsonObject("a JSON object of usage assumptions (see coldreach/data/prices.yaml)"), None,

@@ -110,6 +110,7 @@ class Settings:
     cache: CacheSettings
     edge: EdgeSettings
     mail: MailSettings
+    alert_email: str | None = None
     cost_assumptions: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -163,6 +164,7 @@ def build(stack: str, region: str | None, values: Mapping[str, Any]) -> Settings
         cache=CacheSettings(**groups["cache"]),
         edge=EdgeSettings(**groups["edge"]),
         mail=MailSettings(**groups["mail"]),
+        alert_email=groups["observability"]["alert_email"],
         cost_assumptions=groups["tooling"]["cost_assumptions"] or {},
     )
     _check_fargate(settings)

@@ -1,1 +1,1 @@
-"""The program's layers, built in this order: network, data, edge, compute."""
+"""The program's layers, built in this order: network, data, edge, compute, observability."""

@@ -40,6 +40,8 @@ WORKER_COMMAND = ("python", "-m", "openapi_server.worker")
 WORKER_HEALTH = ("python", "-m", "openapi_server.healthcheck", "--worker")
 # The worker publishes the number of queued emails here; its autoscaling reads it.
 BACKLOG_METRIC = "QueuedEmails"
+# ...and the number of emails whose send outcome is unknown; an alarm watches it.
+STUCK_METRIC = "StuckSendingEmails"
 HTTPS_OUT = "HTTPS to AWS APIs (ECR, Secrets Manager, SES, logs)"
 
 

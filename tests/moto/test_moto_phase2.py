@@ -56,7 +56,18 @@ def test_mail_and_https_exist_in_moto(prod: Deployed) -> None:
     )["Listeners"]
     assert {(x["Port"], x["Protocol"]) for x in listeners} == {(443, "HTTPS"), (80, "HTTP")}
     topics = prod.client("sns").list_topics()["Topics"]
-    assert [t["TopicArn"] for t in topics] == [prod.deployment.named("mail-feedback").id]
+    assert sorted(t["TopicArn"] for t in topics) == sorted(
+        prod.deployment.named(n).id for n in ("mail-feedback", "alerts-topic")
+    )
+
+
+def test_stuck_sends_alarm_notifies_the_alerts_topic(prod: Deployed) -> None:
+    alarms = prod.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    [alarm] = [a for a in alarms if a.get("MetricName") == "StuckSendingEmails"]
+    topic = prod.outputs["alerts_topic_arn"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("ColdReach/prod", "StuckSendingEmails")
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0.0)
+    assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic]
 
 
 def test_missing_replica_is_named(prod: Deployed) -> None:

@@ -1,0 +1,26 @@
+"""The observability layer: alarms on what the app publishes, to a topic operators follow.
+
+The worker publishes the figures (phase 2 on); a phase without one has nothing to alarm on.
+"""
+
+from __future__ import annotations
+
+from components.alerts import Alerts, AlertsArgs
+from infra.config import Settings
+from infra.layers.compute import STUCK_METRIC, backlog_namespace
+from infra.topology import Kind, Topology
+
+
+def build(s: Settings, topology: Topology) -> Alerts | None:
+    if not any(service.kind is Kind.WORKER for service in topology.services):
+        return None
+    alerts = Alerts("alerts", AlertsArgs(email=s.alert_email))
+    alerts.above_zero(
+        "stuck-sending",
+        backlog_namespace(s),
+        STUCK_METRIC,
+        "Emails in 'sending' with an unknown outcome (a worker died mid-send): reconcile "
+        "them by hand, never resend blindly. Runbook: app/README.md, 'Runbook: messages "
+        "stuck in sending'.",
+    )
+    return alerts
