@@ -30,8 +30,9 @@ from ..models import (
     WebhookResult,
 )
 from .default_api_base import BaseDefaultApi
+from .json_route import Utf8JsonRoute
 
-router = APIRouter()
+router = APIRouter(route_class=Utf8JsonRoute)
 
 for _, name, _ in pkgutil.iter_modules(openapi_server.impl.__path__):
     importlib.import_module(f"openapi_server.impl.{name}")

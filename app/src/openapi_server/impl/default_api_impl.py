@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..addresses import email_key
 from ..apis.default_api_base import BaseDefaultApi
 from ..db import (
     ACTIVE,
@@ -87,7 +88,7 @@ class DefaultApiImpl(BaseDefaultApi):
         client = Client(
             name=body.name,
             email=str(body.email),
-            email_key=str(body.email).lower(),
+            email_key=email_key(str(body.email)),
             company=body.company,
             status=ACTIVE,
             created_at=now,
@@ -119,7 +120,7 @@ class DefaultApiImpl(BaseDefaultApi):
                 client.company = changes["company"]
             if "email" in changes:
                 client.email = str(changes["email"])
-                client.email_key = client.email.lower()
+                client.email_key = email_key(client.email)
             client.updated_at = utcnow()
             _commit_client(s)
             return ClientOut.model_validate(client)
@@ -290,7 +291,7 @@ class DefaultApiImpl(BaseDefaultApi):
 
     def ses_webhook(self, raw_body: bytes) -> WebhookResult:
         try:
-            message = json.loads(raw_body)
+            message = json.loads(raw_body.decode("utf-8"))  # UTF-8 only, as SNS sends it
         except (ValueError, UnicodeDecodeError):
             fail(400, ["body"], "body is not a JSON SNS message", "invalid_json")
         if not isinstance(message, dict):
@@ -399,9 +400,12 @@ def _addresses(items: Any) -> list[str]:
         return out
     for item in items:
         if isinstance(item, dict) and isinstance(item.get("emailAddress"), str):
-            address = parseaddr(item["emailAddress"])[1].strip().lower()
-            if address and "@" in address and len(address) <= 320:
-                out.append(address)
+            try:
+                key = email_key(parseaddr(item["emailAddress"])[1])
+            except ValueError:
+                continue  # not an address a client could have
+            if len(key) <= 320:
+                out.append(key)
     return sorted(set(out))
 
 
