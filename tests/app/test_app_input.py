@@ -1,4 +1,4 @@
-"""Input the README promises to refuse, and addresses matched in one form (PostgreSQL and SQLite)."""
+"""Input the README promises to refuse, and addresses matched in one form."""
 
 from __future__ import annotations
 
@@ -54,7 +54,11 @@ def test_strict_types_where_the_readme_promises_them(api: TestClient) -> None:
         ("/tasks", {"client_id": True, "title": "T"}, ["body", "client_id"]),
         ("/tasks", {"client_id": str(cid), "title": "T"}, ["body", "client_id"]),
         ("/email/send", {"client_id": True, "subject": "S", "body": "B"}, ["body", "client_id"]),
-        ("/email/send", {"client_id": float(cid), "subject": "S", "body": "B"}, ["body", "client_id"]),
+        (
+            "/email/send",
+            {"client_id": float(cid), "subject": "S", "body": "B"},
+            ["body", "client_id"],
+        ),
     ]
     for path, payload, loc in cases:
         r = api.post(path, json=payload)
@@ -96,7 +100,9 @@ def test_a_bounce_for_the_punycode_form_suppresses_the_client(make_client) -> No
     api = make_client(mailer, sns_fetcher=signer.fetch_cert)
     cid = _client(api, "lead@bücher.example")
     message = signer.notification(bounce("lead@xn--bcher-kva.example"))
-    r = api.post("/webhooks/ses", content=json.dumps(message), headers={"content-type": "text/plain"})
+    r = api.post(
+        "/webhooks/ses", content=json.dumps(message), headers={"content-type": "text/plain"}
+    )
     assert r.status_code == 200 and r.json() == {"status": "processed", "updated": 1}, r.text
     assert api.get(f"/clients/{cid}").json()["status"] == "bounced"
     sent = api.post("/email/send", json={"client_id": cid, "subject": "S", "body": "B"})

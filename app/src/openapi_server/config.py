@@ -154,6 +154,9 @@ class Settings:
     backlog_metric_name: str = "QueuedEmails"
     backlog_metric_interval_s: float = 60.0
 
+    max_body_bytes: int = 1024 * 1024
+    max_webhook_body_bytes: int = 1024 * 1024
+
     port: int = 8000
 
     @property
@@ -250,6 +253,8 @@ class Settings:
             backlog_metric_namespace=_str(env, "BACKLOG_METRIC_NAMESPACE") or None,
             backlog_metric_name=_str(env, "BACKLOG_METRIC_NAME", "QueuedEmails"),
             backlog_metric_interval_s=_float(env, "BACKLOG_METRIC_INTERVAL_S", 60.0, minimum=1.0),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+            max_webhook_body_bytes=_int(env, "MAX_WEBHOOK_BODY_BYTES", 1024 * 1024, minimum=1024),
             port=_int(env, "PORT", 8000, minimum=1),
         )
         if settings.retry_backoff_max_s >= settings.celery_visibility_timeout_s:

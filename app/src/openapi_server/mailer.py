@@ -72,9 +72,7 @@ def _encoded_words(text: str) -> str:
             chunk = ""
         chunk += char
     words.append(chunk)
-    return "\r\n ".join(
-        f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in words if w
-    )
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in words if w)
 
 
 def _unstructured(text: str) -> str:
@@ -90,7 +88,8 @@ def _unstructured(text: str) -> str:
 
 
 def _header(name: str, value: str) -> bytes:
-    if not _PRINTABLE.fullmatch(value.replace("\r\n ", " ")) or len(name) + 2 + len(value) > _MAX_LINE:
+    lines = f"{name}: {value}".split("\r\n ")  # only encoded-words are folded, one per line
+    if not all(_PRINTABLE.fullmatch(line) and len(line) <= _MAX_LINE for line in lines):
         raise ValueError(f"{name} header value is not one line of printable ASCII")
     return f"{name}: {value}\r\n".encode("ascii")
 

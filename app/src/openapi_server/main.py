@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .apis.default_api import router as DefaultApiRouter
+from .body_limit import BodyLimitMiddleware
 from .config import Settings, settings_or_exit
 from .context import AppContext
 from .db import Database
@@ -87,6 +88,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(DefaultApiRouter)
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
 
     @app.exception_handler(RequestValidationError)
     async def _on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -130,9 +130,7 @@ class Pipeline:
             except ValueError:  # a row stored before addresses were checked; SES refuses it
                 key = msg.to_address.lower()
             suppression = (
-                select(Suppression.reason)
-                .where(Suppression.email_key == key)
-                .scalar_subquery()
+                select(Suppression.reason).where(Suppression.email_key == key).scalar_subquery()
             )
             client = conn.execute(
                 select(Client.status, Client.email_key, suppression.label("reason")).where(

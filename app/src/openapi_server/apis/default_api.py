@@ -224,7 +224,5 @@ def unsubscribe(request: Request, token: Token) -> UnsubscribeResult:
 )
 async def ses_webhook(request: Request) -> WebhookResult:
     """SES bounce and complaint notifications delivered by SNS (sent as text/plain JSON)."""
-    raw = await request.body()
-    if len(raw) > 1024 * 1024:  # SNS messages are at most 256 KiB before JSON escaping
-        raise HTTPException(status_code=413, detail="body: too large")
+    raw = await request.body()  # bounded by MAX_WEBHOOK_BODY_BYTES (body_limit.py)
     return await run_in_threadpool(_impl(request).ses_webhook, raw)

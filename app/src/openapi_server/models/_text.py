@@ -24,7 +24,7 @@ def _encodable(value: str) -> str:
 
 
 def single_line(value: str) -> str:
-    """Names, titles, subjects: printable, one line, no tabs (a subject ends up in a mail header)."""
+    """Names, titles, subjects: printable, one line, no tabs (subjects go into a mail header)."""
     value = _encodable(value).strip()
     if not value:
         raise ValueError("must not be blank")
