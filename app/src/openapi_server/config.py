@@ -127,6 +127,7 @@ class Settings:
     celery_queue: str = "coldreach-email"
     celery_key_prefix: str = ""
     celery_visibility_timeout_s: int = 3600
+    broker_timeout_s: float = 2.0
     worker_pool: str = "threads"
     worker_concurrency: int = 32
 
@@ -229,6 +230,7 @@ class Settings:
             celery_queue=_str(env, "CELERY_QUEUE", "coldreach-email"),
             celery_key_prefix=_str(env, "CELERY_KEY_PREFIX"),
             celery_visibility_timeout_s=_int(env, "CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+            broker_timeout_s=_float(env, "BROKER_TIMEOUT_S", 2.0, minimum=0.1),
             worker_pool=_choice(
                 env, "WORKER_POOL", "threads", ("threads", "prefork", "solo", "gevent", "eventlet")
             ),

@@ -33,10 +33,28 @@ class QueueBackend(Protocol):
 
 def make_celery(settings: Settings) -> Celery:
     app = Celery("coldreach", broker=settings.redis_url)
+    timeout = settings.broker_timeout_s
     conf: dict[str, Any] = {
         "broker_connection_retry_on_startup": True,
+        # Every broker call is bounded: a Redis that accepts connections and never answers
+        # must not hold an API request (or the sweeper) forever. A publish that gives up
+        # leaves the row queued; the sweeper enqueues it once the broker answers again.
+        "broker_connection_timeout": timeout,
         "broker_transport_options": {
             "visibility_timeout": settings.celery_visibility_timeout_s,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            # Establishing the producer's connection: one retry, not kombu's unbounded default.
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
+        },
+        "task_publish_retry_policy": {
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
         },
         "task_default_queue": settings.celery_queue,
         "task_ignore_result": True,

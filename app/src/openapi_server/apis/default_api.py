@@ -69,8 +69,12 @@ def _impl(request: Request) -> BaseDefaultApi:
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])
-def healthz() -> Health:
-    """The process is alive (no dependency is checked)."""
+async def healthz() -> Health:
+    """The process is alive (no dependency is checked).
+
+    Async on purpose: it needs no worker thread, so it answers even while every thread
+    of the pool waits on a slow database or broker.
+    """
     return Health(status="ok")
 
 
