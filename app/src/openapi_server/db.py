@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     Boolean,
     DateTime,
@@ -24,7 +25,6 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
-    text,
 )
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -211,9 +211,10 @@ class Database:
         with factory() as s:
             yield s
 
-    def ping(self) -> None:
+    def revision(self) -> str | None:
+        """The primary's schema revision (None if never migrated); raises if it is down."""
         with self.primary.connect() as conn:
-            conn.execute(text("SELECT 1"))
+            return MigrationContext.configure(conn).get_current_revision()
 
     def dispose(self) -> None:
         self.primary.dispose()

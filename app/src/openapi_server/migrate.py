@@ -14,6 +14,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from .config import Settings, settings_or_exit
 
@@ -25,6 +26,11 @@ def alembic_config(settings: Settings) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["settings"] = settings
     return cfg
+
+
+def head_revision(settings: Settings) -> str | None:
+    """The revision the code expects: the head of the migrations it ships."""
+    return ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:

@@ -29,6 +29,9 @@ class QueueBackend(Protocol):
     def enqueue(self, message_id: int, delay_s: float = 0.0) -> None: ...
     def start(self) -> None: ...
     def stop(self) -> None: ...
+    def check(self) -> None:
+        """Raise when the queue cannot take messages (readiness)."""
+        ...
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -106,6 +109,11 @@ class CeleryQueue:
     def stop(self) -> None:
         pass
 
+    def check(self) -> None:
+        # Connecting to Redis includes a PING; bounded by BROKER_TIMEOUT_S, no retry.
+        with self.app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=0, timeout=self.settings.broker_timeout_s)
+
 
 class InlineQueue:
     """A thread pool in the API process plus one timer thread for retries and sweeps."""
@@ -144,6 +152,10 @@ class InlineQueue:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def check(self) -> None:
+        if self._pool is None:
+            raise RuntimeError("inline queue is not running")
 
     def enqueue(self, message_id: int, delay_s: float = 0.0) -> None:
         if delay_s > 0:

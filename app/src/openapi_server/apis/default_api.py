@@ -80,10 +80,11 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}}, tags=["health"])
 def readyz(request: Request) -> Response:
-    """The primary database answers."""
-    if _impl(request).ready():
+    """The primary database answers at the expected schema revision, and the broker answers."""
+    problems = _impl(request).ready()
+    if not problems:
         return JSONResponse({"status": "ready"})
-    return JSONResponse({"status": "database unavailable"}, status_code=503)
+    return JSONResponse({"status": "; ".join(problems)}, status_code=503)
 
 
 @router.post(

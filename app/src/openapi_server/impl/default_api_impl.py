@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..addresses import email_key
 from ..apis.default_api_base import BaseDefaultApi
+from ..database_errors import NOT_MIGRATED
 from ..db import (
     ACTIVE,
     BOUNCED,
@@ -385,13 +386,23 @@ class DefaultApiImpl(BaseDefaultApi):
 
     # -- health ------------------------------------------------------------------------
 
-    def ready(self) -> bool:
+    def ready(self) -> list[str]:
+        problems = []
         try:
-            self.ctx.db.ping()
+            revision = self.ctx.db.revision()
         except Exception as exc:
-            log.warning("readiness check failed: %s", exc)
-            return False
-        return True
+            log.warning("readiness: database unavailable: %s", exc)
+            problems.append("database unavailable")
+        else:
+            if revision != self.ctx.schema_head:
+                log.warning("readiness: schema at %s, expected %s", revision, self.ctx.schema_head)
+                problems.append(NOT_MIGRATED)
+        try:
+            self.ctx.queue.check()
+        except Exception as exc:
+            log.warning("readiness: broker unavailable: %s", exc)
+            problems.append("broker unavailable")
+        return problems
 
 
 def _addresses(items: Any) -> list[str]:
