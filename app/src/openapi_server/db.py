@@ -70,6 +70,9 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+# Ids are 32-bit INTEGER columns: anything larger is refused before it reaches a query.
+MAX_ID = 2**31 - 1
+
 # Client status values. Anything but ACTIVE suppresses sending.
 ACTIVE, UNSUBSCRIBED, BOUNCED, COMPLAINED = "active", "unsubscribed", "bounced", "complained"
 
