@@ -143,6 +143,7 @@ class Settings:
     unsubscribe_ttl_days: int = 60
     public_base_url: str = "http://localhost:8000"
     sns_topic_arns: frozenset[str] = field(default_factory=frozenset)
+    sns_max_age_s: float = 3600.0
 
     max_attempts: int = 5
     retry_backoff_base_s: float = 2.0
@@ -246,6 +247,7 @@ class Settings:
             unsubscribe_ttl_days=_int(env, "UNSUBSCRIBE_TTL_DAYS", 60, minimum=1),
             public_base_url=base_url.rstrip("/"),
             sns_topic_arns=topics,
+            sns_max_age_s=_float(env, "SNS_MAX_AGE_S", 3600.0, minimum=60.0),
             max_attempts=_int(env, "MAX_SEND_ATTEMPTS", 5, minimum=1),
             retry_backoff_base_s=_float(env, "RETRY_BACKOFF_BASE_S", 2.0),
             retry_backoff_max_s=_float(env, "RETRY_BACKOFF_MAX_S", 300.0),

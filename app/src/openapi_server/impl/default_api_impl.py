@@ -50,7 +50,7 @@ from ..models import (
 from ..models import (
     Task as TaskOut,
 )
-from ..sns import SnsVerificationError, is_sns_url
+from ..sns import SnsVerificationError, check_fresh, is_sns_url
 from ..unsubscribe import TokenError, parse_token, verify_token
 
 log = logging.getLogger(__name__)
@@ -303,13 +303,25 @@ class DefaultApiImpl(BaseDefaultApi):
         message_id = message.get("MessageId")
         if not isinstance(message_id, str) or not 0 < len(message_id) <= 100:
             fail(400, ["body", "MessageId"], "MessageId missing or invalid", "invalid_value")
+        # The topic and the age first: refusing them costs no certificate fetch. Both are
+        # signed fields, so a message that passes here still has to pass the signature.
+        topics = self.ctx.settings.sns_topic_arns
+        if topics and message.get("TopicArn") not in topics:
+            fail(403, ["body", "TopicArn"], "topic not allowed", "forbidden_topic")
+        if kind == "SubscriptionConfirmation" and not topics:
+            # Confirming would let any AWS account's topic deliver here.
+            log.warning("SNS subscription not confirmed: SNS_TOPIC_ARNS is empty")
+            fail(
+                403, ["body", "TopicArn"], "no topic is allowed (SNS_TOPIC_ARNS)", "forbidden_topic"
+            )
+        try:
+            check_fresh(message, self.ctx.settings.sns_max_age_s)
+        except SnsVerificationError as exc:
+            fail(403, ["body", "Timestamp"], f"SNS message rejected: {exc}", "stale")
         try:
             self.ctx.sns.verify(message)
         except SnsVerificationError as exc:
             fail(403, ["body", "Signature"], f"SNS signature rejected: {exc}", "bad_signature")
-        topics = self.ctx.settings.sns_topic_arns
-        if topics and message.get("TopicArn") not in topics:
-            fail(403, ["body", "TopicArn"], "topic not allowed", "forbidden_topic")
 
         if kind == "SubscriptionConfirmation":
             url = message.get("SubscribeURL", "")
