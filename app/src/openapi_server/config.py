@@ -121,6 +121,8 @@ class Settings:
     db_pool_size: int = 5
     db_max_overflow: int = 5
     db_pool_timeout_s: float = 30.0
+    db_connect_attempts: int = 5
+    db_connect_backoff_s: float = 1.0
 
     queue_backend: str = "inline"  # inline | celery
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -226,6 +228,8 @@ class Settings:
             db_pool_size=_int(env, "DB_POOL_SIZE", 5, minimum=1),
             db_max_overflow=_int(env, "DB_MAX_OVERFLOW", 5, minimum=0),
             db_pool_timeout_s=_float(env, "DB_POOL_TIMEOUT", 30.0, minimum=0.1),
+            db_connect_attempts=_int(env, "DB_CONNECT_ATTEMPTS", 5, minimum=1),
+            db_connect_backoff_s=_float(env, "DB_CONNECT_BACKOFF_S", 1.0),
             queue_backend=_choice(env, "QUEUE_BACKEND", "inline", ("inline", "celery")),
             redis_url=_str(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
             celery_queue=_str(env, "CELERY_QUEUE", "coldreach-email"),

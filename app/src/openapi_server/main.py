@@ -24,6 +24,7 @@ from .migrate import head_revision
 from .pipeline import Pipeline
 from .queues import CeleryQueue, InlineQueue, QueueBackend
 from .sns import Fetcher, SnsVerifier, default_fetcher
+from .startup import MigrateAtStartup
 
 log = logging.getLogger("openapi_server")
 
@@ -71,10 +72,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.auto_migrate:
-            from .migrate import upgrade
-
-            upgrade(settings)
+        # AUTO_MIGRATE has already run (MigrateAtStartup, the outermost lifespan step).
         ctx = build_context(settings, mailer, sns_fetcher, confirm_fetcher)
         app.state.ctx = ctx
         ctx.queue.start()
@@ -92,6 +90,8 @@ def create_app(
     )
     app.include_router(DefaultApiRouter)
     app.add_middleware(BodyLimitMiddleware, settings=settings)
+    if settings.auto_migrate:
+        app.add_middleware(MigrateAtStartup, settings=settings)
 
     @app.exception_handler(RequestValidationError)
     async def _on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -111,9 +111,9 @@ def _housekeeping(stop: threading.Event) -> None:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if settings.auto_migrate:
-        from .migrate import upgrade
+        from .migrate import upgrade_or_exit
 
-        upgrade(settings)
+        upgrade_or_exit(settings)
     stop = threading.Event()
     threading.Thread(target=_housekeeping, args=(stop,), name="housekeeping", daemon=True).start()
     args = [
