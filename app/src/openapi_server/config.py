@@ -7,6 +7,7 @@ at start with a message that names the variable, rather than failing later.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -112,6 +113,33 @@ def _postgres_from_parts(env: Mapping[str, str], host: str) -> URL:
     )
 
 
+# TLS modes that encrypt: an IAM token is a bearer credential for 15 minutes.
+_TLS_MODES = ("require", "verify-ca", "verify-full")
+_ROLE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def _iam_url(url: URL) -> URL:
+    if url.get_backend_name() != "postgresql" or not url.host:
+        raise ConfigError("DB_IAM_AUTH=1 needs a PostgreSQL database (DB_HOST or DATABASE_URL)")
+    if not url.username:
+        raise ConfigError("DB_IAM_AUTH=1 needs DB_USER (the database user the token is for)")
+    sslmode = url.query.get("sslmode")
+    if sslmode is None:
+        return url.update_query_dict({"sslmode": "require"})
+    if sslmode not in _TLS_MODES:
+        raise ConfigError(
+            f"DB_SSLMODE must be one of {', '.join(_TLS_MODES)} with DB_IAM_AUTH=1, got {sslmode!r}"
+        )
+    return url
+
+
+def _role(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _str(env, name, default)
+    if not _ROLE.fullmatch(value):
+        raise ConfigError(f"{name} must be a lower-case PostgreSQL identifier, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: URL
@@ -122,6 +150,12 @@ class Settings:
     db_max_overflow: int = 5
     db_pool_timeout_s: float = 30.0
     db_connect_attempts: int = 5
+    # Each new connection authenticates with an RDS IAM token instead of a password.
+    db_iam_auth: bool = False
+    # Roles that `bootstrap_db` creates: migrations run as the owner, services as the app.
+    db_owner_user: str = "coldreach_owner"
+    db_app_user: str = "coldreach_app"
+    db_iam_role: str = "rds_iam"
     db_connect_backoff_s: float = 1.0
 
     queue_backend: str = "inline"  # inline | celery
@@ -182,6 +216,10 @@ class Settings:
         else:
             url = URL.create("sqlite+pysqlite", database=str(data_dir / "coldreach.db"))
 
+        iam = _bool(env, "DB_IAM_AUTH", False)
+        if iam:
+            url = _iam_url(url)
+
         read_url: URL | None = None
         if database_read_url := _str(env, "DATABASE_READ_URL"):
             read_url = normalize_database_url(database_read_url, "DATABASE_READ_URL")
@@ -191,6 +229,9 @@ class Settings:
                     "DB_READ_HOST needs a PostgreSQL primary (DB_HOST or DATABASE_URL)"
                 )
             read_url = url.set(host=read_host)
+
+        if iam and read_url is not None:
+            read_url = _iam_url(read_url)
 
         mailer = _choice(env, "MAILER", "console", ("console", "ses"))
         secret = env.get("UNSUBSCRIBE_SECRET", "")
@@ -229,6 +270,10 @@ class Settings:
             db_max_overflow=_int(env, "DB_MAX_OVERFLOW", 5, minimum=0),
             db_pool_timeout_s=_float(env, "DB_POOL_TIMEOUT", 30.0, minimum=0.1),
             db_connect_attempts=_int(env, "DB_CONNECT_ATTEMPTS", 5, minimum=1),
+            db_iam_auth=iam,
+            db_owner_user=_role(env, "DB_OWNER_USER", "coldreach_owner"),
+            db_app_user=_role(env, "DB_APP_USER", "coldreach_app"),
+            db_iam_role=_role(env, "DB_IAM_ROLE", "rds_iam"),
             db_connect_backoff_s=_float(env, "DB_CONNECT_BACKOFF_S", 1.0),
             queue_backend=_choice(env, "QUEUE_BACKEND", "inline", ("inline", "celery")),
             redis_url=_str(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
