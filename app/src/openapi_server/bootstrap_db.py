@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from psycopg import Connection, sql
+from psycopg import Connection, OperationalError, sql
 
 from .config import Settings, settings_or_exit
 from .rds_auth import RdsAuthToken
@@ -104,7 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     if settings.db_iam_auth:  # a master user set up for IAM as well
         token = RdsAuthToken(settings.aws_region)
         url = url.set(password=token(url.host or "", url.port or 5432, url.username or ""))
-    with Connection.connect(url.render_as_string(hide_password=False), connect_timeout=10) as conn:
+    try:
+        conn = Connection.connect(url.render_as_string(hide_password=False), connect_timeout=10)
+    except OperationalError as exc:
+        print(f"cannot connect: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    with conn:
         for line in bootstrap(conn, settings):
             print(line)
         conn.commit()
