@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from app_helpers import wait_for
 from openapi_server.config import Settings
 from openapi_server.queues import make_celery
+from sqlalchemy.engine import URL
 
 
 class Blackhole:
@@ -82,3 +92,66 @@ def test_every_broker_call_is_bounded() -> None:
     assert conf.broker_connection_timeout == 3
     assert conf.task_publish_retry_policy["max_retries"] == 1
     assert Settings.from_env({}).broker_timeout_s == 2.0
+
+
+def test_a_served_api_keeps_answering_and_stops_on_sigterm(
+    blackhole: Blackhole, pg_url: URL, clean_pg: None, tmp_path: Path
+) -> None:
+    """The real server: dozens of sends against a silent broker, then SIGTERM."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        "PATH": os.environ["PATH"],
+        "DATA_DIR": str(tmp_path),
+        "DATABASE_URL": pg_url.render_as_string(hide_password=False),
+        "QUEUE_BACKEND": "celery",
+        "REDIS_URL": f"redis://127.0.0.1:{blackhole.port}/0",
+        "BROKER_TIMEOUT_S": "0.5",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "openapi_server.main:app", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def call(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            base + path, data=data, method=method, headers={"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+
+    try:
+        wait_for(lambda: _answers(call), timeout=30, interval=0.1)
+        _, client = call("POST", "/clients", {"name": "S", "email": "s@example.com"})
+        codes: list[int] = []
+
+        def send(i: int) -> None:
+            body = {"client_id": client["id"], "subject": f"S{i}", "body": "B"}
+            codes.append(call("POST", "/email/send", body)[0])
+
+        threads = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(48)]
+        for t in threads:
+            t.start()
+        assert call("GET", "/healthz") == (200, {"status": "ok"})
+        for t in threads:
+            t.join(timeout=120)
+        assert codes == [202] * 48
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught.
+        assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _answers(call: Any) -> bool:
+    try:
+        return call("GET", "/healthz")[0] == 200
+    except OSError:
+        return False
