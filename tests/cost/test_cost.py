@@ -116,6 +116,6 @@ def test_cost_assumptions_are_read_by_their_declaration() -> None:
     assert cost.assumptions_of(config('{"nat_gb_per_month": 7}')) == {"nat_gb_per_month": 7}
     for bad in ("[1, 2]", "{not json"):
         with pytest.raises(
-            stacks.StackError, match="cold-reach:costAssumptions = .* a JSON object"
+            stacks.StackError, match=r"cold-reach:costAssumptions = .* a JSON object"
         ):
             cost.assumptions_of(config(bad))
