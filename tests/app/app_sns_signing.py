@@ -15,6 +15,14 @@ from cryptography.x509.oid import NameOID
 from openapi_server.sns import string_to_sign
 
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-test.pem"
+
+
+def sns_timestamp(age_s: float = 0.0) -> str:
+    """An SNS `Timestamp` (ISO 8601, milliseconds, Z) `age_s` seconds in the past."""
+    moment = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age_s)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-feedback"
 
 
@@ -60,7 +68,7 @@ class Signer:
             "MessageId": str(uuid.uuid4()),
             "TopicArn": TOPIC,
             "Message": json.dumps(event),
-            "Timestamp": "2026-11-28T10:00:00.000Z",
+            "Timestamp": sns_timestamp(),
             "UnsubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe",
             **overrides,
         }

@@ -181,6 +181,11 @@ def test_reconciliation_records_the_operator_s_finding(
     assert not reconcile.resolve(ctx.db, lost, "requeue")  # only flagged rows
     assert ctx.pipeline.process(lost).outcome is Outcome.SENT
     assert reconcile.main(["bogus", "1"]) == 2
+    capsys.readouterr()
+    for out_of_range in ("2147483648", "99999999999999999999", "0"):
+        assert reconcile.main(["sent", out_of_range]) == 2  # usage, not a traceback
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "between 1 and 2147483647" in err
     assert mailer.per_message() == {left: 1, lost: 2}
 
 

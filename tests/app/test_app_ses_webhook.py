@@ -6,7 +6,7 @@ import json
 
 import pytest
 from app_recording import RecordingMailer
-from app_sns_signing import CERT_URL, TOPIC, Signer, bounce, complaint
+from app_sns_signing import CERT_URL, TOPIC, Signer, bounce, complaint, sns_timestamp
 from openapi_server.sns import is_sns_url
 
 
@@ -84,19 +84,34 @@ def test_transient_bounce_and_deliveries_do_not_suppress(hook, signer: Signer) -
     assert hook.get(f"/clients/{cid}").json()["status"] == "active"
 
 
-def test_subscription_confirmation_is_confirmed_once(hook, signer: Signer) -> None:
+def _subscription(signer: Signer, topic: str = TOPIC) -> tuple[str, dict]:
     url = "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=abc"
     message = signer.sign(
         {
             "Type": "SubscriptionConfirmation",
             "MessageId": "sub-1",
             "Token": "abc",
-            "TopicArn": TOPIC,
+            "TopicArn": topic,
             "Message": "You have chosen to subscribe",
             "SubscribeURL": url,
-            "Timestamp": "2026-11-28T10:00:00.000Z",
+            "Timestamp": sns_timestamp(),
         }
     )
+    return url, message
+
+
+def _allowing(make_client, settings, signer: Signer, *topics: str):
+    return make_client(
+        RecordingMailer(),
+        settings_=settings.with_(sns_topic_arns=frozenset(topics)),
+        sns_fetcher=signer.fetch_cert,
+        confirm_fetcher=signer.confirm,
+    )
+
+
+def test_subscription_confirmation_is_confirmed_once(make_client, settings, signer) -> None:
+    hook = _allowing(make_client, settings, signer, TOPIC)
+    url, message = _subscription(signer)
     r = _post(hook, message, content_type="application/json")
     assert r.status_code == 200 and r.json()["status"] == "subscription confirmed"
     assert _post(hook, message).json()["status"] == "duplicate"
@@ -138,15 +153,21 @@ def test_forged_or_foreign_messages_are_rejected(hook, signer: Signer) -> None:
         (b"[1,2]", ["body"]),
         (b'{"Type": "Nope", "MessageId": "1"}', ["body", "Type"]),
         (b'{"Type": "Notification"}', ["body", "MessageId"]),
-        (b'{"Type": "Notification", "MessageId": "1"}', ["body", "Signature"]),
+        (b'{"Type": "Notification", "MessageId": "1"}', ["body", "Timestamp"]),
+        (
+            b'{"Type": "Notification", "MessageId": "1", "Timestamp": "%s"}',
+            ["body", "Signature"],
+        ),
         (
             b'{"Type": "Notification", "MessageId": "1", "SignatureVersion": "2",'
-            b' "Signature": "%%%", "SigningCertURL": "x"}',
+            b' "Signature": "%%%%%%", "SigningCertURL": "x", "Timestamp": "%s"}',
             ["body", "Signature"],
         ),
     ],
 )
 def test_malformed_bodies_are_4xx_naming_the_field(hook, body: bytes, field: list) -> None:
+    if b"%s" in body:
+        body = body % sns_timestamp().encode()
     r = hook.post("/webhooks/ses", content=body, headers={"content-type": "text/plain"})
     assert 400 <= r.status_code < 500
     assert r.json()["detail"][0]["loc"] == field
@@ -167,3 +188,31 @@ def test_sns_host_check() -> None:
     assert not is_sns_url("https://sns.us-east-1.amazonaws.com:8443/x.pem")
     assert not is_sns_url("https://user@sns.us-east-1.amazonaws.com/x.pem")
     assert not is_sns_url("https://s3.amazonaws.com/sns.us-east-1.amazonaws.com/x.pem")
+
+
+def test_without_an_allow_list_no_subscription_is_confirmed(hook, signer: Signer) -> None:
+    _, message = _subscription(signer)
+    r = _post(hook, message)
+    assert r.status_code == 403 and r.json()["detail"][0]["loc"] == ["body", "TopicArn"]
+    assert signer.confirmed == []
+
+
+def test_a_foreign_topic_is_refused_before_any_certificate_is_fetched(
+    make_client, settings, signer: Signer
+) -> None:
+    api = _allowing(make_client, settings, signer, "arn:aws:sns:eu-west-1:1:other")
+    for message in (signer.notification(bounce("a@example.com")), _subscription(signer)[1]):
+        r = _post(api, message)
+        assert r.status_code == 403 and r.json()["detail"][0]["loc"] == ["body", "TopicArn"]
+    assert signer.fetched == [] and signer.confirmed == []
+
+
+@pytest.mark.parametrize("age_s", [3601.0, 86400.0, -600.0])
+def test_stale_or_future_messages_are_refused(hook, signer: Signer, age_s: float) -> None:
+    cid = _client(hook, "old@example.com")
+    message = signer.notification(bounce("old@example.com"), Timestamp=sns_timestamp(age_s))
+    r = _post(hook, message)
+    assert r.status_code == 403 and r.json()["detail"][0]["loc"] == ["body", "Timestamp"]
+    assert hook.get(f"/clients/{cid}").json()["status"] == "active"
+    fresh = signer.notification(bounce("old@example.com"), Timestamp=sns_timestamp(60))
+    assert _post(hook, fresh).json() == {"status": "processed", "updated": 1}

@@ -87,3 +87,12 @@ def test_token_functions() -> None:
         with pytest.raises(TokenError, match="malformed"):
             parse_token(malformed)
     assert "a@example.com" not in token
+
+
+def test_ids_beyond_the_column_range_are_an_invalid_token(make_client) -> None:
+    api, _, token, _ = _token_from_sent_mail(make_client)
+    _, exp, sig = token.split(".")
+    for cid in ("2147483648", "9999999999", "0"):
+        r = api.post(f"/unsubscribe/{cid}.{exp}.{sig}")
+        assert r.status_code == 400, (cid, r.text)
+        assert r.json()["detail"][0]["loc"] == ["path", "token"]

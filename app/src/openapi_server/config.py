@@ -7,6 +7,7 @@ at start with a message that names the variable, rather than failing later.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -112,6 +113,33 @@ def _postgres_from_parts(env: Mapping[str, str], host: str) -> URL:
     )
 
 
+# TLS modes that encrypt: an IAM token is a bearer credential for 15 minutes.
+_TLS_MODES = ("require", "verify-ca", "verify-full")
+_ROLE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def _iam_url(url: URL) -> URL:
+    if url.get_backend_name() != "postgresql" or not url.host:
+        raise ConfigError("DB_IAM_AUTH=1 needs a PostgreSQL database (DB_HOST or DATABASE_URL)")
+    if not url.username:
+        raise ConfigError("DB_IAM_AUTH=1 needs DB_USER (the database user the token is for)")
+    sslmode = url.query.get("sslmode")
+    if sslmode is None:
+        return url.update_query_dict({"sslmode": "require"})
+    if sslmode not in _TLS_MODES:
+        raise ConfigError(
+            f"DB_SSLMODE must be one of {', '.join(_TLS_MODES)} with DB_IAM_AUTH=1, got {sslmode!r}"
+        )
+    return url
+
+
+def _role(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _str(env, name, default)
+    if not _ROLE.fullmatch(value):
+        raise ConfigError(f"{name} must be a lower-case PostgreSQL identifier, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: URL
@@ -121,12 +149,21 @@ class Settings:
     db_pool_size: int = 5
     db_max_overflow: int = 5
     db_pool_timeout_s: float = 30.0
+    db_connect_attempts: int = 5
+    # Each new connection authenticates with an RDS IAM token instead of a password.
+    db_iam_auth: bool = False
+    # Roles that `bootstrap_db` creates: migrations run as the owner, services as the app.
+    db_owner_user: str = "coldreach_owner"
+    db_app_user: str = "coldreach_app"
+    db_iam_role: str = "rds_iam"
+    db_connect_backoff_s: float = 1.0
 
     queue_backend: str = "inline"  # inline | celery
     redis_url: str = "redis://127.0.0.1:6379/0"
     celery_queue: str = "coldreach-email"
     celery_key_prefix: str = ""
     celery_visibility_timeout_s: int = 3600
+    broker_timeout_s: float = 2.0
     worker_pool: str = "threads"
     worker_concurrency: int = 32
 
@@ -142,6 +179,7 @@ class Settings:
     unsubscribe_ttl_days: int = 60
     public_base_url: str = "http://localhost:8000"
     sns_topic_arns: frozenset[str] = field(default_factory=frozenset)
+    sns_max_age_s: float = 3600.0
 
     max_attempts: int = 5
     retry_backoff_base_s: float = 2.0
@@ -153,6 +191,9 @@ class Settings:
     backlog_metric_namespace: str | None = None
     backlog_metric_name: str = "QueuedEmails"
     backlog_metric_interval_s: float = 60.0
+
+    max_body_bytes: int = 1024 * 1024
+    max_webhook_body_bytes: int = 1024 * 1024
 
     port: int = 8000
 
@@ -175,6 +216,10 @@ class Settings:
         else:
             url = URL.create("sqlite+pysqlite", database=str(data_dir / "coldreach.db"))
 
+        iam = _bool(env, "DB_IAM_AUTH", False)
+        if iam:
+            url = _iam_url(url)
+
         read_url: URL | None = None
         if database_read_url := _str(env, "DATABASE_READ_URL"):
             read_url = normalize_database_url(database_read_url, "DATABASE_READ_URL")
@@ -184,6 +229,9 @@ class Settings:
                     "DB_READ_HOST needs a PostgreSQL primary (DB_HOST or DATABASE_URL)"
                 )
             read_url = url.set(host=read_host)
+
+        if iam and read_url is not None:
+            read_url = _iam_url(read_url)
 
         mailer = _choice(env, "MAILER", "console", ("console", "ses"))
         secret = env.get("UNSUBSCRIBE_SECRET", "")
@@ -221,11 +269,18 @@ class Settings:
             db_pool_size=_int(env, "DB_POOL_SIZE", 5, minimum=1),
             db_max_overflow=_int(env, "DB_MAX_OVERFLOW", 5, minimum=0),
             db_pool_timeout_s=_float(env, "DB_POOL_TIMEOUT", 30.0, minimum=0.1),
+            db_connect_attempts=_int(env, "DB_CONNECT_ATTEMPTS", 5, minimum=1),
+            db_iam_auth=iam,
+            db_owner_user=_role(env, "DB_OWNER_USER", "coldreach_owner"),
+            db_app_user=_role(env, "DB_APP_USER", "coldreach_app"),
+            db_iam_role=_role(env, "DB_IAM_ROLE", "rds_iam"),
+            db_connect_backoff_s=_float(env, "DB_CONNECT_BACKOFF_S", 1.0),
             queue_backend=_choice(env, "QUEUE_BACKEND", "inline", ("inline", "celery")),
             redis_url=_str(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
             celery_queue=_str(env, "CELERY_QUEUE", "coldreach-email"),
             celery_key_prefix=_str(env, "CELERY_KEY_PREFIX"),
             celery_visibility_timeout_s=_int(env, "CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+            broker_timeout_s=_float(env, "BROKER_TIMEOUT_S", 2.0, minimum=0.1),
             worker_pool=_choice(
                 env, "WORKER_POOL", "threads", ("threads", "prefork", "solo", "gevent", "eventlet")
             ),
@@ -241,6 +296,7 @@ class Settings:
             unsubscribe_ttl_days=_int(env, "UNSUBSCRIBE_TTL_DAYS", 60, minimum=1),
             public_base_url=base_url.rstrip("/"),
             sns_topic_arns=topics,
+            sns_max_age_s=_float(env, "SNS_MAX_AGE_S", 3600.0, minimum=60.0),
             max_attempts=_int(env, "MAX_SEND_ATTEMPTS", 5, minimum=1),
             retry_backoff_base_s=_float(env, "RETRY_BACKOFF_BASE_S", 2.0),
             retry_backoff_max_s=_float(env, "RETRY_BACKOFF_MAX_S", 300.0),
@@ -250,6 +306,8 @@ class Settings:
             backlog_metric_namespace=_str(env, "BACKLOG_METRIC_NAMESPACE") or None,
             backlog_metric_name=_str(env, "BACKLOG_METRIC_NAME", "QueuedEmails"),
             backlog_metric_interval_s=_float(env, "BACKLOG_METRIC_INTERVAL_S", 60.0, minimum=1.0),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+            max_webhook_body_bytes=_int(env, "MAX_WEBHOOK_BODY_BYTES", 1024 * 1024, minimum=1024),
             port=_int(env, "PORT", 8000, minimum=1),
         )
         if settings.retry_backoff_max_s >= settings.celery_visibility_timeout_s:

@@ -20,3 +20,5 @@ class AppContext:
     sns: SnsVerifier
     # GETs SubscribeURL to confirm an SNS subscription (injectable for tests).
     confirm_fetcher: Fetcher
+    # The migration head this code expects the database at (readiness).
+    schema_head: str | None

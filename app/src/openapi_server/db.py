@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     Boolean,
     DateTime,
@@ -24,13 +25,13 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
-    text,
 )
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from .config import Settings
+from .rds_auth import RdsAuthToken, TokenSource
 
 
 def utcnow() -> datetime:
@@ -69,6 +70,9 @@ NAMING = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
+
+# Ids are 32-bit INTEGER columns: anything larger is refused before it reaches a query.
+MAX_ID = 2**31 - 1
 
 # Client status values. Anything but ACTIVE suppresses sending.
 ACTIVE, UNSUBSCRIBED, BOUNCED, COMPLAINED = "active", "unsubscribed", "bounced", "complained"
@@ -160,7 +164,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def make_engine(url: URL, settings: Settings) -> Engine:
+def _authenticate_with_tokens(engine: Engine, tokens: TokenSource) -> None:
+    """Every new connection gets a fresh IAM token as its password (never a cached one)."""
+
+    @event.listens_for(engine, "do_connect")
+    def _token(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        cparams["password"] = tokens(
+            cparams["host"], int(cparams.get("port") or 5432), cparams["user"]
+        )
+
+
+def make_engine(url: URL, settings: Settings, tokens: TokenSource | None = None) -> Engine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +186,7 @@ def make_engine(url: URL, settings: Settings) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -181,15 +195,20 @@ def make_engine(url: URL, settings: Settings) -> Engine:
         pool_recycle=1800,
         connect_args={"connect_timeout": 5, "application_name": "coldreach"},
     )
+    if settings.db_iam_auth:
+        _authenticate_with_tokens(engine, tokens or RdsAuthToken(settings.aws_region))
+    return engine
 
 
 class Database:
     """The primary engine, an optional replica engine, and a session factory for each."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.primary = make_engine(settings.database_url, settings)
+    def __init__(self, settings: Settings, token_source: TokenSource | None = None) -> None:
+        if settings.db_iam_auth and token_source is None:
+            token_source = RdsAuthToken(settings.aws_region)
+        self.primary = make_engine(settings.database_url, settings, token_source)
         self.replica = (
-            make_engine(settings.database_read_url, settings)
+            make_engine(settings.database_read_url, settings, token_source)
             if settings.database_read_url is not None
             else None
         )
@@ -211,9 +230,10 @@ class Database:
         with factory() as s:
             yield s
 
-    def ping(self) -> None:
+    def revision(self) -> str | None:
+        """The primary's schema revision (None if never migrated); raises if it is down."""
         with self.primary.connect() as conn:
-            conn.execute(text("SELECT 1"))
+            return MigrationContext.configure(conn).get_current_revision()
 
     def dispose(self) -> None:
         self.primary.dispose()

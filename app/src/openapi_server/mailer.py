@@ -14,17 +14,21 @@ a message that might have left must never be sent again:
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from email.message import EmailMessage as MimeMessage
-from email.utils import formatdate, make_msgid, parseaddr
+from email.policy import SMTP
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 
+from .addresses import ascii_address
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -51,18 +55,68 @@ class Mailer(Protocol):
     def send(self, email: OutgoingEmail) -> str: ...
 
 
-def build_mime(email: OutgoingEmail, mail_from: str) -> MimeMessage:
-    msg = MimeMessage()
-    msg["From"] = mail_from
-    msg["To"] = email.to
-    msg["Subject"] = email.subject
-    msg["Date"] = formatdate(usegmt=True)
-    domain = parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
-    msg["Message-ID"] = make_msgid(idstring=f"coldreach-{email.message_id}", domain=domain)
-    for name, value in email.headers.items():
-        msg[name] = value
-    msg.set_content(email.body)
-    return msg
+# RFC 5322 line limit; headers are never folded, so one value must fit on one line.
+_MAX_LINE = 998
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+# Bytes of UTF-8 per encoded-word, so each `=?utf-8?b?...?=` stays within 76 characters.
+_WORD_BYTES = 45
+
+
+def _encoded_words(text: str) -> str:
+    """RFC 2047 base64 words, split on character boundaries and folded one per line."""
+    words: list[str] = []
+    chunk = ""
+    for char in text:
+        if len((chunk + char).encode()) > _WORD_BYTES:
+            words.append(chunk)
+            chunk = ""
+        chunk += char
+    words.append(chunk)
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in words if w)
+
+
+def _unstructured(text: str) -> str:
+    """A free-text header value (the subject) as written, or as encoded-words.
+
+    Text that is not plain printable ASCII, or that already looks like an encoded-word,
+    is encoded whole: a reader decodes it back to exactly the submitted text, and no
+    line break it spells out can ever become a header line.
+    """
+    if _PRINTABLE.fullmatch(text) and "=?" not in text:
+        return text
+    return _encoded_words(text)
+
+
+def _header(name: str, value: str) -> bytes:
+    lines = f"{name}: {value}".split("\r\n ")  # only encoded-words are folded, one per line
+    if not all(_PRINTABLE.fullmatch(line) and len(line) <= _MAX_LINE for line in lines):
+        raise ValueError(f"{name} header value is not one line of printable ASCII")
+    return f"{name}: {value}\r\n".encode("ascii")
+
+
+def build_mime(email: OutgoingEmail, mail_from: str) -> bytes:
+    """The raw message, headers written out byte for byte.
+
+    Headers are not left to `email.message.EmailMessage`: its default policy folds
+    long values into encoded-words (breaking the literal `List-Unsubscribe` link that
+    RFC 2369 and RFC 8058 require) and parses values it is given, decoding
+    encoded-words in user text into line breaks on some Python builds. Only the body
+    part (charset and transfer encoding) comes from the library.
+    """
+    name, address = parseaddr(mail_from)
+    sender = ascii_address(address)
+    domain = sender.rpartition("@")[2]
+    headers = [
+        _header("From", formataddr((name, sender), charset="utf-8")),
+        _header("To", ascii_address(email.to)),
+        _header("Subject", _unstructured(email.subject)),
+        _header("Date", formatdate(usegmt=True)),
+        _header("Message-ID", make_msgid(idstring=f"coldreach-{email.message_id}", domain=domain)),
+    ]
+    headers += [_header(k, v) for k, v in email.headers.items()]
+    body = MimeMessage(policy=SMTP)
+    body.set_content(email.body)
+    return b"".join(headers) + body.as_bytes()
 
 
 class ConsoleMailer:
@@ -152,10 +206,14 @@ class SesMailer:
 
         if self.latency_s:
             time.sleep(self.latency_s)
-        raw = build_mime(email, self.mail_from).as_bytes()
+        try:
+            raw = build_mime(email, self.mail_from)
+            to = ascii_address(email.to)
+        except ValueError as exc:
+            raise PermanentMailerError(f"cannot build the message: {exc}") from exc
         kwargs: dict[str, Any] = {
             "FromEmailAddress": self.mail_from,
-            "Destination": {"ToAddresses": [email.to]},
+            "Destination": {"ToAddresses": [to]},
             "Content": {"Raw": {"Data": raw}},
             "EmailTags": [{"Name": "coldreach_message_id", "Value": str(email.message_id)}],
         }

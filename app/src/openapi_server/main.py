@@ -10,17 +10,21 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .apis.default_api import router as DefaultApiRouter
+from .body_limit import BodyLimitMiddleware
 from .config import Settings, settings_or_exit
 from .context import AppContext
+from .database_errors import describe
 from .db import Database
 from .mailer import Mailer, make_mailer
+from .migrate import head_revision
 from .pipeline import Pipeline
 from .queues import CeleryQueue, InlineQueue, QueueBackend
 from .sns import Fetcher, SnsVerifier, default_fetcher
+from .startup import MigrateAtStartup
 
 log = logging.getLogger("openapi_server")
 
@@ -45,6 +49,7 @@ def build_context(
         queue=queue,
         sns=SnsVerifier(sns_fetcher),
         confirm_fetcher=confirm_fetcher or default_fetcher,
+        schema_head=head_revision(settings),
     )
 
 
@@ -67,10 +72,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.auto_migrate:
-            from .migrate import upgrade
-
-            upgrade(settings)
+        # AUTO_MIGRATE has already run (MigrateAtStartup, the outermost lifespan step).
         ctx = build_context(settings, mailer, sns_fetcher, confirm_fetcher)
         app.state.ctx = ctx
         ctx.queue.start()
@@ -87,6 +89,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(DefaultApiRouter)
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
+    if settings.auto_migrate:
+        app.add_middleware(MigrateAtStartup, settings=settings)
 
     @app.exception_handler(RequestValidationError)
     async def _on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -108,10 +113,12 @@ def create_app(
             status_code=422,
         )
 
-    @app.exception_handler(OperationalError)
-    async def _on_db_down(_: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database unavailable: %s", exc.orig)
-        return JSONResponse({"detail": "database unavailable"}, status_code=503)
+    @app.exception_handler(SQLAlchemyError)
+    async def _on_database_error(_: Request, exc: SQLAlchemyError) -> JSONResponse:
+        # Down, unmigrated, pool exhausted: the service is unavailable, not broken.
+        detail = describe(exc)
+        log.error("%s: %s", detail, exc)
+        return JSONResponse({"detail": detail}, status_code=503)
 
     return app
 

@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from sqlalchemy import or_, select, update
 
+from .addresses import email_key
 from .config import Settings
 from .db import (
     ACTIVE,
@@ -124,10 +125,12 @@ class Pipeline:
                     return Result(Outcome.NOT_DUE, (row.next_attempt_at - now).total_seconds())
                 return Result(Outcome.SKIPPED)
             # One round trip for the client's status and any suppression of the address.
+            try:
+                key = email_key(msg.to_address)
+            except ValueError:  # a row stored before addresses were checked; SES refuses it
+                key = msg.to_address.lower()
             suppression = (
-                select(Suppression.reason)
-                .where(Suppression.email_key == msg.to_address.lower())
-                .scalar_subquery()
+                select(Suppression.reason).where(Suppression.email_key == key).scalar_subquery()
             )
             client = conn.execute(
                 select(Client.status, Client.email_key, suppression.label("reason")).where(

@@ -29,14 +29,35 @@ class QueueBackend(Protocol):
     def enqueue(self, message_id: int, delay_s: float = 0.0) -> None: ...
     def start(self) -> None: ...
     def stop(self) -> None: ...
+    def check(self) -> None:
+        """Raise when the queue cannot take messages (readiness)."""
+        ...
 
 
 def make_celery(settings: Settings) -> Celery:
     app = Celery("coldreach", broker=settings.redis_url)
+    timeout = settings.broker_timeout_s
     conf: dict[str, Any] = {
         "broker_connection_retry_on_startup": True,
+        # Every broker call is bounded: a Redis that accepts connections and never answers
+        # must not hold an API request (or the sweeper) forever. A publish that gives up
+        # leaves the row queued; the sweeper enqueues it once the broker answers again.
+        "broker_connection_timeout": timeout,
         "broker_transport_options": {
             "visibility_timeout": settings.celery_visibility_timeout_s,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            # Establishing the producer's connection: one retry, not kombu's unbounded default.
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
+        },
+        "task_publish_retry_policy": {
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
         },
         "task_default_queue": settings.celery_queue,
         "task_ignore_result": True,
@@ -88,6 +109,11 @@ class CeleryQueue:
     def stop(self) -> None:
         pass
 
+    def check(self) -> None:
+        # Connecting to Redis includes a PING; bounded by BROKER_TIMEOUT_S, no retry.
+        with self.app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=0, timeout=self.settings.broker_timeout_s)
+
 
 class InlineQueue:
     """A thread pool in the API process plus one timer thread for retries and sweeps."""
@@ -126,6 +152,10 @@ class InlineQueue:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def check(self) -> None:
+        if self._pool is None:
+            raise RuntimeError("inline queue is not running")
 
     def enqueue(self, message_id: int, delay_s: float = 0.0) -> None:
         if delay_s > 0:

@@ -21,7 +21,7 @@ import sys
 from sqlalchemy import select, update
 
 from .config import settings_or_exit
-from .db import FAILED, QUEUED, SENDING, SENT, Database, EmailMessage, utcnow
+from .db import FAILED, MAX_ID, QUEUED, SENDING, SENT, Database, EmailMessage, utcnow
 
 M = EmailMessage
 
@@ -71,8 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             for message_id, client_id, to, error in flagged(db):
                 print(f"{message_id}\tclient={client_id}\t{to}\t{error or ''}")
             return 0
-        if args[0] not in ("sent", "failed", "requeue") or len(args) < 2 or not args[1].isdigit():
+        if args[0] not in ("sent", "failed", "requeue") or len(args) < 2:
             print(__doc__, file=sys.stderr)
+            return 2
+        if not args[1].isascii() or not args[1].isdigit() or not 1 <= int(args[1]) <= MAX_ID:
+            print(
+                f"ID must be a message id between 1 and {MAX_ID}, got {args[1]!r}", file=sys.stderr
+            )
             return 2
         message_id = int(args[1])
         if not resolve(db, message_id, args[0], args[2] if len(args) > 2 else None):

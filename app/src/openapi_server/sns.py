@@ -12,6 +12,7 @@ import re
 import threading
 import urllib.request
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -77,6 +78,28 @@ def string_to_sign(message: Mapping[str, Any]) -> bytes:
             raise SnsVerificationError(f"field {key} must be a string")
         out.append(f"{key}\n{value}\n")
     return "".join(out).encode()
+
+
+# Clocks differ a little; SNS never dates a message in the future by more than that.
+CLOCK_SKEW_S = 300.0
+
+
+def check_fresh(message: Mapping[str, Any], max_age_s: float, now: datetime | None = None) -> None:
+    """Refuse a message whose signed `Timestamp` is older than `max_age_s` (a replay)."""
+    raw = message.get("Timestamp")
+    if not isinstance(raw, str):
+        raise SnsVerificationError("missing Timestamp")
+    try:
+        sent = datetime.fromisoformat(raw)
+    except ValueError:
+        raise SnsVerificationError("Timestamp is not ISO 8601") from None
+    if sent.tzinfo is None:
+        raise SnsVerificationError("Timestamp has no time zone")
+    age = ((now or datetime.now(UTC)) - sent).total_seconds()
+    if age > max_age_s:
+        raise SnsVerificationError(f"message is {age:.0f} s old (limit {max_age_s:.0f} s)")
+    if age < -CLOCK_SKEW_S:
+        raise SnsVerificationError("Timestamp is in the future")
 
 
 class SnsVerifier:

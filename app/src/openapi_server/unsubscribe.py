@@ -14,6 +14,8 @@ import re
 import time
 from dataclasses import dataclass
 
+from .db import MAX_ID
+
 
 class TokenError(ValueError):
     pass
@@ -47,7 +49,7 @@ def make_token(
 def parse_token(token: str) -> TokenClaims:
     """Structure only; the signature is checked by `verify_token` once the client is loaded."""
     match = _TOKEN.fullmatch(token)
-    if match is None:
+    if match is None or not 1 <= int(match[1]) <= MAX_ID:
         raise TokenError("malformed token")
     return TokenClaims(client_id=int(match[1]), expires_at=int(match[2]))
 

@@ -6,8 +6,8 @@ give concurrency without a process per slot. Besides the Celery consumer, the
 process runs a housekeeping thread: it flags messages stuck in `sending`,
 re-enqueues `queued` messages whose queue entry was lost, and touches
 `$DATA_DIR/worker-heartbeat` for `python -m openapi_server.healthcheck --worker`,
-and, when BACKLOG_METRIC_NAMESPACE is set, publishes the number of queued
-messages to CloudWatch for the worker service's autoscaling.
+and, when BACKLOG_METRIC_NAMESPACE is set, publishes the queued and stuck-in-sending
+counts to CloudWatch (metrics.py).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def _housekeeping(stop: threading.Event) -> None:
                 publisher = publisher or BacklogPublisher(settings, get_pipeline().db)
                 publisher.publish()
             except Exception:
-                log.exception("publishing the backlog metric failed")
+                log.exception("publishing the worker metrics failed")
         if time.monotonic() >= next_sweep:
             next_sweep = time.monotonic() + settings.sweep_interval_s
             try:
@@ -111,9 +111,9 @@ def _housekeeping(stop: threading.Event) -> None:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if settings.auto_migrate:
-        from .migrate import upgrade
+        from .migrate import upgrade_or_exit
 
-        upgrade(settings)
+        upgrade_or_exit(settings)
     stop = threading.Event()
     threading.Thread(target=_housekeeping, args=(stop,), name="housekeeping", daemon=True).start()
     args = [

@@ -30,8 +30,9 @@ from ..models import (
     WebhookResult,
 )
 from .default_api_base import BaseDefaultApi
+from .json_route import Utf8JsonRoute
 
-router = APIRouter()
+router = APIRouter(route_class=Utf8JsonRoute)
 
 for _, name, _ in pkgutil.iter_modules(openapi_server.impl.__path__):
     importlib.import_module(f"openapi_server.impl.{name}")
@@ -68,17 +69,22 @@ def _impl(request: Request) -> BaseDefaultApi:
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])
-def healthz() -> Health:
-    """The process is alive (no dependency is checked)."""
+async def healthz() -> Health:
+    """The process is alive (no dependency is checked).
+
+    Async on purpose: it needs no worker thread, so it answers even while every thread
+    of the pool waits on a slow database or broker.
+    """
     return Health(status="ok")
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}}, tags=["health"])
 def readyz(request: Request) -> Response:
-    """The primary database answers."""
-    if _impl(request).ready():
+    """The primary database answers at the expected schema revision, and the broker answers."""
+    problems = _impl(request).ready()
+    if not problems:
         return JSONResponse({"status": "ready"})
-    return JSONResponse({"status": "database unavailable"}, status_code=503)
+    return JSONResponse({"status": "; ".join(problems)}, status_code=503)
 
 
 @router.post(
@@ -223,7 +229,5 @@ def unsubscribe(request: Request, token: Token) -> UnsubscribeResult:
 )
 async def ses_webhook(request: Request) -> WebhookResult:
     """SES bounce and complaint notifications delivered by SNS (sent as text/plain JSON)."""
-    raw = await request.body()
-    if len(raw) > 1024 * 1024:  # SNS messages are at most 256 KiB before JSON escaping
-        raise HTTPException(status_code=413, detail="body: too large")
+    raw = await request.body()  # bounded by MAX_WEBHOOK_BODY_BYTES (body_limit.py)
     return await run_in_threadpool(_impl(request).ses_webhook, raw)

@@ -80,5 +80,6 @@ class BaseDefaultApi:
     def ses_webhook(self, raw_body: bytes) -> WebhookResult:
         raise NotImplementedError
 
-    def ready(self) -> bool:
+    def ready(self) -> list[str]:
+        """What keeps the service from taking traffic; empty when it is ready."""
         raise NotImplementedError

@@ -14,7 +14,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..addresses import email_key
 from ..apis.default_api_base import BaseDefaultApi
+from ..database_errors import NOT_MIGRATED
 from ..db import (
     ACTIVE,
     BOUNCED,
@@ -48,7 +50,7 @@ from ..models import (
 from ..models import (
     Task as TaskOut,
 )
-from ..sns import SnsVerificationError, is_sns_url
+from ..sns import SnsVerificationError, check_fresh, is_sns_url
 from ..unsubscribe import TokenError, parse_token, verify_token
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,7 @@ class DefaultApiImpl(BaseDefaultApi):
         client = Client(
             name=body.name,
             email=str(body.email),
-            email_key=str(body.email).lower(),
+            email_key=email_key(str(body.email)),
             company=body.company,
             status=ACTIVE,
             created_at=now,
@@ -119,7 +121,7 @@ class DefaultApiImpl(BaseDefaultApi):
                 client.company = changes["company"]
             if "email" in changes:
                 client.email = str(changes["email"])
-                client.email_key = client.email.lower()
+                client.email_key = email_key(client.email)
             client.updated_at = utcnow()
             _commit_client(s)
             return ClientOut.model_validate(client)
@@ -290,7 +292,7 @@ class DefaultApiImpl(BaseDefaultApi):
 
     def ses_webhook(self, raw_body: bytes) -> WebhookResult:
         try:
-            message = json.loads(raw_body)
+            message = json.loads(raw_body.decode("utf-8"))  # UTF-8 only, as SNS sends it
         except (ValueError, UnicodeDecodeError):
             fail(400, ["body"], "body is not a JSON SNS message", "invalid_json")
         if not isinstance(message, dict):
@@ -301,13 +303,25 @@ class DefaultApiImpl(BaseDefaultApi):
         message_id = message.get("MessageId")
         if not isinstance(message_id, str) or not 0 < len(message_id) <= 100:
             fail(400, ["body", "MessageId"], "MessageId missing or invalid", "invalid_value")
+        # The topic and the age first: refusing them costs no certificate fetch. Both are
+        # signed fields, so a message that passes here still has to pass the signature.
+        topics = self.ctx.settings.sns_topic_arns
+        if topics and message.get("TopicArn") not in topics:
+            fail(403, ["body", "TopicArn"], "topic not allowed", "forbidden_topic")
+        if kind == "SubscriptionConfirmation" and not topics:
+            # Confirming would let any AWS account's topic deliver here.
+            log.warning("SNS subscription not confirmed: SNS_TOPIC_ARNS is empty")
+            fail(
+                403, ["body", "TopicArn"], "no topic is allowed (SNS_TOPIC_ARNS)", "forbidden_topic"
+            )
+        try:
+            check_fresh(message, self.ctx.settings.sns_max_age_s)
+        except SnsVerificationError as exc:
+            fail(403, ["body", "Timestamp"], f"SNS message rejected: {exc}", "stale")
         try:
             self.ctx.sns.verify(message)
         except SnsVerificationError as exc:
             fail(403, ["body", "Signature"], f"SNS signature rejected: {exc}", "bad_signature")
-        topics = self.ctx.settings.sns_topic_arns
-        if topics and message.get("TopicArn") not in topics:
-            fail(403, ["body", "TopicArn"], "topic not allowed", "forbidden_topic")
 
         if kind == "SubscriptionConfirmation":
             url = message.get("SubscribeURL", "")
@@ -384,13 +398,23 @@ class DefaultApiImpl(BaseDefaultApi):
 
     # -- health ------------------------------------------------------------------------
 
-    def ready(self) -> bool:
+    def ready(self) -> list[str]:
+        problems = []
         try:
-            self.ctx.db.ping()
+            revision = self.ctx.db.revision()
         except Exception as exc:
-            log.warning("readiness check failed: %s", exc)
-            return False
-        return True
+            log.warning("readiness: database unavailable: %s", exc)
+            problems.append("database unavailable")
+        else:
+            if revision != self.ctx.schema_head:
+                log.warning("readiness: schema at %s, expected %s", revision, self.ctx.schema_head)
+                problems.append(NOT_MIGRATED)
+        try:
+            self.ctx.queue.check()
+        except Exception as exc:
+            log.warning("readiness: broker unavailable: %s", exc)
+            problems.append("broker unavailable")
+        return problems
 
 
 def _addresses(items: Any) -> list[str]:
@@ -399,9 +423,12 @@ def _addresses(items: Any) -> list[str]:
         return out
     for item in items:
         if isinstance(item, dict) and isinstance(item.get("emailAddress"), str):
-            address = parseaddr(item["emailAddress"])[1].strip().lower()
-            if address and "@" in address and len(address) <= 320:
-                out.append(address)
+            try:
+                key = email_key(parseaddr(item["emailAddress"])[1])
+            except ValueError:
+                continue  # not an address a client could have
+            if len(key) <= 320:
+                out.append(key)
     return sorted(set(out))
 
 

@@ -10,6 +10,9 @@ import re
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINE_BREAK = re.compile(r"[\r\n\u2028\u2029\x85]")
+# An RFC 2047 encoded-word: mail software decodes it, so in a subject it could spell
+# out characters (line breaks) that the field itself refuses.
+_ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bq]\?[^?\s]*\?=", re.IGNORECASE)
 
 
 def _encodable(value: str) -> str:
@@ -21,12 +24,20 @@ def _encodable(value: str) -> str:
 
 
 def single_line(value: str) -> str:
-    """Names, titles, subjects: printable, one line (a subject ends up in a mail header)."""
+    """Names, titles, subjects: printable, one line, no tabs (subjects go into a mail header)."""
     value = _encodable(value).strip()
     if not value:
         raise ValueError("must not be blank")
-    if _CONTROL.search(value) or _LINE_BREAK.search(value):
-        raise ValueError("must be a single line without control characters")
+    if _CONTROL.search(value) or _LINE_BREAK.search(value) or "\t" in value:
+        raise ValueError("must be a single line without tabs or control characters")
+    return value
+
+
+def header_text(value: str) -> str:
+    """A subject: a single line that does not spell RFC 2047 encoded-words."""
+    value = single_line(value)
+    if _ENCODED_WORD.search(value):
+        raise ValueError("must not contain RFC 2047 encoded-words (=?charset?q?...?=)")
     return value
 
 

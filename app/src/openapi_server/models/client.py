@@ -5,10 +5,17 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
+from ..addresses import ascii_address
 from ._text import single_line
 
+
+def _deliverable(value: str) -> str:
+    ascii_address(value)  # SES takes ASCII mailboxes only; the domain may be Unicode
+    return value
+
+
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(single_line)]
-Email = Annotated[EmailStr, Field(max_length=320)]
+Email = Annotated[EmailStr, Field(max_length=320), AfterValidator(_deliverable)]
 ClientStatus = Literal["active", "unsubscribed", "bounced", "complained"]
 
 

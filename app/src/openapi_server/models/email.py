@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 
-from ._text import multi_line, single_line
+from ._text import header_text, multi_line
 
 EmailStatusValue = Literal["queued", "sending", "sent", "failed", "suppressed"]
 
@@ -13,8 +13,8 @@ EmailStatusValue = Literal["queued", "sending", "sent", "failed", "suppressed"]
 class EmailSendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    client_id: Annotated[int, Field(ge=1, le=2**31 - 1)]
-    subject: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(single_line)]
+    client_id: Annotated[int, Strict(), Field(ge=1, le=2**31 - 1)]
+    subject: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(header_text)]
     body: Annotated[str, Field(min_length=1, max_length=100_000), AfterValidator(multi_line)]
 
 

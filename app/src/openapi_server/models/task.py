@@ -3,12 +3,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    model_validator,
+)
 
 from ._text import single_line
 
 Title = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(single_line)]
-ClientId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+ClientId = Annotated[int, Strict(), Field(ge=1, le=2**31 - 1)]
 
 
 def _reasonable(value: datetime | None) -> datetime | None:
@@ -17,7 +26,14 @@ def _reasonable(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if value is not None else None
 
 
-DueAt = Annotated[AwareDatetime | None, AfterValidator(_reasonable)]
+def _text_only(value: object) -> object:
+    # An RFC 3339 string, never a number of seconds (which pydantic would otherwise take).
+    if value is not None and not isinstance(value, str | datetime):
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
+
+
+DueAt = Annotated[AwareDatetime | None, BeforeValidator(_text_only), AfterValidator(_reasonable)]
 
 
 class TaskCreate(BaseModel):
@@ -33,7 +49,7 @@ class TaskUpdate(BaseModel):
 
     title: Title | None = None
     due_at: DueAt = None
-    done: bool | None = None
+    done: Annotated[bool, Strict()] | None = None
 
     @model_validator(mode="after")
     def _required_not_null(self) -> TaskUpdate:
