@@ -36,3 +36,11 @@ def test_stuck_sends_alarm_where_a_worker_publishes_them(
 def test_phase_1_has_no_publisher_and_no_alarm(program: Callable[..., Deployment]) -> None:
     d = program("dev")
     assert d.of_type(ALARM) == [] and "alerts_topic_arn" not in d.outputs
+
+
+def test_the_alarm_reads_the_metric_the_worker_publishes() -> None:
+    from openapi_server.metrics import STUCK_METRIC_NAME
+
+    from infra.layers.compute import STUCK_METRIC
+
+    assert STUCK_METRIC == STUCK_METRIC_NAME
