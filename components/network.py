@@ -39,6 +39,8 @@ class Network(pulumi.ComponentResource):
     nat_gateways: list[aws.ec2.NatGateway]
     nat_routes: list[aws.ec2.Route]
     """The private subnets' way out; tasks there cannot pull images before these exist."""
+    internet_access: list[pulumi.Resource]
+    """What makes the public subnets public: the gateway, its route, the associations."""
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -80,7 +82,7 @@ class Network(pulumi.ComponentResource):
         public_rt = aws.ec2.RouteTable(
             f"{name}-public-rt", vpc_id=self.vpc.id, tags={"Name": f"{name}-public"}, opts=child
         )
-        aws.ec2.Route(
+        public_default = aws.ec2.Route(
             f"{name}-public-default",
             route_table_id=public_rt.id,
             destination_cidr_block="0.0.0.0/0",
@@ -91,6 +93,7 @@ class Network(pulumi.ComponentResource):
         self.public_subnets = []
         self.private_subnets = []
         self.private_route_tables = []
+        self.internet_access = [igw, public_default]
         for i, az in enumerate(azs):
             public = aws.ec2.Subnet(
                 f"{name}-public-{i}",
@@ -101,8 +104,13 @@ class Network(pulumi.ComponentResource):
                 tags={"Name": f"{name}-public-{az}", "tier": "public"},
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{i}", subnet_id=public.id, route_table_id=public_rt.id, opts=child
+            self.internet_access.append(
+                aws.ec2.RouteTableAssociation(
+                    f"{name}-public-{i}",
+                    subnet_id=public.id,
+                    route_table_id=public_rt.id,
+                    opts=child,
+                )
             )
             private = aws.ec2.Subnet(
                 f"{name}-private-{i}",
