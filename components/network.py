@@ -13,6 +13,11 @@ from components import iam
 
 NatMode = Literal["none", "single", "per_az"]
 
+# Zones (by id: names map to zones differently in every account) that lack newer
+# instance types; a subnet there cannot host the cache, database or node classes
+# later phases need, and AWS steers new capacity away from it.
+CONSTRAINED_ZONE_IDS = ["use1-az3"]
+
 
 @dataclass
 class NetworkArgs:
@@ -49,7 +54,9 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         zones = aws.get_availability_zones(
-            state="available", opts=pulumi.InvokeOptions(parent=self)
+            state="available",
+            exclude_zone_ids=CONSTRAINED_ZONE_IDS,
+            opts=pulumi.InvokeOptions(parent=self),
         )
         if len(zones.names) < args.az_count:
             raise pulumi.RunError(
@@ -148,6 +155,7 @@ class Network(pulumi.ComponentResource):
                 "public_subnet_ids": self.public_subnet_ids,
                 "private_subnet_ids": self.private_subnet_ids,
                 "availability_zones": azs,
+                "availability_zone_ids": zones.zone_ids[: args.az_count],
             }
         )
 
