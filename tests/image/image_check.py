@@ -35,8 +35,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app"
@@ -63,14 +64,13 @@ class ImageConfig:
     volumes: set[str]
 
     @classmethod
-    def from_oci(cls, config: Mapping[str, object]) -> ImageConfig:
-        env = dict(str(e).split("=", 1) for e in config.get("Env") or [])  # type: ignore[union-attr]
+    def from_oci(cls, config: Mapping[str, Any]) -> ImageConfig:
         return cls(
-            env=env,
-            cmd=list(config.get("Cmd") or []),  # type: ignore[arg-type]
-            entrypoint=list(config.get("Entrypoint") or []),  # type: ignore[arg-type]
-            workdir=str(config.get("WorkingDir") or "/"),
-            volumes=set(config.get("Volumes") or {}),  # type: ignore[arg-type]
+            env=dict(e.split("=", 1) for e in config.get("Env") or []),
+            cmd=list(config.get("Cmd") or []),
+            entrypoint=list(config.get("Entrypoint") or []),
+            workdir=config.get("WorkingDir") or "/",
+            volumes=set(config.get("Volumes") or {}),
         )
 
 
@@ -87,13 +87,12 @@ class Task:
     tmp_volume: bool
     read_only_root: bool
     port: int | None = None
-    overrides: dict[str, str] = field(default_factory=dict)
 
 
-def tasks_from_plan(plan: Mapping[str, object]) -> list[Task]:
+def tasks_from_plan(plan: Mapping[str, Any]) -> list[Task]:
     """The app container of every task definition in `plan --json` output."""
     found: list[Task] = []
-    for resource in plan["resources"]:  # type: ignore[attr-defined]
+    for resource in plan["resources"]:
         if resource["type"] != TASK_TYPE:
             continue
         inputs = resource["inputs"]
@@ -121,9 +120,8 @@ def tasks_from_plan(plan: Mapping[str, object]) -> list[Task]:
     return found
 
 
-def run(cmd: Sequence[str], **kwargs: object) -> str:
-    result = subprocess.run(list(cmd), check=True, text=True, stdout=subprocess.PIPE, **kwargs)  # type: ignore[call-overload]
-    return result.stdout
+def run(cmd: Sequence[str], **kwargs: Any) -> str:
+    return subprocess.run(list(cmd), check=True, text=True, stdout=subprocess.PIPE, **kwargs).stdout
 
 
 def docker_available() -> bool:
@@ -442,8 +440,9 @@ def head_revision() -> str:
     return head
 
 
-def plan(stack: str) -> dict[str, object]:
-    out = run(["uv", "run", "--frozen", "coldreach", "plan", "--stack", stack, "--json"], cwd=ROOT)
+def plan(stack: str) -> dict[str, Any]:
+    # The console script of the environment this runs in (`make image-check` uses uv run).
+    out = run(["coldreach", "plan", "--stack", stack, "--json"], cwd=ROOT)
     return json.loads(out)
 
 

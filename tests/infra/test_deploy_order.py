@@ -103,3 +103,11 @@ def test_feedback_subscription_is_a_second_step(program: Callable[..., Deploymen
     [web] = [s for s in by_type(second, "aws:ecs/service:Service") if s["name"] == "web-service"]
     listeners = {r["urn"] for r in by_type(second, "aws:lb/listener:Listener")}
     assert {web["urn"], *listeners} <= before(second, sub["urn"])
+
+
+def test_dependencies_through_inputs_are_listed(plan: Plan) -> None:
+    """No explicit depends_on links the database to its security group: the input does."""
+    by_id = {r["id"]: r["urn"] for r in plan["resources"] if r["id"]}
+    for db in by_type(plan, "aws:rds/instance:Instance"):
+        groups = {by_id[sg] for sg in db["inputs"]["vpcSecurityGroupIds"]}
+        assert groups and groups <= set(db["dependsOn"])
