@@ -8,7 +8,7 @@ STACK ?= dev
 PHASE ?= 1
 DEMO_DIR ?= var/demo
 
-.PHONY: setup demo test lint typecheck unit bench
+.PHONY: setup demo test lint typecheck unit bench image-check
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -33,6 +33,7 @@ lint: setup
 	$(RUN) ruff format --check .
 	$(RUN) lint-imports
 	$(RUN) pyright
+	$(RUN) zizmor --offline --quiet .
 
 typecheck: setup
 	$(RUN) pyright
@@ -41,6 +42,15 @@ unit: setup
 	$(RUN) pytest
 
 test: lint unit
+
+# app/Dockerfile built and run as ECS on Fargate runs it: uid 10001, read-only root,
+# an empty root-owned /tmp volume, each task definition of the staging plan against
+# the local PostgreSQL and Redis (tests/image/image_check.py). Without a Docker
+# engine it builds with buildah on a Debian base made by mmdebstrap, installed here.
+image-check: setup
+	@docker info >/dev/null 2>&1 || { command -v buildah && command -v mmdebstrap; } >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah mmdebstrap; }
+	$(RUN) python tests/image/image_check.py --stack staging
 
 # Offline plan wall time per stack (target: median <= 5 s).
 bench: setup

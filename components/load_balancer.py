@@ -28,6 +28,9 @@ class LoadBalancerArgs:
     """Protects the access-log bucket, which holds data."""
     security_group_tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags on the security group (the topology node it is, whom it admits)."""
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What makes the public subnets public (the VPC's internet gateway and routes): AWS
+    refuses an internet-facing ALB in a VPC whose gateway is not attached yet."""
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -76,7 +79,9 @@ class LoadBalancer(pulumi.ComponentResource):
             access_logs=aws.lb.LoadBalancerAccessLogsArgs(
                 bucket=self.log_bucket.bucket, prefix="alb", enabled=True
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._log_policy]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self._log_policy, *args.depends_on]
+            ),
         )
         self.target_group = aws.lb.TargetGroup(
             f"{name}-targets",
@@ -200,6 +205,11 @@ class LoadBalancer(pulumi.ComponentResource):
                     filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
                     expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
                         days=args.log_retention_days
+                    ),
+                    # Parts of an upload that never completed are stored (and billed)
+                    # until aborted; expiration does not remove them.
+                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                        days_after_initiation=7
                     ),
                 )
             ],

@@ -37,6 +37,8 @@ class Mail(pulumi.ComponentResource):
         super().__init__("coldreach:mail:Mail", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         caller = aws.get_caller_identity(opts=pulumi.InvokeOptions(parent=self))
+        region = aws.get_region(opts=pulumi.InvokeOptions(parent=self)).region
+        self._identities = f"arn:aws:ses:{region}:{caller.account_id}:identity/*"
         self._name = name
         self._mail_from = args.mail_from
 
@@ -175,5 +177,16 @@ class Mail(pulumi.ComponentResource):
         )
 
     def send_permission(self) -> iam.Statement:
-        """The one thing the app may do with SES: send as this identity, through this set."""
-        return iam.allow(["ses:SendEmail"], [self.identity.arn, self.configuration_set.arn])
+        """The one thing the app may do with SES: send from `mail_from`, through this set.
+
+        SES authorizes SendEmail against every identity the message involves. In the
+        SES sandbox that includes each recipient's verified identity, so a policy naming
+        only the sender's identity fails every sandbox send. The resource is therefore
+        the account's identities in this region, and the condition keeps the sender to
+        our address (which only our verified domain can send as).
+        """
+        return iam.allow(
+            ["ses:SendEmail"],
+            [self._identities, self.configuration_set.arn],
+            condition={"StringEquals": {"ses:FromAddress": self._mail_from}},
+        )

@@ -13,6 +13,11 @@ from components import iam
 
 NatMode = Literal["none", "single", "per_az"]
 
+# Zones (by id: names map to zones differently in every account) that lack newer
+# instance types; a subnet there cannot host the cache, database or node classes
+# later phases need, and AWS steers new capacity away from it.
+CONSTRAINED_ZONE_IDS = ["use1-az3"]
+
 
 @dataclass
 class NetworkArgs:
@@ -39,6 +44,8 @@ class Network(pulumi.ComponentResource):
     nat_gateways: list[aws.ec2.NatGateway]
     nat_routes: list[aws.ec2.Route]
     """The private subnets' way out; tasks there cannot pull images before these exist."""
+    internet_access: list[pulumi.Resource]
+    """What makes the public subnets public: the gateway, its route, the associations."""
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -47,7 +54,9 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         zones = aws.get_availability_zones(
-            state="available", opts=pulumi.InvokeOptions(parent=self)
+            state="available",
+            exclude_zone_ids=CONSTRAINED_ZONE_IDS,
+            opts=pulumi.InvokeOptions(parent=self),
         )
         if len(zones.names) < args.az_count:
             raise pulumi.RunError(
@@ -80,7 +89,7 @@ class Network(pulumi.ComponentResource):
         public_rt = aws.ec2.RouteTable(
             f"{name}-public-rt", vpc_id=self.vpc.id, tags={"Name": f"{name}-public"}, opts=child
         )
-        aws.ec2.Route(
+        public_default = aws.ec2.Route(
             f"{name}-public-default",
             route_table_id=public_rt.id,
             destination_cidr_block="0.0.0.0/0",
@@ -91,6 +100,7 @@ class Network(pulumi.ComponentResource):
         self.public_subnets = []
         self.private_subnets = []
         self.private_route_tables = []
+        self.internet_access = [igw, public_default]
         for i, az in enumerate(azs):
             public = aws.ec2.Subnet(
                 f"{name}-public-{i}",
@@ -101,8 +111,13 @@ class Network(pulumi.ComponentResource):
                 tags={"Name": f"{name}-public-{az}", "tier": "public"},
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{i}", subnet_id=public.id, route_table_id=public_rt.id, opts=child
+            self.internet_access.append(
+                aws.ec2.RouteTableAssociation(
+                    f"{name}-public-{i}",
+                    subnet_id=public.id,
+                    route_table_id=public_rt.id,
+                    opts=child,
+                )
             )
             private = aws.ec2.Subnet(
                 f"{name}-private-{i}",
@@ -140,6 +155,7 @@ class Network(pulumi.ComponentResource):
                 "public_subnet_ids": self.public_subnet_ids,
                 "private_subnet_ids": self.private_subnet_ids,
                 "availability_zones": azs,
+                "availability_zone_ids": zones.zone_ids[: args.az_count],
             }
         )
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,21 +89,90 @@ class AppImageArgs:
     """A ready image reference; when set nothing is built."""
 
 
-# What app/.dockerignore keeps out of the build context. The tag hashes exactly the
-# context docker-build sends, or a rebuild would push new bytes under an old tag,
-# which the immutable repository refuses.
-IGNORED = frozenset({"__pycache__", ".venv", "var", ".pytest_cache"})
-IGNORED_SUFFIXES = (".pyc",)
+# The tag hashes exactly the files a build sends (the context minus what its
+# .dockerignore excludes, by Docker's matching rules), or a rebuild elsewhere would
+# push new bytes under an old tag, which the immutable repository refuses.
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """One .dockerignore pattern, as Docker matches it against a context-relative path.
+
+    Go's filepath.Match plus `**`: `*` and `?` never cross a `/`, `**` spans any
+    number of directories (none included), and a pattern is anchored at the root of
+    the context, so `__pycache__` excludes only the top-level one.
+    """
+    out, i = "^", 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**", i):
+            i += 2
+            if pattern.startswith("/", i):
+                out, i = out + "(?:.*/)?", i + 1
+            else:
+                out += ".*"
+            continue
+        if c == "*":
+            out += "[^/]*"
+        elif c == "?":
+            out += "[^/]"
+        elif c == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                out += re.escape(c)
+            else:
+                body = pattern[i + 1 : end]
+                out += "[" + ("^" + body[1:] if body.startswith("^") else body) + "]"
+                i = end
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out += re.escape(pattern[i])
+        else:
+            out += re.escape(c)
+        i += 1
+    return re.compile(out + "$")
+
+
+def ignore_rules(text: str) -> list[tuple[bool, re.Pattern[str]]]:
+    """(excludes, regex) per line of a .dockerignore, in order; comments and blanks skipped."""
+    rules: list[tuple[bool, re.Pattern[str]]] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        excludes = not line.startswith("!")
+        pattern = posixpath.normpath(line.lstrip("!").strip()).lstrip("/")
+        rules.append((excludes, _pattern_regex(pattern)))
+    return rules
+
+
+def ignored(path: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """Whether Docker leaves `path` out: the last rule matching it or a parent decides."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    result = False
+    for excludes, regex in rules:
+        if any(regex.match(p) for p in prefixes):
+            result = excludes
+    return result
+
+
+def context_files(context: Path) -> list[Path]:
+    """The files a build of `context` sends, honouring its .dockerignore."""
+    dockerignore = context / ".dockerignore"
+    rules = ignore_rules(dockerignore.read_text()) if dockerignore.exists() else []
+    return [
+        path
+        for path in sorted(context.rglob("*"))
+        if path.is_file() and not ignored(path.relative_to(context).as_posix(), rules)
+    ]
 
 
 def source_hash(context: Path) -> str:
     """A short digest of the build context, used as the immutable image tag."""
     digest = hashlib.sha256()
-    for path in sorted(context.rglob("*")):
-        parts = set(path.relative_to(context).parts)
-        if path.is_file() and not parts & IGNORED and not path.name.endswith(IGNORED_SUFFIXES):
-            digest.update(str(path.relative_to(context)).encode())
-            digest.update(path.read_bytes())
+    for path in context_files(context):
+        digest.update(path.relative_to(context).as_posix().encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -121,12 +121,17 @@ class FargateService(pulumi.ComponentResource):
             description=f"{name}: lets ECS pull the image, write logs and read the task's secrets",
             opts=child,
         )
-        aws.iam.RolePolicy(
-            f"{name}-execution",
-            role=execution_role.id,
-            policy=iam.policy(*self._execution_statements(args)),
-            opts=child,
-        )
+        # IAM is eventually consistent: tasks launched before the policy has propagated
+        # cannot pull the image or read secrets, and those failures count toward the
+        # circuit breaker, so the service waits for the policies (below).
+        policies = [
+            aws.iam.RolePolicy(
+                f"{name}-execution",
+                role=execution_role.id,
+                policy=iam.policy(*self._execution_statements(args)),
+                opts=child,
+            )
+        ]
         task_role = aws.iam.Role(
             f"{name}-task",
             assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com"),
@@ -134,11 +139,13 @@ class FargateService(pulumi.ComponentResource):
             opts=child,
         )
         if args.task_permissions:
-            aws.iam.RolePolicy(
-                f"{name}-task",
-                role=task_role.id,
-                policy=iam.policy(*args.task_permissions),
-                opts=child,
+            policies.append(
+                aws.iam.RolePolicy(
+                    f"{name}-task",
+                    role=task_role.id,
+                    policy=iam.policy(*args.task_permissions),
+                    opts=child,
+                )
             )
 
         container: dict[str, object] = {
@@ -236,7 +243,11 @@ class FargateService(pulumi.ComponentResource):
             # Once autoscaling owns the count, a deploy must not reset it.
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[*args.depends_on, *(s.version for s in self._stored(args))],
+                depends_on=[
+                    *args.depends_on,
+                    *policies,
+                    *(s.version for s in self._stored(args)),
+                ],
                 ignore_changes=["desiredCount"] if args.scaling else None,
             ),
         )

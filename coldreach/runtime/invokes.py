@@ -30,6 +30,32 @@ ELB_ACCOUNTS = {
 }
 
 
+# AWS maps zone names to physical zones (zone ids) per account. In this account, as
+# in some real ones, us-east-1b is use1-az3, the zone that lacks newer instance types.
+ZONE_IDS = {"us-east-1": ["use1-az1", "use1-az3", "use1-az2", "use1-az4", "use1-az6", "use1-az5"]}
+
+
+def availability_zones(region: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The region's zones, filtered by `excludeNames` and `excludeZoneIds` as AWS does."""
+    geo, direction, number = region.split("-")
+    prefix = f"{geo}{direction[0]}{number}"
+    ids = ZONE_IDS.get(region) or [f"{prefix}-az{i + 1}" for i in range(6)]
+    zones = [
+        (f"{region}{letter}", zone_id)
+        for letter, zone_id in zip("abcdef", ids, strict=True)
+        if f"{region}{letter}" not in (args.get("excludeNames") or [])
+        and zone_id not in (args.get("excludeZoneIds") or [])
+    ]
+    return {
+        "id": region,
+        "names": [name for name, _ in zones],
+        "zoneIds": [zone_id for _, zone_id in zones],
+        "groupNames": [region],
+        "state": args.get("state") or "available",
+        "region": region,
+    }
+
+
 @dataclass(frozen=True)
 class Identity:
     account: str
@@ -47,17 +73,7 @@ class UnknownInvoke(Exception):
 def answer(who: Identity, token: str, args: dict[str, Any]) -> dict[str, Any]:
     region = str(args.get("region") or who.region)
     if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-        letters = "abcdef"
-        geo, direction, number = region.split("-")
-        zone_prefix = f"{geo}{direction[0]}{number}"
-        return {
-            "id": region,
-            "names": [f"{region}{c}" for c in letters],
-            "zoneIds": [f"{zone_prefix}-az{i + 1}" for i in range(len(letters))],
-            "groupNames": [region],
-            "state": args.get("state") or "available",
-            "region": region,
-        }
+        return availability_zones(region, args)
     if token == "aws:index/getRegion:getRegion":
         return {
             "id": region,

@@ -87,6 +87,9 @@ class Resource:
             "id": self.id,
             "parent": self.parent,
             "protect": self.protect,
+            # What the engine orders this resource after: explicit `depends_on` and every
+            # resource an input came from (the SDK sends both, components expanded).
+            "dependsOn": sorted(set(self.dependencies)),
             "inputs": mask(self.inputs),
         }
 

@@ -170,6 +170,9 @@ KEYS: list[Key] = [
         "SES identity to send from; unset, the app logs emails instead of sending them"),
     Key("mailFrom", "mail", "mail_from", Text(EMAIL, "an email address"), None,
         "The From address (default outreach@<senderDomain>)"),
+    Key("feedbackWebhook", "mail", "feedback_webhook", Flag(), False,
+        "Subscribe the app's /webhooks/ses to SES feedback; SNS confirms only through DNS "
+        "that already points at the ALB, so turn it on in a second `pulumi up`"),
     # --- observability ---
     Key("alertEmail", "observability", "alert_email", Text(EMAIL, "an email address"), None,
         "Subscribed to the alarms topic (AWS sends a confirmation link first)", LATER),

@@ -93,6 +93,7 @@ class EdgeSettings:
 class MailSettings:
     sender_domain: str | None
     mail_from: str | None
+    feedback_webhook: bool
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,8 @@ def _check_storage(db: DatabaseSettings) -> None:
 
 
 def _check_mail(mail: MailSettings) -> None:
+    if mail.feedback_webhook and mail.sender_domain is None:
+        raise ConfigError("feedbackWebhook", True, "only together with senderDomain")
     if mail.mail_from is None:
         return
     if mail.sender_domain is None:

@@ -221,10 +221,16 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
         groups[tier.name] = data.security_group(tier.name)
     _wire(topology, groups)
 
-    if edge.mail:
+    if edge.mail and s.mail.feedback_webhook:
         (api,) = [svc for svc in topology.services if svc.load_balanced]
         edge.mail.subscribe_webhook(
             pulumi.Output.concat(edge.public_url, "/webhooks/ses"),
             depends_on=[services[api.name].service],
+        )
+    elif edge.mail:
+        pulumi.log.warn(
+            "cold-reach:feedbackWebhook is off: bounces and complaints stay on the SNS topic. "
+            "Once the public hostname resolves to the ALB, turn it on and run `pulumi up` "
+            "(README.md, Deploying for real)."
         )
     return Compute(registry, image, cluster, services)

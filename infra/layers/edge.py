@@ -41,6 +41,7 @@ def build(s: Settings, topology: Topology, net: Network) -> Edge:
             log_retention_days=s.log_retention_days,
             protect=s.protect,
             security_group_tags=topology.tags(EDGE),
+            depends_on=net.internet_access,
         ),
     )
     firewall = None

@@ -40,4 +40,6 @@ def dev() -> Deployment:
 @pytest.fixture(scope="session")
 def dev_https_mail() -> Deployment:
     """dev with the optional features on: an ACM certificate and a sender domain."""
-    return evaluate("dev", certificateArn=CERT, senderDomain="mail.example.com")
+    return evaluate(
+        "dev", certificateArn=CERT, senderDomain="mail.example.com", feedbackWebhook="true"
+    )

@@ -20,7 +20,8 @@ def test_contract_keys_and_resource_shape(capsys: pytest.CaptureFixture[str]) ->
     assert {"resources", "outputs"} <= set(doc)
     urns = {r["urn"] for r in doc["resources"]}
     for r in doc["resources"]:
-        assert set(r) == {"urn", "type", "name", "id", "parent", "protect", "inputs"}
+        assert set(r) == {"urn", "type", "name", "id", "parent", "protect", "dependsOn", "inputs"}
+        assert set(r["dependsOn"]) <= urns, "every dependency is a resource of the plan"
         assert (
             r["parent"] is None
             or r["parent"] in urns

@@ -12,7 +12,10 @@ import pytest
 import yaml
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / ".github" / "workflows"
-PINNED = re.compile(r"^[\w.-]+/[\w.-]+@(v\d+\.\d+\.\d+|[0-9a-f]{40})$")
+# A full commit SHA (a tag can be moved to other code) and, for people and
+# Dependabot, the version it is.
+PINNED = re.compile(r"^\s*(- )?uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+LEVELS = {"none": 0, "read": 1, "write": 2}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -52,11 +55,70 @@ def test_every_workflow_is_valid_against_the_github_schema() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_actions_are_pinned_to_exact_versions() -> None:
-    uses = all_uses()
-    assert uses
-    for action in uses:
-        assert PINNED.match(action), f"{action} is not pinned to vX.Y.Z or a commit"
+def test_actions_are_pinned_to_commits_with_their_version() -> None:
+    assert all_uses()
+    for path in WORKFLOWS.glob("*.yml"):
+        for line in path.read_text().splitlines():
+            if re.match(r"^\s*(- )?uses: (?!\./)", line):
+                assert PINNED.match(line), f"{path.name}: {line.strip()} is not pinned to a commit"
+
+
+def granted(permissions: str | dict[str, str] | None, scope: str) -> int:
+    """The level a `permissions:` value gives one scope (GitHub's shorthands included)."""
+    if permissions is None:
+        # Unset means the repository's default token, which a deploy must not rely on.
+        return -1
+    if isinstance(permissions, str):
+        return {"read-all": 1, "write-all": 2}.get(permissions, 0)
+    return LEVELS[permissions.get(scope, "none")]
+
+
+def calls() -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    """(caller file, job id, calling job, caller workflow) for every reusable-workflow call."""
+    found = []
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        doc = load(path.name)
+        for job_id, job in doc["jobs"].items():
+            if "uses" in job:
+                found.append((path.name, job_id, job, doc))
+    return found
+
+
+def test_deploys_call_a_reusable_workflow() -> None:
+    assert {(name, job) for name, job, _, _ in calls()} >= {
+        ("deploy.yml", "dev"),
+        ("deploy.yml", "staging"),
+        ("deploy.yml", "prod"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("caller", "job_id", "job", "doc"), calls(), ids=[f"{c[0]}:{c[1]}" for c in calls()]
+)
+def test_callers_grant_what_called_workflows_ask_for(
+    caller: str, job_id: str, job: dict[str, Any], doc: dict[str, Any]
+) -> None:
+    """A called workflow's jobs get at most the caller's permissions: GitHub rejects the
+    whole run ("is requesting 'id-token: write', but is only allowed 'id-token: none'")."""
+    assert job["uses"].startswith("./.github/workflows/"), "only local workflows are checked"
+    callee = load(Path(job["uses"]).name)
+    grant = job.get("permissions", doc.get("permissions"))
+    for callee_id, callee_job in callee["jobs"].items():
+        asks = callee_job.get("permissions", callee.get("permissions")) or {}
+        assert isinstance(asks, dict), f"{callee_id}: ask for scopes by name"
+        for scope, level in asks.items():
+            assert granted(grant, scope) >= LEVELS[level], (
+                f"{caller} job {job_id} grants {scope}: "
+                f"{grant.get(scope, 'none') if isinstance(grant, dict) else grant}, "
+                f"but {job['uses']} job {callee_id} asks for {level}"
+            )
+    declared = callee["on"]["workflow_call"]
+    passed = job.get("secrets", {})
+    assert passed != "inherit", "pass the secrets the called workflow declares, by name"
+    for name, spec in (declared.get("secrets") or {}).items():
+        assert not spec.get("required") or name in passed, f"{job_id} does not pass {name}"
+    for name, spec in (declared.get("inputs") or {}).items():
+        assert not spec.get("required") or name in job.get("with", {}), f"{job_id}: {name}"
 
 
 def test_pull_requests_test_preview_and_cancel_superseded_runs() -> None:
@@ -118,3 +180,30 @@ def test_permissions_are_explicit_and_minimal(name: str) -> None:
     doc = load(name)
     assert doc["permissions"]["contents"] == "read"
     assert "write-all" not in str(doc)
+
+
+@pytest.mark.parametrize("name", ["pull-request.yml", "deploy.yml", "deploy-stack.yml"])
+def test_scripts_take_expressions_through_the_environment(name: str) -> None:
+    """`${{ inputs.x }}` spliced into a script runs whatever the value says."""
+    for job in load(name)["jobs"].values():
+        for step in steps(job):
+            assert "${{" not in step.get("run", ""), f"{name}: {step.get('name', step['run'])}"
+
+
+@pytest.mark.parametrize("name", ["pull-request.yml", "deploy.yml", "deploy-stack.yml"])
+def test_checkouts_leave_no_token_behind(name: str) -> None:
+    for job in load(name)["jobs"].values():
+        for step in steps(job):
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+
+
+def test_stacks_are_created_on_first_use() -> None:
+    deploy = steps(load("deploy-stack.yml")["jobs"]["deploy"])
+    runs = [s.get("run", "") for s in deploy]
+    create = next(i for i, r in enumerate(runs) if r.startswith("pulumi stack select --create"))
+    preview = next(i for i, r in enumerate(runs) if r.startswith("pulumi preview"))
+    assert create < preview
+    preview_job = load("pull-request.yml")["jobs"]["preview"]
+    [pulumi] = [s for s in steps(preview_job) if s.get("uses", "").startswith("pulumi/actions@")]
+    assert pulumi["with"]["upsert"] is True

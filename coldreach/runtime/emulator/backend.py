@@ -105,7 +105,12 @@ class MotoBackend:
     def invoke(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             zones = self.client("ec2").describe_availability_zones()["AvailabilityZones"]
-            zones = [z for z in zones if z.get("State", "available") == "available"]
+            excluded = set(args.get("excludeZoneIds") or [])
+            zones = [
+                z
+                for z in zones
+                if z.get("State", "available") == "available" and z["ZoneId"] not in excluded
+            ]
             return {
                 "id": self.region,
                 "names": [z["ZoneName"] for z in zones],
