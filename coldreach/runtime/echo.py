@@ -16,6 +16,7 @@ from typing import Any
 
 from coldreach.runtime.invokes import Identity, answer
 from coldreach.runtime.model import reveal, secret
+from policies import tokens as t
 from policies.resource_types import TYPES, ResourceType
 
 Outputs = dict[str, Any]
@@ -161,41 +162,37 @@ def _bucket(who: Identity, _urn: str, o: Outputs) -> Outputs:
 # What AWS adds to each type's inputs (ARNs, endpoints, generated values); the ids and
 # names come from the registry (policies/resource_types.py).
 OUTPUTS: dict[str, Extra] = {
-    "aws:ec2/vpc:Vpc": _arn("ec2", "vpc/{id}"),
-    "aws:ec2/subnet:Subnet": _arn("ec2", "subnet/{id}"),
-    "aws:ec2/securityGroup:SecurityGroup": _arn("ec2", "security-group/{id}"),
-    "aws:ec2/eip:Eip": _eip,
-    "aws:cloudwatch/logGroup:LogGroup": _arn("logs", "log-group:{name}"),
-    "aws:wafv2/webAcl:WebAcl": _arn("wafv2", "regional/webacl/{name}/{id}"),
-    "aws:iam/role:Role": _arn("iam", "role/{name}", global_=True),
-    "aws:rds/subnetGroup:SubnetGroup": _arn("rds", "subgrp:{name}"),
-    "aws:rds/parameterGroup:ParameterGroup": _arn("rds", "pg:{name}"),
-    "aws:rds/instance:Instance": _rds_instance,
-    "aws:secretsmanager/secret:Secret": _arn("secretsmanager", "secret:{name}-AbCdEf"),
-    "aws:secretsmanager/secretVersion:SecretVersion": _secret_version,
-    "aws:ecr/repository:Repository": _repository,
-    "docker-build:index:Image": _image,
-    "aws:ecs/cluster:Cluster": _arn("ecs", "cluster/{name}"),
-    "aws:ecs/taskDefinition:TaskDefinition": _task_definition,
-    "aws:ecs/service:Service": _arn("ecs", "service/{name}"),
-    "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
-    "aws:lb/targetGroup:TargetGroup": _target_group,
-    "aws:lb/listener:Listener": _listener,
-    "aws:s3/bucket:Bucket": _bucket,
-    "aws:sesv2/emailIdentity:EmailIdentity": _email_identity,
-    "aws:sesv2/configurationSet:ConfigurationSet": _arn(
-        "ses", "configuration-set/{configurationSetName}"
-    ),
-    "aws:elasticache/subnetGroup:SubnetGroup": _arn("elasticache", "subnetgroup:{name}"),
-    "aws:elasticache/replicationGroup:ReplicationGroup": _replication_group,
-    "aws:appautoscaling/target:Target": _arn(
-        "application-autoscaling", "scalable-target/{resourceId}"
-    ),
-    "aws:appautoscaling/policy:Policy": _arn("autoscaling", "scalingPolicy:{name}"),
-    "aws:kms/key:Key": _kms_key,
-    "aws:sns/topic:Topic": _arn("sns", "{name}"),
-    "random:index/randomPassword:RandomPassword": _random_password,
-    "random:index/randomId:RandomId": _random_id,
+    t.VPC: _arn("ec2", "vpc/{id}"),
+    t.SUBNET: _arn("ec2", "subnet/{id}"),
+    t.SECURITY_GROUP: _arn("ec2", "security-group/{id}"),
+    t.EIP: _eip,
+    t.LOG_GROUP: _arn("logs", "log-group:{name}"),
+    t.WAF_ACL: _arn("wafv2", "regional/webacl/{name}/{id}"),
+    t.IAM_ROLE: _arn("iam", "role/{name}", global_=True),
+    t.RDS_SUBNET_GROUP: _arn("rds", "subgrp:{name}"),
+    t.RDS_PARAMETER_GROUP: _arn("rds", "pg:{name}"),
+    t.RDS_INSTANCE: _rds_instance,
+    t.SECRET: _arn("secretsmanager", "secret:{name}-AbCdEf"),
+    t.SECRET_VERSION: _secret_version,
+    t.ECR_REPOSITORY: _repository,
+    t.DOCKER_IMAGE: _image,
+    t.ECS_CLUSTER: _arn("ecs", "cluster/{name}"),
+    t.TASK_DEFINITION: _task_definition,
+    t.ECS_SERVICE: _arn("ecs", "service/{name}"),
+    t.LOAD_BALANCER: _load_balancer,
+    t.TARGET_GROUP: _target_group,
+    t.LISTENER: _listener,
+    t.BUCKET: _bucket,
+    t.EMAIL_IDENTITY: _email_identity,
+    t.CONFIGURATION_SET: _arn("ses", "configuration-set/{configurationSetName}"),
+    t.CACHE_SUBNET_GROUP: _arn("elasticache", "subnetgroup:{name}"),
+    t.REPLICATION_GROUP: _replication_group,
+    t.SCALING_TARGET: _arn("application-autoscaling", "scalable-target/{resourceId}"),
+    t.SCALING_POLICY: _arn("autoscaling", "scalingPolicy:{name}"),
+    t.KMS_KEY: _kms_key,
+    t.SNS_TOPIC: _arn("sns", "{name}"),
+    t.RANDOM_PASSWORD: _random_password,
+    t.RANDOM_ID: _random_id,
 }
 
 

@@ -20,7 +20,8 @@ class Aws:
         self.region = region
         self.endpoint_url = endpoint_url
         self.emulator = endpoint_url is not None if emulator is None else emulator
-        """True for moto (a server, or in-process under `mock_aws`): see the module doc."""
+        """True for moto (a server, or in-process under `mock_aws`): the package doc of
+        coldreach/verify/ says which checks read less there."""
         credentials: dict[str, str] = {}
         if endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID"):
             # An emulator accepts any key; never go looking for real ones for it.

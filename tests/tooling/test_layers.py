@@ -6,7 +6,13 @@ this checks every module of every package, one import at a time.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import grimp
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PACKAGES = ("infra", "components", "coldreach", "policies", "openapi_server")
 
@@ -35,3 +41,26 @@ def test_a_cycle_is_found() -> None:
     assert cycles(graph) == []
     graph.add_import(importer="pkg.c", imported="pkg.a")
     assert ("pkg.a", "pkg.b", "pkg.c", "pkg.a") in cycles(graph)
+
+
+def test_the_pack_loads_without_the_tooling_the_program_or_the_app() -> None:
+    """Every module of the pack imports with the rest of the repository unimportable
+    (`__main__` aside: it serves the pack and never returns)."""
+    blocked = ("coldreach", "infra", "components", "openapi_server")
+    script = (
+        "import sys\n"
+        f"for name in {blocked!r}:\n"
+        "    sys.modules[name] = None  # any import of it raises ImportError\n"
+        "import importlib, pkgutil, policies\n"
+        "for module in pkgutil.iter_modules(policies.__path__):\n"
+        "    if module.name != '__main__':\n"
+        "        importlib.import_module(f'policies.{module.name}')\n"
+        "from policies import catalog, resource_types\n"
+        "print(len(catalog.rules()), len(resource_types.TYPES))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    rules, types = (int(n) for n in done.stdout.split())
+    assert rules > 50 and types > 40

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from coldreach.runtime.emulator.backend import MotoBackend, handles
 from coldreach.runtime.emulator.call import Call, Outputs, pascal
+from policies import tokens as t
 
 
-@handles("aws:appautoscaling/target:Target")
+@handles(t.SCALING_TARGET)
 def scaling_target(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     client = b.client("application-autoscaling")
     client.register_scalable_target(
@@ -25,7 +26,7 @@ def scaling_target(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return c.get("resourceId"), {"arn": arn}
 
 
-@handles("aws:appautoscaling/policy:Policy")
+@handles(t.SCALING_POLICY)
 def scaling_policy(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     name = b.name(c)
     config = c.get("targetTrackingScalingPolicyConfiguration") or {}

@@ -14,6 +14,7 @@ from coldreach.runtime.emulator.call import (
     drop_none,
     tag_spec,
 )
+from policies import tokens as t
 
 
 def _default_groups(ec2: Any, vpc_id: str) -> list[dict[str, Any]]:
@@ -38,7 +39,7 @@ def _revoke_all(ec2: Any, group: dict[str, Any], *, ingress: bool) -> None:
         )
 
 
-@handles("aws:ec2/vpc:Vpc")
+@handles(t.VPC)
 def vpc(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     ec2 = b.client("ec2")
     vpc = ec2.create_vpc(
@@ -68,7 +69,7 @@ def vpc(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     }
 
 
-@handles("aws:ec2/subnet:Subnet")
+@handles(t.SUBNET)
 def subnet(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     ec2 = b.client("ec2")
     subnet = ec2.create_subnet(
@@ -88,7 +89,7 @@ def subnet(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     }
 
 
-@handles("aws:ec2/internetGateway:InternetGateway")
+@handles(t.INTERNET_GATEWAY)
 def internet_gateway(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     ec2 = b.client("ec2")
     igw = ec2.create_internet_gateway(
@@ -100,7 +101,7 @@ def internet_gateway(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return igw_id, {"arn": b.arn("ec2", f"internet-gateway/{igw_id}")}
 
 
-@handles("aws:ec2/routeTable:RouteTable")
+@handles(t.ROUTE_TABLE)
 def route_table(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     rt = b.client("ec2").create_route_table(
         VpcId=c.get("vpcId"), TagSpecifications=tag_spec("route-table", c.get("tags"))
@@ -109,7 +110,7 @@ def route_table(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return rt_id, {"arn": b.arn("ec2", f"route-table/{rt_id}")}
 
 
-@handles("aws:ec2/route:Route")
+@handles(t.ROUTE)
 def route(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     table, destination = c.get("routeTableId"), c.get("destinationCidrBlock")
     b.client("ec2").create_route(
@@ -126,7 +127,7 @@ def route(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return f"r-{table}{zlib.crc32(destination.encode())}", {"state": "active"}
 
 
-@handles("aws:ec2/routeTableAssociation:RouteTableAssociation")
+@handles(t.ROUTE_TABLE_ASSOCIATION)
 def route_association(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     assoc = b.client("ec2").associate_route_table(
         RouteTableId=c.get("routeTableId"), SubnetId=c.get("subnetId")
@@ -134,7 +135,7 @@ def route_association(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return assoc["AssociationId"], {}
 
 
-@handles("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
+@handles(t.DEFAULT_SG)
 def default_security_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     """Adopts the VPC's default group and removes all its rules (the program lists none:
     the default group is closed; inline rules are not supported here)."""
@@ -155,7 +156,7 @@ def default_security_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     }
 
 
-@handles("aws:ec2/securityGroup:SecurityGroup")
+@handles(t.SECURITY_GROUP)
 def security_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     if c.get("ingress") or c.get("egress"):
         # The program keeps rules as separate resources (components/firewall.py).
@@ -215,17 +216,17 @@ def _rule(b: MotoBackend, c: Call, egress: bool) -> tuple[str, Outputs]:
     }
 
 
-@handles("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+@handles(t.INGRESS)
 def ingress(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return _rule(b, c, egress=False)
 
 
-@handles("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+@handles(t.EGRESS)
 def egress(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return _rule(b, c, egress=True)
 
 
-@handles("aws:ec2/flowLog:FlowLog")
+@handles(t.FLOW_LOG)
 def flow_log(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     result = b.client("ec2").create_flow_logs(
         **drop_none(
@@ -246,7 +247,7 @@ def flow_log(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return flow_id, {"arn": b.arn("ec2", f"vpc-flow-log/{flow_id}")}
 
 
-@handles("aws:ec2/eip:Eip")
+@handles(t.EIP)
 def eip(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     eip = b.client("ec2").allocate_address(
         **drop_none(
@@ -265,7 +266,7 @@ def eip(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     }
 
 
-@handles("aws:ec2/natGateway:NatGateway")
+@handles(t.NAT_GATEWAY)
 def nat_gateway(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     nat = b.client("ec2").create_nat_gateway(
         SubnetId=c.get("subnetId"),

@@ -6,9 +6,10 @@ import json
 
 from coldreach.runtime.emulator.backend import MotoBackend, handles
 from coldreach.runtime.emulator.call import Call, Outputs, UnsupportedResource, aws_tags, drop_none
+from policies import tokens as t
 
 
-@handles("aws:ecr/repository:Repository")
+@handles(t.ECR_REPOSITORY)
 def repository(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     name = b.name(c)
     encryption = (c.get("encryptionConfigurations") or [{}])[0]
@@ -43,7 +44,7 @@ def repository(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     }
 
 
-@handles("aws:ecr/lifecyclePolicy:LifecyclePolicy")
+@handles(t.ECR_LIFECYCLE)
 def ecr_lifecycle(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     result = b.client("ecr").put_lifecycle_policy(
         repositoryName=c.get("repository"), lifecyclePolicyText=c.get("policy")
@@ -51,7 +52,7 @@ def ecr_lifecycle(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return c.get("repository"), {"registryId": result["registryId"]}
 
 
-@handles("docker-build:index:Image")
+@handles(t.DOCKER_IMAGE)
 def image(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     """Not built: a placeholder manifest is pushed under the program's tag, so the
     repository holds an image with that tag and the digest the services run."""

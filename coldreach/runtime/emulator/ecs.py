@@ -6,9 +6,10 @@ import json
 
 from coldreach.runtime.emulator.backend import MotoBackend, handles
 from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none
+from policies import tokens as t
 
 
-@handles("aws:ecs/cluster:Cluster")
+@handles(t.ECS_CLUSTER)
 def cluster(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     name = b.name(c)
     cluster = b.client("ecs").create_cluster(
@@ -26,7 +27,7 @@ def cluster(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return cluster["clusterArn"], {"arn": cluster["clusterArn"]}
 
 
-@handles("aws:ecs/taskDefinition:TaskDefinition")
+@handles(t.TASK_DEFINITION)
 def task_definition(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     platform = c.get("runtimePlatform")
     task = b.client("ecs").register_task_definition(
@@ -54,7 +55,7 @@ def task_definition(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     }
 
 
-@handles("aws:ecs/service:Service")
+@handles(t.ECS_SERVICE)
 def service(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     name = b.name(c)
     net = c.get("networkConfiguration") or {}

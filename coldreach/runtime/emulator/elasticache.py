@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from coldreach.runtime.emulator.backend import MotoBackend, handles
 from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none
+from policies import tokens as t
 
 
-@handles("aws:elasticache/subnetGroup:SubnetGroup")
+@handles(t.CACHE_SUBNET_GROUP)
 def cache_subnet_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     name = b.name(c)
     group = b.client("elasticache").create_cache_subnet_group(
@@ -20,7 +21,7 @@ def cache_subnet_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     }
 
 
-@handles("aws:elasticache/replicationGroup:ReplicationGroup")
+@handles(t.REPLICATION_GROUP)
 def replication_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     name = b.name(c)
     group = b.client("elasticache").create_replication_group(

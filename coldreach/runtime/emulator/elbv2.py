@@ -6,9 +6,10 @@ from typing import Any
 
 from coldreach.runtime.emulator.backend import MotoBackend, handles
 from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none, pascal
+from policies import tokens as t
 
 
-@handles("aws:lb/loadBalancer:LoadBalancer")
+@handles(t.LOAD_BALANCER)
 def load_balancer(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     elb = b.client("elbv2")
     name = b.name(c)
@@ -50,7 +51,7 @@ def load_balancer(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     }
 
 
-@handles("aws:lb/targetGroup:TargetGroup")
+@handles(t.TARGET_GROUP)
 def target_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     elb = b.client("elbv2")
     name = b.name(c)
@@ -86,7 +87,7 @@ def target_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return arn, {"arn": arn, "arnSuffix": arn.rsplit(":", 1)[1]}
 
 
-@handles("aws:lb/listener:Listener")
+@handles(t.LISTENER)
 def listener(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     actions = []
     for a in c.get("defaultActions", []):

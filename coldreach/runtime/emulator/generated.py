@@ -9,9 +9,10 @@ import string
 from coldreach.runtime.emulator.backend import MotoBackend, handles
 from coldreach.runtime.emulator.call import Call, Outputs
 from coldreach.runtime.model import secret
+from policies import tokens as t
 
 
-@handles("random:index/randomPassword:RandomPassword")
+@handles(t.RANDOM_PASSWORD)
 def random_password(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     length = int(c.get("length", 16))
     alphabet = string.ascii_letters + string.digits
@@ -21,7 +22,7 @@ def random_password(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return "none-" + secrets.token_hex(8), {"result": secret(value), "bcryptHash": secret("")}
 
 
-@handles("random:index/randomId:RandomId")
+@handles(t.RANDOM_ID)
 def random_id(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     raw = secrets.token_bytes(int(c.get("byteLength", 4)))
     b64url = base64.urlsafe_b64encode(raw).decode().rstrip("=")

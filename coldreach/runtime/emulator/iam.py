@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from coldreach.runtime.emulator.backend import MotoBackend, handles
 from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none
+from policies import tokens as t
 
 
-@handles("aws:iam/role:Role")
+@handles(t.IAM_ROLE)
 def role(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     name = b.name(c)
     role = b.client("iam").create_role(
@@ -27,7 +28,7 @@ def role(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     }
 
 
-@handles("aws:iam/rolePolicy:RolePolicy")
+@handles(t.IAM_ROLE_POLICY)
 def role_policy(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     name = b.name(c)
     role = c.get("role")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from coldreach.runtime.emulator.backend import MotoBackend, handles
 from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none
+from policies import tokens as t
 
 
-@handles("aws:kms/key:Key")
+@handles(t.KMS_KEY)
 def kms_key(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     kms = b.client("kms")
     meta = kms.create_key(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from coldreach.runtime.emulator.backend import MotoBackend, handles
 from coldreach.runtime.emulator.call import Call, Outputs
+from policies import tokens as t
 
 
-@handles("aws:cloudwatch/logGroup:LogGroup")
+@handles(t.LOG_GROUP)
 def log_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     logs = b.client("logs")
     name = b.name(c)

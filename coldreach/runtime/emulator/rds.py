@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from coldreach.runtime.emulator.backend import MotoBackend, handles
 from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none
+from policies import tokens as t
 
 
-@handles("aws:rds/subnetGroup:SubnetGroup")
+@handles(t.RDS_SUBNET_GROUP)
 def db_subnet_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     name = b.name(c)
     group = b.client("rds").create_db_subnet_group(
@@ -21,7 +22,7 @@ def db_subnet_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     }
 
 
-@handles("aws:rds/parameterGroup:ParameterGroup")
+@handles(t.RDS_PARAMETER_GROUP)
 def db_parameter_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     rds = b.client("rds")
     name = b.name(c)
@@ -44,7 +45,7 @@ def db_parameter_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return name, {"arn": group.get("DBParameterGroupArn") or b.arn("rds", f"pg:{name}")}
 
 
-@handles("aws:rds/instance:Instance")
+@handles(t.RDS_INSTANCE)
 def db_instance(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     rds = b.client("rds")
     identifier = b.name(c)

@@ -6,9 +6,10 @@ from typing import Any
 
 from coldreach.runtime.emulator.backend import MotoBackend, handles
 from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none, pascal
+from policies import tokens as t
 
 
-@handles("aws:s3/bucket:Bucket")
+@handles(t.BUCKET)
 def bucket(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     s3 = b.client("s3")
     name = b.name(c)
@@ -27,7 +28,7 @@ def bucket(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     }
 
 
-@handles("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+@handles(t.BUCKET_PUBLIC_ACCESS_BLOCK)
 def bucket_public_access(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     bucket = c.get("bucket")
     b.client("s3").put_public_access_block(
@@ -42,7 +43,7 @@ def bucket_public_access(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return bucket, {}
 
 
-@handles("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+@handles(t.BUCKET_OWNERSHIP)
 def bucket_ownership(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     bucket = c.get("bucket")
     b.client("s3").put_bucket_ownership_controls(
@@ -52,7 +53,7 @@ def bucket_ownership(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return bucket, {}
 
 
-@handles("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+@handles(t.BUCKET_ENCRYPTION)
 def bucket_encryption(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     bucket = c.get("bucket")
     b.client("s3").put_bucket_encryption(
@@ -78,7 +79,7 @@ def bucket_encryption(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return bucket, {}
 
 
-@handles("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+@handles(t.BUCKET_LIFECYCLE)
 def bucket_lifecycle(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     bucket = c.get("bucket")
     rules = []
@@ -95,7 +96,7 @@ def bucket_lifecycle(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return bucket, {}
 
 
-@handles("aws:s3/bucketPolicy:BucketPolicy")
+@handles(t.BUCKET_POLICY)
 def bucket_policy(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     bucket = c.get("bucket")
     b.client("s3").put_bucket_policy(Bucket=bucket, Policy=c.get("policy"))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from coldreach.runtime.emulator.backend import MotoBackend, handles
 from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none
+from policies import tokens as t
 
 
-@handles("aws:secretsmanager/secret:Secret")
+@handles(t.SECRET)
 def managed_secret(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     name = b.name(c)
     result = b.client("secretsmanager").create_secret(
@@ -22,7 +23,7 @@ def managed_secret(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return result["ARN"], {"arn": result["ARN"]}
 
 
-@handles("aws:secretsmanager/secretVersion:SecretVersion")
+@handles(t.SECRET_VERSION)
 def secret_version(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     result = b.client("secretsmanager").put_secret_value(
         SecretId=c.get("secretId"), SecretString=c.get("secretString")

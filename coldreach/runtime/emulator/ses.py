@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from coldreach.runtime.emulator.backend import MotoBackend, handles
 from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none, pascal
+from policies import tokens as t
 
 
-@handles("aws:sesv2/configurationSet:ConfigurationSet")
+@handles(t.CONFIGURATION_SET)
 def configuration_set(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     name = c.get("configurationSetName")
     delivery = c.get("deliveryOptions") or {}
@@ -26,7 +27,7 @@ def configuration_set(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return name, {"arn": b.arn("ses", f"configuration-set/{name}")}
 
 
-@handles("aws:sesv2/emailIdentity:EmailIdentity")
+@handles(t.EMAIL_IDENTITY)
 def email_identity(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     identity = c.get("emailIdentity")
     signing = c.get("dkimSigningAttributes") or {}
@@ -61,7 +62,7 @@ def email_identity(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     }
 
 
-@handles("aws:sesv2/configurationSetEventDestination:ConfigurationSetEventDestination")
+@handles(t.EVENT_DESTINATION)
 def event_destination(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     """moto has no SES v2 call for this; the SES v1 call configures the same set."""
     dest = c.get("eventDestination") or {}

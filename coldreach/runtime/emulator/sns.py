@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from coldreach.runtime.emulator.backend import MotoBackend, handles
 from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none
+from policies import tokens as t
 
 
-@handles("aws:sns/topic:Topic")
+@handles(t.SNS_TOPIC)
 def topic(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     name = b.name(c)
     attributes = drop_none({"KmsMasterKeyId": c.get("kmsMasterKeyId")})
@@ -22,7 +23,7 @@ def topic(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return arn, {"arn": arn, "owner": b.identity.account}
 
 
-@handles("aws:sns/topicPolicy:TopicPolicy")
+@handles(t.SNS_TOPIC_POLICY)
 def topic_policy(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     arn = c.get("arn")
     b.client("sns").set_topic_attributes(
@@ -31,7 +32,7 @@ def topic_policy(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return arn, {"owner": b.identity.account}
 
 
-@handles("aws:sns/topicSubscription:TopicSubscription")
+@handles(t.SNS_SUBSCRIPTION)
 def subscription(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     result = b.client("sns").subscribe(
         TopicArn=c.get("topic"),

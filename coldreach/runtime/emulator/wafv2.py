@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from coldreach.runtime.emulator.backend import MotoBackend, handles
 from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none, pascal
+from policies import tokens as t
 
 # Where the WAF API's spelling is not the engine's key with a capital first letter.
 RENAMES = {"cloudwatchMetricsEnabled": "CloudWatchMetricsEnabled"}
 
 
-@handles("aws:wafv2/webAcl:WebAcl")
+@handles(t.WAF_ACL)
 def web_acl(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     summary = b.client("wafv2").create_web_acl(
         **drop_none(
@@ -27,14 +28,14 @@ def web_acl(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     return summary["Id"], {"arn": summary["ARN"], "name": summary["Name"], "id": summary["Id"]}
 
 
-@handles("aws:wafv2/webAclAssociation:WebAclAssociation")
+@handles(t.WAF_ASSOCIATION)
 def web_acl_association(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     acl, resource = c.get("webAclArn"), c.get("resourceArn")
     b.client("wafv2").associate_web_acl(WebACLArn=acl, ResourceArn=resource)
     return f"{acl},{resource}", {}
 
 
-@handles("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")
+@handles(t.WAF_LOGGING)
 def web_acl_logging(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     acl = c.get("resourceArn")
     b.client("wafv2").put_logging_configuration(
