@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .auth import Authenticator
 from .config import Settings
 from .db import Database
 from .pipeline import Pipeline
 from .queues import QueueBackend
+from .ratelimit import RateLimiter
 from .sns import Fetcher, SnsVerifier
 
 
@@ -20,3 +22,5 @@ class AppContext:
     sns: SnsVerifier
     # GETs SubscribeURL to confirm an SNS subscription (injectable for tests).
     confirm_fetcher: Fetcher
+    auth: Authenticator
+    rate_limiter: RateLimiter | None

@@ -29,10 +29,12 @@ from .db import (
     SENDING,
     SENT,
     SUPPRESSED,
+    UNSUBSCRIBED,
     Client,
     Database,
     EmailMessage,
     Suppression,
+    WorkspaceUnsubscribe,
     utcnow,
 )
 from .mailer import Mailer, OutgoingEmail, PermanentMailerError, TransientMailerError
@@ -113,7 +115,7 @@ class Pipeline:
                     attempts=M.attempts + 1,
                     updated_at=now,
                 )
-                .returning(M.client_id, M.to_address, M.subject, M.body, M.attempts)
+                .returning(M.workspace_id, M.client_id, M.to_address, M.subject, M.body, M.attempts)
             )
             msg = claimed.first()
             if msg is None:
@@ -123,17 +125,30 @@ class Pipeline:
                 if row is not None and row.status == QUEUED and row.next_attempt_at is not None:
                     return Result(Outcome.NOT_DUE, (row.next_attempt_at - now).total_seconds())
                 return Result(Outcome.SKIPPED)
-            # One round trip for the client's status and any suppression of the address.
+            # One round trip for the client's status, any suppression of the address and
+            # an unsubscribe from this message's workspace.
+            address = msg.to_address.lower()
             suppression = (
-                select(Suppression.reason)
-                .where(Suppression.email_key == msg.to_address.lower())
-                .scalar_subquery()
+                select(Suppression.reason).where(Suppression.email_key == address).scalar_subquery()
+            )
+            unsubscribed = (
+                select(WorkspaceUnsubscribe.email_key)
+                .where(
+                    WorkspaceUnsubscribe.workspace_id == msg.workspace_id,
+                    WorkspaceUnsubscribe.email_key == address,
+                )
+                .exists()
             )
             client = conn.execute(
-                select(Client.status, Client.email_key, suppression.label("reason")).where(
-                    Client.id == msg.client_id
-                )
+                select(
+                    Client.status,
+                    Client.email_key,
+                    suppression.label("reason"),
+                    unsubscribed.label("unsubscribed"),
+                ).where(Client.id == msg.client_id, Client.workspace_id == msg.workspace_id)
             ).first()
+            if client is not None and client.unsubscribed and client.reason is None:
+                client = client._replace(reason=UNSUBSCRIBED)
             if client is None or client.status != ACTIVE or client.reason is not None:
                 reason = "gone" if client is None else (client.reason or client.status)
                 conn.execute(
