@@ -121,7 +121,7 @@ def make_client(settings: Settings) -> Iterator[AppFactory]:
         workspace: str | None = "test",
         **kwargs: Any,
     ) -> TestClient:
-        """A running app; its requests carry a key of `workspace` with every scope (None: no key)."""
+        """A running app whose requests carry a key of `workspace` with every scope."""
         from fastapi.testclient import TestClient
 
         app = create_app(settings_ or settings, mailer=mailer, **kwargs)
