@@ -26,7 +26,7 @@ from .pipeline import Pipeline
 from .queues import CeleryQueue, InlineQueue, QueueBackend
 from .quota import QuotaExceeded
 from .ratelimit import make_rate_limiter
-from .security import SECURITY_SCHEMES, GuardedRoute
+from .security import SECURITY_SCHEMES, GuardedRoute, unguarded
 from .sns import Fetcher, SnsVerifier, default_fetcher
 
 log = logging.getLogger("openapi_server")
@@ -78,6 +78,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if open_routes := unguarded(app.routes):
+            # Closed by default: a route that bypasses the access check is a bug, not a choice.
+            raise RuntimeError(f"routes without access control: {', '.join(open_routes)}")
         if settings.auto_migrate:
             from .migrate import upgrade
 

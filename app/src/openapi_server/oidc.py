@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 Fetcher = Callable[[str], bytes]
 MAX_JWKS_BYTES = 1024 * 1024
+# The JWK key type each algorithm family verifies with.
+KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 
 
 class TokenError(ValueError):
@@ -149,9 +151,9 @@ class OidcVerifier:
             raise TokenError(f"token algorithm {alg!r} is not allowed")
         kid = header.get("kid")
         jwk, declared = self.jwks.key(kid if isinstance(kid, str) else None)
-        # A key that names its algorithm is used for no other; otherwise PyJWT refuses a
-        # key of the wrong type for `alg` (an RSA key never verifies an ES256 token).
-        if declared is not None and declared != alg:
+        # A key that names its algorithm is used for no other, and a key of another type
+        # never verifies (an EC key cannot check an RS256 token).
+        if (declared is not None and declared != alg) or KEY_TYPES[alg[:2]] != jwk.key_type:
             raise TokenError("token algorithm does not match its key")
         try:
             claims = jwt.decode(

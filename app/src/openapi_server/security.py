@@ -15,13 +15,14 @@ body is read or validated:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from .auth import AuthError
 from .principal import Principal
@@ -146,6 +147,29 @@ class GuardedRoute(APIRoute):
             return await handler(request)
 
         return guarded
+
+
+# Added by FastAPI itself: the OpenAPI document and Swagger UI (see app/README.md).
+PUBLIC_DOCS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect"})
+
+
+def iter_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route, including those of included routers (kept apart by newer FastAPI)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from iter_routes(included.routes)
+        else:
+            yield route
+
+
+def unguarded(routes: Iterable[BaseRoute]) -> list[str]:
+    """Routes that would answer without the access check: the app refuses to start with any."""
+    return [
+        f"{sorted(getattr(r, 'methods', None) or [])} {getattr(r, 'path', r)}"
+        for r in iter_routes(routes)
+        if not isinstance(r, GuardedRoute) and getattr(r, "path", None) not in PUBLIC_DOCS
+    ]
 
 
 def principal_of(state: Any) -> Principal | None:
