@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import select
@@ -110,16 +110,19 @@ def _set_quota(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
-    """Run a service command's own `main` with the arguments that follow it."""
+# Service commands: their own modules parse what follows (`worker` passes it to Celery).
+SERVICE_COMMANDS = {
+    "migrate": "apply the database migrations (alembic upgrade [REVISION])",
+    "worker": "run the Celery email worker",
+    "reconcile": "list or resolve messages flagged for reconciliation",
+    "healthcheck": "container health probe (--worker for the worker)",
+}
 
-    def run(args: argparse.Namespace) -> int:
-        import importlib
 
-        result = importlib.import_module(f"openapi_server.{module}").main(args.rest)
-        return int(result or 0)
+def _service(command: str, argv: list[str]) -> int:
+    import importlib
 
-    return run
+    return int(importlib.import_module(f"openapi_server.{command}").main(argv) or 0)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -155,20 +158,16 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--daily-sends", required=True, metavar="N|default")
     q.set_defaults(run=_set_quota)
 
-    for name, module, what in (
-        ("migrate", "migrate", "apply the database migrations (alembic upgrade)"),
-        ("worker", "worker", "run the Celery email worker"),
-        ("reconcile", "reconcile", "list or resolve messages flagged for reconciliation"),
-        ("healthcheck", "healthcheck", "container health probe (--worker for the worker)"),
-    ):
-        d = sub.add_parser(name, help=what, add_help=False)
-        d.add_argument("rest", nargs=argparse.REMAINDER)
-        d.set_defaults(run=_delegate(module))
+    for name, what in SERVICE_COMMANDS.items():
+        sub.add_parser(name, help=what)  # listed in --help; main() hands them over
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SERVICE_COMMANDS:
+        return _service(argv[0], argv[1:])
+    args = parser().parse_args(argv)
     try:
         return args.run(args)
     except (ApiKeyError, CommandError) as exc:
