@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from sqlalchemy import select
 
@@ -20,6 +21,7 @@ from .db import Database, Workspace
 from .oidc import Fetcher, JwksUnavailable, OidcVerifier, TokenError
 from .principal import Principal
 
+T = TypeVar("T")
 LAST_USED_RESOLUTION_S = 60.0
 MAX_CACHED = 10_000
 
@@ -63,7 +65,7 @@ class Authenticator:
             return self._oidc(self.oidc, token)
         raise AuthError("unknown or malformed credentials")
 
-    def _remember(self, cache: dict[str, tuple[float, object]], key: str, value: object) -> None:
+    def _remember(self, cache: dict[str, tuple[float, T]], key: str, value: T) -> None:
         with self._lock:
             if len(cache) >= MAX_CACHED:
                 cache.clear()
@@ -75,7 +77,7 @@ class Authenticator:
         if principal is None:
             raise AuthError("invalid or revoked API key")
         if self.ttl_s > 0:
-            self._remember(self._keys, token, principal)  # type: ignore[arg-type]
+            self._remember(self._keys, token, principal)
         return principal
 
     def _oidc(self, oidc: OidcVerifier, token: str) -> Principal:
@@ -99,5 +101,5 @@ class Authenticator:
             workspace_id = s.scalar(select(Workspace.id).where(Workspace.name == name))
         if workspace_id is None:
             raise AuthError(f"workspace {name[:100]!r} does not exist", status=403)
-        self._remember(self._workspaces, name, workspace_id)  # type: ignore[arg-type]
+        self._remember(self._workspaces, name, workspace_id)
         return workspace_id

@@ -21,13 +21,20 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from .apikeys import ApiKeyError, create_key, get_or_create_workspace, list_keys, revoke_key
+from .apikeys import (
+    PREFIX,
+    ApiKeyError,
+    create_key,
+    get_or_create_workspace,
+    list_keys,
+    public_id_of,
+    revoke_key,
+)
 from .config import settings_or_exit
-from .db import Database, Workspace
+from .db import Database
 from .principal import READ, SCOPES, parse_scopes
 
 
@@ -64,7 +71,7 @@ def _create_key(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), 2) from None
     with _session() as s:
         key = create_key(s, args.workspace, scopes)
-    public = key.rsplit("_", 1)[0] if key.count("_") == 2 else key[: len("crk_") + 12]
+    public = f"{PREFIX}{public_id_of(key)}"
     print(
         f"workspace {args.workspace}: new key {public} with scopes {' '.join(sorted(scopes))}.\n"
         "The key is shown once; store it now. Revoke it with "
@@ -100,9 +107,7 @@ def _set_quota(args: argparse.Namespace) -> int:
     else:
         raise CommandError("--daily-sends takes a whole number or `default`", 2)
     with _session() as s:
-        workspace = s.scalars(select(Workspace).where(Workspace.name == args.workspace)).first()
-        if workspace is None:
-            workspace = get_or_create_workspace(s, args.workspace)
+        workspace = get_or_create_workspace(s, args.workspace)
         workspace.daily_send_quota = quota
         s.commit()
     shown = "the DAILY_SEND_QUOTA default" if quota is None else str(quota)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 from urllib.parse import urlparse
 
 from sqlalchemy.engine import URL, make_url
@@ -122,7 +122,19 @@ def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(o.rstrip("/") for o in origins)
 
 
-def _oidc(env: Mapping[str, str]) -> dict[str, object]:
+class _OidcSettings(TypedDict):
+    oidc_issuer: str | None
+    oidc_audience: str | None
+    oidc_jwks_url: str | None
+    oidc_algorithms: tuple[str, ...]
+    oidc_workspace_claim: str
+    oidc_scope_prefix: str
+    oidc_leeway_s: int
+    oidc_jwks_ttl_s: float
+    oidc_jwks_refetch_s: float
+
+
+def _oidc(env: Mapping[str, str]) -> _OidcSettings:
     issuer = _str(env, "OIDC_ISSUER")
     audience = _str(env, "OIDC_AUDIENCE")
     jwks_url = _https_url(env, "OIDC_JWKS_URL")
@@ -354,7 +366,7 @@ class Settings:
             ),
             rate_limit_key_prefix=_str(env, "RATE_LIMIT_KEY_PREFIX", "coldreach:ratelimit:"),
             daily_send_quota=_int(env, "DAILY_SEND_QUOTA", 2000, minimum=0),
-            **_oidc(env),  # type: ignore[arg-type]
+            **_oidc(env),
         )
         if settings.retry_backoff_max_s >= settings.celery_visibility_timeout_s:
             # A countdown longer than the visibility timeout makes Redis redeliver the retry
