@@ -182,6 +182,20 @@ def test_hs256_signed_with_the_public_key_is_refused(web, issuer: Issuer) -> Non
     assert r.status_code == 401 and "HS256" in r.json()["detail"][0]["msg"]
 
 
+def test_hostile_header_values_do_not_break_the_challenge(web) -> None:
+    import base64
+
+    def b64(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    for alg in ("\u20ac", 'RS256"\r\nSet-Cookie: x=1', "\\"):
+        token = f"{b64({'alg': alg, 'kid': 'k1'})}.{b64({'sub': 'x'})}.c2ln"
+        r = web.get("/clients", headers=bearer(token))
+        assert r.status_code == 401, alg
+        challenge = r.headers["WWW-Authenticate"]
+        assert challenge.isascii() and "\r" not in challenge and "Set-Cookie" not in r.headers
+
+
 def test_an_unknown_workspace_is_403(web, issuer: Issuer) -> None:
     r = web.get("/clients", headers=bearer(issuer.token(workspace="nobody")))
     assert r.status_code == 403 and "nobody" in r.text

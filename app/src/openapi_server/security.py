@@ -74,8 +74,10 @@ def _challenge(error: str | None = None, description: str = "", scope: str = "")
     if error:
         parts.append(f'error="{error}"')
     if description:
-        safe = description.replace("\\", "").replace('"', "'")[:200]
-        parts.append(f'error_description="{safe}"')
+        # Printable ASCII without quotes or backslashes: the text may echo token contents,
+        # and a header value outside latin-1 (or with a line break) cannot be sent at all.
+        safe = "".join(c for c in description if " " <= c <= "~" and c not in '"\\')
+        parts.append(f'error_description="{safe[:200]}"')
     if scope:
         parts.append(f'scope="{scope}"')
     return ", ".join(parts)
