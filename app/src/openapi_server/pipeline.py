@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Row, or_, select, update
 
 from .config import Settings
 from .db import (
@@ -72,6 +72,17 @@ class Result:
 class SweepReport:
     flagged: int = 0
     requeue: list[int] = field(default_factory=list)
+
+
+def _stop_reason(client: Row[str, str, str, bool] | None) -> str | None:
+    """Why a claimed message must not go out (client gone, suppressed, unsubscribed), or None."""
+    if client is None:
+        return "gone"
+    if client.reason is not None:
+        return client.reason
+    if client.unsubscribed:
+        return UNSUBSCRIBED
+    return None if client.status == ACTIVE else client.status
 
 
 def default_worker_id() -> str:
@@ -147,10 +158,8 @@ class Pipeline:
                     unsubscribed.label("unsubscribed"),
                 ).where(Client.id == msg.client_id, Client.workspace_id == msg.workspace_id)
             ).first()
-            if client is not None and client.unsubscribed and client.reason is None:
-                client = client._replace(reason=UNSUBSCRIBED)
-            if client is None or client.status != ACTIVE or client.reason is not None:
-                reason = "gone" if client is None else (client.reason or client.status)
+            reason = _stop_reason(client)
+            if client is None or reason is not None:
                 conn.execute(
                     update(M)
                     .where(M.id == message_id, M.status == SENDING)
