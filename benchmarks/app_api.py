@@ -2,7 +2,9 @@
 
 Starts `uvicorn openapi_server.main:app` (the image's command) against a throwaway
 database, then drives POST /clients and GET /clients?limit=50 from 16 keep-alive
-connections on the same machine (the load generator shares the 2 cores).
+connections on the same machine (the load generator shares the 2 cores). Every
+request carries an API key (`Authorization: Bearer crk_...`) and passes the
+per-workspace rate limit, whose ceiling is raised so that it counts but never refuses.
 """
 
 from __future__ import annotations
@@ -19,13 +21,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from app_common import app_env, free_port, percentile, throwaway_database
+from openapi_server.apikeys import create_key
+from openapi_server.config import Settings
+from openapi_server.db import Database
+from openapi_server.principal import SCOPES
 
 CONNECTIONS = 16
 REQUESTS = 3000
 WARMUP = 300
 
 
-def drive(port: int, make_request, total: int) -> tuple[float, list[float], int]:
+def drive(
+    port: int, make_request, total: int, headers: dict[str, str]
+) -> tuple[float, list[float], int]:
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -43,7 +51,7 @@ def drive(port: int, make_request, total: int) -> tuple[float, list[float], int]
                 break
             method, path, body = make_request(i)
             t0 = time.perf_counter()
-            conn.request(method, path, body=body, headers={"content-type": "application/json"})
+            conn.request(method, path, body=body, headers=headers)
             resp = conn.getresponse()
             resp.read()
             local.append(time.perf_counter() - t0)
@@ -78,8 +86,19 @@ def report(name: str, elapsed: float, latencies: list[float], errors: int) -> di
 
 def main() -> None:
     with throwaway_database() as url:
+        db = Database(Settings(database_url=url, auto_migrate=False))
+        with db.session() as s:
+            key = create_key(s, "bench", frozenset(SCOPES))
+        db.dispose()
+        headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
         port = free_port()
-        env = app_env(url, PORT=str(port), QUEUE_BACKEND="inline", DB_POOL_SIZE="10")
+        env = app_env(
+            url,
+            PORT=str(port),
+            QUEUE_BACKEND="inline",
+            DB_POOL_SIZE="10",
+            RATE_LIMIT_PER_MINUTE="100000000",
+        )
         server = subprocess.Popen(
             ["uvicorn", "openapi_server.main:app", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
@@ -104,10 +123,10 @@ def main() -> None:
             def get(i: int):
                 return "GET", f"/clients?limit=50&offset={(i * 50) % 3000}", None
 
-            drive(port, lambda i: post(10**6 + i), WARMUP)
-            rows = [report("POST /clients", *drive(port, post, REQUESTS))]
-            drive(port, get, WARMUP)
-            rows.append(report("GET /clients?limit=50", *drive(port, get, REQUESTS)))
+            drive(port, lambda i: post(10**6 + i), WARMUP, headers)
+            rows = [report("POST /clients", *drive(port, post, REQUESTS, headers))]
+            drive(port, get, WARMUP, headers)
+            rows.append(report("GET /clients?limit=50", *drive(port, get, REQUESTS, headers)))
             print(f"connections={CONNECTIONS} requests={REQUESTS} (after {WARMUP} warm-up)")
         finally:
             server.terminate()

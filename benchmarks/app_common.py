@@ -26,13 +26,14 @@ BIN = Path(sys.executable).parent
 
 
 @contextmanager
-def throwaway_database() -> Iterator[URL]:
+def throwaway_database(migrated: bool = True) -> Iterator[URL]:
     name = f"coldreach_app_bench_{secrets.token_hex(4)}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_url(PG_ADMIN).set(drivername="postgresql+psycopg", database=name)
     try:
-        upgrade(Settings(database_url=url, auto_migrate=False))
+        if migrated:
+            upgrade(Settings(database_url=url, auto_migrate=False))
         yield url
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:

@@ -9,11 +9,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
+from openapi_server.apikeys import create_key
 from openapi_server.config import Settings
+from openapi_server.principal import SCOPES
 from sqlalchemy.engine import URL, make_url
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -32,6 +37,24 @@ def create_database(prefix: str = "coldreach_app_test") -> URL:
 def drop_database(url: URL) -> None:
     with _admin() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+
+
+def issue_key(
+    api: TestClient, workspace: str = "test", scopes: tuple[str, ...] | frozenset[str] = SCOPES
+) -> str:
+    """A new API key of `workspace` (created if missing) on the running app's database."""
+    with api.app.state.ctx.db.session() as s:  # type: ignore[attr-defined]
+        return create_key(s, workspace, frozenset(scopes))
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def authorize(api: TestClient, workspace: str = "test") -> TestClient:
+    """Send every request of `api` with a key holding all scopes in `workspace`."""
+    api.headers.update(bearer(issue_key(api, workspace)))
+    return api
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:

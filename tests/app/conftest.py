@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
-from app_helpers import create_database, drop_database
+from app_helpers import authorize, create_database, drop_database
 from openapi_server.config import Settings
 from openapi_server.db import Database
 from openapi_server.mailer import Mailer
@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 REDIS_DB = 13
-TABLES = "sns_notifications, suppressions, email_messages, tasks, clients"
+TABLES = (
+    "sns_notifications, suppressions, email_messages, tasks, clients, api_keys, send_counts,"
+    " workspace_unsubscribes, workspaces"
+)
 
 
 @pytest.fixture(scope="session")
@@ -113,15 +116,19 @@ def make_client(settings: Settings) -> Iterator[AppFactory]:
     clients: list[TestClient] = []
 
     def factory(
-        mailer: Mailer | None = None, settings_: Settings | None = None, **kwargs: Any
+        mailer: Mailer | None = None,
+        settings_: Settings | None = None,
+        workspace: str | None = "test",
+        **kwargs: Any,
     ) -> TestClient:
+        """A running app whose requests carry a key of `workspace` with every scope."""
         from fastapi.testclient import TestClient
 
         app = create_app(settings_ or settings, mailer=mailer, **kwargs)
         client = TestClient(app)
         client.__enter__()
         clients.append(client)
-        return client
+        return authorize(client, workspace) if workspace is not None else client
 
     yield factory
     for client in clients:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import anyio
 import pytest
+from app_helpers import issue_key
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -17,7 +18,9 @@ MIB = 1024 * 1024
 def _call(
     app: FastAPI, path: str, chunks: Iterator[bytes], content_length: int | None = None
 ) -> tuple[int, dict, int]:
-    """One request straight through ASGI: (status, JSON body, bytes the app pulled)."""
+    """One authenticated request straight through ASGI: (status, JSON body, bytes the app
+    pulled). Authenticated, so that the limit is what answers: a caller without credentials
+    is turned away before the body is read at all."""
     pulled = 0
     out: dict = {"body": b""}
 
@@ -35,7 +38,11 @@ def _call(
         elif message["type"] == "http.response.body":
             out["body"] += message.get("body", b"")
 
-    headers = [(b"content-type", b"application/json"), (b"host", b"testserver")]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"host", b"testserver"),
+        (b"authorization", f"Bearer {app.state.test_key}".encode()),
+    ]
     if content_length is not None:
         headers.append((b"content-length", str(content_length).encode()))
     scope = {
@@ -63,7 +70,9 @@ def _stream(total: int) -> Iterator[bytes]:
 
 @pytest.fixture
 def app(api: TestClient) -> FastAPI:
-    return api.app  # type: ignore[return-value]
+    app: FastAPI = api.app  # type: ignore[assignment]
+    app.state.test_key = issue_key(api)
+    return app
 
 
 @pytest.mark.parametrize("path", ["/webhooks/ses", "/clients", "/email/send", "/unsubscribe/1.2.x"])

@@ -16,7 +16,10 @@ from typing import Any
 
 import pytest
 from app_helpers import wait_for
+from openapi_server.apikeys import create_key
 from openapi_server.config import Settings
+from openapi_server.db import Database
+from openapi_server.principal import SCOPES
 from openapi_server.queues import make_celery
 from sqlalchemy.engine import URL
 
@@ -116,12 +119,15 @@ def test_a_served_api_keeps_answering_and_stops_on_sigterm(
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
+    db = Database(Settings(database_url=pg_url, auto_migrate=False))
+    with db.session() as s:
+        key = create_key(s, "broker-test", frozenset(SCOPES))
+    db.dispose()
+    headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
 
     def call(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            base + path, data=data, method=method, headers={"content-type": "application/json"}
-        )
+        req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
         with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, json.loads(r.read())
 

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
-from app_helpers import PG_ADMIN, create_database, drop_database
+from app_helpers import PG_ADMIN, authorize, create_database, drop_database
 from fastapi.testclient import TestClient
 from moto import mock_aws
 from openapi_server import bootstrap_db
@@ -75,6 +75,7 @@ def test_each_new_connection_authenticates_with_a_fresh_iam_token(aws, pg_url: U
 def test_the_app_runs_on_the_token_path(aws, pg_settings: Settings, clean_pg: None) -> None:
     app = create_app(pg_settings.with_(db_iam_auth=True, aws_region="eu-west-1"))
     with TestClient(app) as api:
+        authorize(api)
         engine = app.state.ctx.db.primary
         engine.dispose()
         passwords = _record_passwords(engine)
@@ -140,13 +141,20 @@ def test_bootstrap_creates_least_privilege_roles(
 
     runtime = _as(roles, "app").render_as_string(hide_password=False).replace("+psycopg", "")
     with psycopg.connect(runtime, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO workspaces (name, created_at) VALUES ('w', now()) RETURNING id"
+        ).fetchone()
+        assert row is not None
         conn.execute(
-            "INSERT INTO clients (name, email, email_key, status, created_at, updated_at)"
-            " VALUES ('R', 'r@example.com', 'r@example.com', 'active', now(), now())"
+            "INSERT INTO clients (name, email, email_key, status, workspace_id, created_at,"
+            " updated_at) VALUES ('R', 'r@example.com', 'r@example.com', 'active', %s, now(),"
+            " now())",
+            (row[0],),
         )
         conn.execute("UPDATE clients SET name = 'R2' WHERE email_key = 'r@example.com'")
         assert conn.execute("SELECT name FROM clients").fetchall() == [("R2",)]
         conn.execute("DELETE FROM clients")
+        conn.execute("DELETE FROM workspaces")
         for ddl in (
             "CREATE TABLE intruder (id int)",
             "DROP TABLE clients",
@@ -166,6 +174,7 @@ def test_bootstrap_creates_least_privilege_roles(
     settings = Settings(database_url=_as(roles, "app"), auto_migrate=False)
     with TestClient(create_app(settings)) as api:
         assert api.get("/readyz").json() == {"status": "ready"}
+        authorize(api)  # the runtime role writes the key too
         cid = api.post("/clients", json={"name": "A", "email": "a@example.com"}).json()["id"]
         assert api.post("/tasks", json={"client_id": cid, "title": "T"}).status_code == 201
         sent = api.post("/email/send", json={"client_id": cid, "subject": "S", "body": "B"})

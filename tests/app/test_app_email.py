@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from app_helpers import wait_for
+from app_helpers import authorize, wait_for
 from app_recording import RecordingMailer
 from fastapi.testclient import TestClient
 from openapi_server.config import Settings
@@ -143,6 +143,7 @@ def test_email_status_reads_the_primary_while_lists_use_the_replica(
         upgrade(Settings(database_url=replica, auto_migrate=False))
         settings = pg_settings.with_(database_read_url=replica)
         with TestClient(create_app(settings, mailer=RecordingMailer())) as api:
+            authorize(api)
             cid = _client(api)
             assert api.get(f"/clients/{cid}").status_code == 200  # single reads: primary
             assert api.get("/clients").json()["total"] == 0  # lists: the (empty) replica

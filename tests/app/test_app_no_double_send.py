@@ -15,7 +15,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from app_helpers import start_worker, stop_worker, wait_for, wait_worker_ready, worker_env
+from app_helpers import (
+    authorize,
+    start_worker,
+    stop_worker,
+    wait_for,
+    wait_worker_ready,
+    worker_env,
+)
 from fastapi.testclient import TestClient
 from openapi_server.config import Settings
 from openapi_server.db import Database
@@ -54,6 +61,7 @@ def held_api(pg_settings: Settings, clean_pg: None):
     """The API on PostgreSQL with its queue stopped: messages stay queued for the racers."""
     mailer = ConsoleMailer(pg_settings.mail_outbox)
     with TestClient(create_app(pg_settings, mailer=mailer)) as api:
+        authorize(api)
         api.app.state.ctx.queue.stop()  # type: ignore[attr-defined]
         yield api
 
@@ -97,6 +105,7 @@ def test_celery_end_to_end_with_two_workers_and_redeliveries(
         for i in range(2):
             wait_worker_ready(tmp_path / f"worker{i}.log")
         with TestClient(create_app(celery_settings)) as api:
+            authorize(api)
             ids = queue_messages(api, 30)
             queue = CeleryQueue(celery_settings)
             for mid in ids:  # every message delivered three more times
@@ -124,6 +133,7 @@ def test_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(
     try:
         wait_worker_ready(tmp_path / "victim.log")
         with TestClient(create_app(celery_settings)) as api:
+            authorize(api)
             ids = queue_messages(api, 12)
             wait_for(lambda: sum(outbox_counts(outbox).values()) >= 4, 20)
             os.killpg(victim.pid, signal.SIGKILL)  # mid-send: four sends in their sleep

@@ -228,3 +228,22 @@ def test_only_retries_and_early_claims_go_back_to_the_queue() -> None:
     assert Result(Outcome.NOT_DUE, -1.0).requeue_in_s == 0.01  # due by now: almost at once
     for outcome in set(Outcome) - {Outcome.RETRY, Outcome.NOT_DUE}:
         assert Result(outcome, 5.0).requeue_in_s is None, outcome
+
+
+def test_an_unsubscribe_from_the_message_s_workspace_stops_it_after_the_claim(make_client):
+    mailer = RecordingMailer()
+    api, ctx = _held(make_client, mailer)
+    mid = _queued_message(api, "Late@example.com")
+    other = _queued_message(api, "late-other@example.com")
+    with ctx.db.primary.begin() as conn:  # recorded while the message waited; client still active
+        conn.execute(
+            text(
+                "INSERT INTO workspace_unsubscribes (workspace_id, email_key, created_at)"
+                " SELECT workspace_id, 'late@example.com', :t FROM email_messages WHERE id = :id"
+            ),
+            {"t": utcnow(), "id": mid},
+        )
+    assert ctx.pipeline.process(mid).outcome is Outcome.SUPPRESSED
+    assert _row(ctx.db, mid).last_error == "suppressed: unsubscribed"
+    assert ctx.pipeline.process(other).outcome is Outcome.SENT
+    assert mailer.per_message() == {other: 1}

@@ -216,3 +216,26 @@ def test_stale_or_future_messages_are_refused(hook, signer: Signer, age_s: float
     assert hook.get(f"/clients/{cid}").json()["status"] == "active"
     fresh = signer.notification(bounce("old@example.com"), Timestamp=sns_timestamp(60))
     assert _post(hook, fresh).json() == {"status": "processed", "updated": 1}
+
+
+def test_a_bounce_suppresses_the_address_in_every_workspace(hook, signer: Signer) -> None:
+    from app_helpers import bearer, issue_key
+
+    other = bearer(issue_key(hook, "another-sender"))
+    ours = _client(hook, "gone@example.com")
+    theirs = hook.post(
+        "/clients", json={"name": "X", "email": "Gone@example.com"}, headers=other
+    ).json()["id"]
+    r = _post(hook, signer.notification(bounce("gone@example.com")))
+    assert r.json() == {"status": "processed", "updated": 2}
+    assert hook.get(f"/clients/{ours}").json()["status"] == "bounced"
+    assert hook.get(f"/clients/{theirs}", headers=other).json()["status"] == "bounced"
+    # A client created later, in any workspace, is not mailed either.
+    third = bearer(issue_key(hook, "third"))
+    later = hook.post("/clients", json={"name": "X", "email": "gone@example.com"}, headers=third)
+    sent = hook.post(
+        "/email/send",
+        json={"client_id": later.json()["id"], "subject": "S", "body": "B"},
+        headers=third,
+    )
+    assert sent.status_code == 202 and sent.json()["status"] == "suppressed"

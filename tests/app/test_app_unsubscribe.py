@@ -96,3 +96,32 @@ def test_ids_beyond_the_column_range_are_an_invalid_token(make_client) -> None:
         r = api.post(f"/unsubscribe/{cid}.{exp}.{sig}")
         assert r.status_code == 400, (cid, r.text)
         assert r.json()["detail"][0]["loc"] == ["path", "token"]
+
+
+def test_an_unsubscribe_holds_in_its_workspace_only_and_survives_deleting_the_client(
+    make_client,
+) -> None:
+    from app_helpers import bearer, issue_key
+
+    api, cid, token, mailer = _token_from_sent_mail(make_client)
+    other = bearer(issue_key(api, "another-sender"))
+    their_client = api.post(
+        "/clients", json={"name": "L", "email": "lead@example.com"}, headers=other
+    ).json()["id"]
+    assert api.post(f"/unsubscribe/{token}").status_code == 200
+
+    ours = api.post("/email/send", json={"client_id": cid, "subject": "S", "body": "B"})
+    assert ours.json()["status"] == "suppressed"
+    theirs = api.post(
+        "/email/send", json={"client_id": their_client, "subject": "S", "body": "B"}, headers=other
+    )
+    assert theirs.json()["status"] == "queued"
+    wait_for(lambda: len(mailer.calls) == 2)
+    assert api.get(f"/clients/{their_client}", headers=other).json()["status"] == "active"
+
+    # Deleting and re-creating the client does not undo the opt-out.
+    assert api.delete(f"/clients/{cid}").status_code == 204
+    again = api.post("/clients", json={"name": "L", "email": "LEAD@example.com"}).json()["id"]
+    r = api.post("/email/send", json={"client_id": again, "subject": "S", "body": "B"})
+    assert r.json()["status"] == "suppressed"
+    assert len(mailer.calls) == 2

@@ -12,13 +12,20 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TypedDict, TypeVar
+from urllib.parse import urlparse
 
 from sqlalchemy.engine import URL, make_url
 
 N = TypeVar("N", int, float)
 
 DEV_UNSUBSCRIBE_SECRET = "dev-only-unsubscribe-secret-do-not-use-in-production"
+
+# Signature algorithms an OIDC access token may use: asymmetric only. `none` and the HS*
+# family are never accepted (an HS* token "signed" with the issuer's public key is forgeable).
+OIDC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
 
 
 class ConfigError(RuntimeError):
@@ -81,6 +88,79 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return value
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def _https_url(env: Mapping[str, str], name: str) -> str | None:
+    """An https URL (plain http only to this machine, for local identity providers)."""
+    value = _str(env, name)
+    if not value:
+        return None
+    parsed = urlparse(value)
+    local = parsed.hostname in ("localhost", "127.0.0.1", "::1")
+    if not parsed.hostname or not (parsed.scheme == "https" or (parsed.scheme == "http" and local)):
+        raise ConfigError(f"{name} must be an https:// URL, got {value!r}")
+    return value
+
+
+def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    origins = _list(env, "CORS_ORIGINS")
+    for origin in origins:
+        parsed = urlparse(origin)
+        if (
+            parsed.scheme not in ("http", "https")
+            or not parsed.hostname
+            or parsed.path not in ("", "/")
+            or parsed.query
+            or "*" in origin
+        ):
+            raise ConfigError(
+                f"CORS_ORIGINS must list origins like https://app.example.com, got {origin!r}"
+            )
+    return tuple(o.rstrip("/") for o in origins)
+
+
+class _OidcSettings(TypedDict):
+    oidc_issuer: str | None
+    oidc_audience: str | None
+    oidc_jwks_url: str | None
+    oidc_algorithms: tuple[str, ...]
+    oidc_workspace_claim: str
+    oidc_scope_prefix: str
+    oidc_leeway_s: int
+    oidc_jwks_ttl_s: float
+    oidc_jwks_refetch_s: float
+
+
+def _oidc(env: Mapping[str, str]) -> _OidcSettings:
+    issuer = _str(env, "OIDC_ISSUER")
+    audience = _str(env, "OIDC_AUDIENCE")
+    jwks_url = _https_url(env, "OIDC_JWKS_URL")
+    given = [bool(issuer), bool(audience), bool(jwks_url)]
+    if any(given) and not all(given):
+        raise ConfigError("OIDC_ISSUER, OIDC_AUDIENCE and OIDC_JWKS_URL are set together or not")
+    algorithms = tuple(a.upper() if a != "EdDSA" else a for a in _list(env, "OIDC_ALGORITHMS"))
+    algorithms = algorithms or ("RS256",)
+    refused = [a for a in algorithms if a not in OIDC_ALGORITHMS]
+    if refused:
+        raise ConfigError(
+            f"OIDC_ALGORITHMS may hold only {', '.join(sorted(OIDC_ALGORITHMS))}; "
+            f"refused {', '.join(refused)}"
+        )
+    return {
+        "oidc_issuer": issuer or None,
+        "oidc_audience": audience or None,
+        "oidc_jwks_url": jwks_url,
+        "oidc_algorithms": algorithms,
+        "oidc_workspace_claim": _str(env, "OIDC_WORKSPACE_CLAIM", "workspace"),
+        "oidc_scope_prefix": _str(env, "OIDC_SCOPE_PREFIX"),
+        "oidc_leeway_s": _int(env, "OIDC_LEEWAY_S", 30, minimum=0),
+        "oidc_jwks_ttl_s": _float(env, "OIDC_JWKS_TTL_S", 600.0, minimum=1.0),
+        "oidc_jwks_refetch_s": _float(env, "OIDC_JWKS_MIN_REFETCH_S", 30.0, minimum=0.0),
+    }
 
 
 def normalize_database_url(raw: str, name: str = "DATABASE_URL") -> URL:
@@ -197,6 +277,27 @@ class Settings:
 
     port: int = 8000
 
+    # Authentication (auth.py, apikeys.py, oidc.py) and quotas (ratelimit.py, quota.py).
+    api_key_cache_ttl_s: float = 10.0
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_algorithms: tuple[str, ...] = ("RS256",)
+    oidc_workspace_claim: str = "workspace"
+    oidc_scope_prefix: str = ""
+    oidc_leeway_s: int = 30
+    oidc_jwks_ttl_s: float = 600.0
+    oidc_jwks_refetch_s: float = 30.0
+    cors_origins: tuple[str, ...] = ()
+    rate_limit_per_minute: int = 1200
+    rate_limit_backend: str = "memory"  # memory | redis
+    rate_limit_key_prefix: str = "coldreach:ratelimit:"
+    daily_send_quota: int = 2000
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return self.oidc_jwks_url is not None
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.get_backend_name() == "sqlite"
@@ -259,7 +360,8 @@ class Settings:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError("PUBLIC_BASE_URL must start with http:// or https://")
 
-        topics = frozenset(t.strip() for t in env.get("SNS_TOPIC_ARNS", "").split(",") if t.strip())
+        topics = frozenset(_list(env, "SNS_TOPIC_ARNS"))
+        queue_backend = _choice(env, "QUEUE_BACKEND", "inline", ("inline", "celery"))
 
         settings = cls(
             database_url=url,
@@ -275,7 +377,7 @@ class Settings:
             db_app_user=_role(env, "DB_APP_USER", "coldreach_app"),
             db_iam_role=_role(env, "DB_IAM_ROLE", "rds_iam"),
             db_connect_backoff_s=_float(env, "DB_CONNECT_BACKOFF_S", 1.0),
-            queue_backend=_choice(env, "QUEUE_BACKEND", "inline", ("inline", "celery")),
+            queue_backend=queue_backend,
             redis_url=_str(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
             celery_queue=_str(env, "CELERY_QUEUE", "coldreach-email"),
             celery_key_prefix=_str(env, "CELERY_KEY_PREFIX"),
@@ -309,6 +411,20 @@ class Settings:
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
             max_webhook_body_bytes=_int(env, "MAX_WEBHOOK_BODY_BYTES", 1024 * 1024, minimum=1024),
             port=_int(env, "PORT", 8000, minimum=1),
+            api_key_cache_ttl_s=_float(env, "API_KEY_CACHE_TTL_S", 10.0),
+            cors_origins=_cors_origins(env),
+            rate_limit_per_minute=_int(env, "RATE_LIMIT_PER_MINUTE", 1200, minimum=0),
+            # Several web tasks (phase 2, Celery on Redis) must share one count per
+            # workspace; a single process (phase 1) counts in memory.
+            rate_limit_backend=_choice(
+                env,
+                "RATE_LIMIT_BACKEND",
+                "redis" if queue_backend == "celery" else "memory",
+                ("memory", "redis"),
+            ),
+            rate_limit_key_prefix=_str(env, "RATE_LIMIT_KEY_PREFIX", "coldreach:ratelimit:"),
+            daily_send_quota=_int(env, "DAILY_SEND_QUOTA", 2000, minimum=0),
+            **_oidc(env),
         )
         if settings.retry_backoff_max_s >= settings.celery_visibility_timeout_s:
             # A countdown longer than the visibility timeout makes Redis redeliver the retry

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .auth import Authenticator
 from .config import Settings
 from .db import Database
 from .pipeline import Pipeline
 from .queues import QueueBackend
+from .ratelimit import RateLimiter
 from .sns import Fetcher, SnsVerifier
 
 
@@ -22,3 +24,5 @@ class AppContext:
     confirm_fetcher: Fetcher
     # The migration head this code expects the database at (readiness).
     schema_head: str | None
+    auth: Authenticator
+    rate_limiter: RateLimiter | None

@@ -18,11 +18,13 @@ from sqlalchemy import (
     DateTime,
     Engine,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
 )
@@ -81,14 +83,47 @@ ACTIVE, UNSUBSCRIBED, BOUNCED, COMPLAINED = "active", "unsubscribed", "bounced",
 QUEUED, SENDING, SENT, FAILED, SUPPRESSED = "queued", "sending", "sent", "failed", "suppressed"
 
 
-class Client(Base):
-    __tablename__ = "clients"
+class Workspace(Base):
+    """One customer: every client, task, message and API key belongs to exactly one."""
+
+    __tablename__ = "workspaces"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # Overrides DAILY_SEND_QUOTA for this workspace when set.
+    daily_send_quota: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+def _workspace_fk() -> Mapped[int]:
+    return mapped_column(ForeignKey("workspaces.id"))
+
+
+def _client_in_workspace(table: str) -> ForeignKeyConstraint:
+    """A row's client must belong to the row's own workspace (enforced by the database)."""
+    return ForeignKeyConstraint(
+        ["workspace_id", "client_id"],
+        ["clients.workspace_id", "clients.id"],
+        ondelete="CASCADE",
+        name=f"fk_{table}_client_in_workspace",
+    )
+
+
+class Client(Base):
+    __tablename__ = "clients"
+    __table_args__ = (
+        # Case-insensitive uniqueness of the address, per workspace.
+        UniqueConstraint("workspace_id", "email_key", name="uq_clients_workspace_email_key"),
+        # Target of the (workspace_id, client_id) foreign keys; also the list index.
+        UniqueConstraint("workspace_id", "id", name="uq_clients_workspace_id_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = _workspace_fk()
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
-    # Lower-cased address: uniqueness is case-insensitive.
-    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    # Lower-cased address.
+    email_key: Mapped[str] = mapped_column(String(320))
     company: Mapped[str | None] = mapped_column(String(200), nullable=True)
     status: Mapped[str] = mapped_column(String(20), default=ACTIVE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -97,10 +132,15 @@ class Client(Base):
 
 class Task(Base):
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_client_id", "client_id"),)
+    __table_args__ = (
+        Index("ix_tasks_client_id", "client_id"),
+        Index("ix_tasks_workspace_id_id", "workspace_id", "id"),
+        _client_in_workspace("tasks"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = _workspace_fk()
+    client_id: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(String(500))
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     done: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -113,17 +153,22 @@ class EmailMessage(Base):
     __table_args__ = (
         Index("ix_email_messages_status_claimed_at", "status", "claimed_at"),
         Index("ix_email_messages_client_id", "client_id"),
+        UniqueConstraint(
+            "workspace_id", "idempotency_key", name="uq_email_messages_workspace_idempotency_key"
+        ),
+        _client_in_workspace("email_messages"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = _workspace_fk()
+    client_id: Mapped[int] = mapped_column(Integer)
     to_address: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(500))
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default=QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     provider_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -136,8 +181,49 @@ class EmailMessage(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class ApiKey(Base):
+    """A program's credential. Only a hash of the secret part is stored (see apikeys.py)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # The visible part of the key (`crk_<public_id>_...`): how a key is found and named.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(100))  # space-separated
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SendCount(Base):
+    """Messages accepted for sending per workspace and UTC day: the daily send quota."""
+
+    __tablename__ = "send_counts"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WorkspaceUnsubscribe(Base):
+    """Addresses that unsubscribed from one workspace's mail; kept if the client is deleted."""
+
+    __tablename__ = "workspace_unsubscribes"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    email_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Suppression(Base):
-    """Addresses never to mail again, kept even if the client row is deleted."""
+    """Addresses no workspace may mail again (permanent bounces, complaints): they protect the
+    shared sending domain. Kept even if the client row is deleted."""
 
     __tablename__ = "suppressions"
 

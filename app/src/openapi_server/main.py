@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .apis.default_api import router as DefaultApiRouter
+from .auth import Authenticator
 from .body_limit import BodyLimitMiddleware
 from .config import Settings, settings_or_exit
 from .context import AppContext
@@ -23,6 +27,9 @@ from .mailer import Mailer, make_mailer
 from .migrate import head_revision
 from .pipeline import Pipeline
 from .queues import CeleryQueue, InlineQueue, QueueBackend
+from .quota import QuotaExceeded
+from .ratelimit import make_rate_limiter
+from .security import SECURITY_SCHEMES, GuardedRoute, unguarded
 from .sns import Fetcher, SnsVerifier, default_fetcher
 from .startup import MigrateAtStartup
 
@@ -34,6 +41,7 @@ def build_context(
     mailer: Mailer | None = None,
     sns_fetcher: Fetcher | None = None,
     confirm_fetcher: Fetcher | None = None,
+    jwks_fetcher: Fetcher | None = None,
 ) -> AppContext:
     db = Database(settings)
     pipeline = Pipeline(db, mailer or make_mailer(settings), settings)
@@ -50,6 +58,8 @@ def build_context(
         sns=SnsVerifier(sns_fetcher),
         confirm_fetcher=confirm_fetcher or default_fetcher,
         schema_head=head_revision(settings),
+        auth=Authenticator(settings, db, jwks_fetcher),
+        rate_limiter=make_rate_limiter(settings),
     )
 
 
@@ -67,19 +77,25 @@ def create_app(
     mailer: Mailer | None = None,
     sns_fetcher: Fetcher | None = None,
     confirm_fetcher: Fetcher | None = None,
+    jwks_fetcher: Fetcher | None = None,
 ) -> FastAPI:
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if open_routes := unguarded(app.routes):
+            # Closed by default: a route that bypasses the access check is a bug, not a choice.
+            raise RuntimeError(f"routes without access control: {', '.join(open_routes)}")
         # AUTO_MIGRATE has already run (MigrateAtStartup, the outermost lifespan step).
-        ctx = build_context(settings, mailer, sns_fetcher, confirm_fetcher)
+        ctx = build_context(settings, mailer, sns_fetcher, confirm_fetcher, jwks_fetcher)
         app.state.ctx = ctx
         ctx.queue.start()
         try:
             yield
         finally:
             ctx.queue.stop()
+            if ctx.rate_limiter is not None:
+                await ctx.rate_limiter.close()
             ctx.db.dispose()
 
     app = FastAPI(
@@ -87,11 +103,38 @@ def create_app(
         version="1.0.0",
         description="Clients, tasks and outbound email that is never sent twice.",
         lifespan=lifespan,
+        redoc_url=None,  # Swagger UI at /docs is the one documentation page
     )
+    app.router.route_class = GuardedRoute  # routes added to the app itself are guarded too
     app.include_router(DefaultApiRouter)
     app.add_middleware(BodyLimitMiddleware, settings=settings)
+    if settings.cors_origins:
+        # Preflights carry no credentials: the middleware answers them before any route.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After", "Idempotent-Replayed"],
+            allow_credentials=False,  # bearer tokens, never cookies
+            max_age=600,
+        )
     if settings.auto_migrate:
         app.add_middleware(MigrateAtStartup, settings=settings)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def _on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -104,6 +147,15 @@ def create_app(
             detail = [{"loc": ["body"], "msg": "body is not valid JSON", "type": "json_invalid"}]
             return JSONResponse({"detail": detail}, status_code=422)
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(QuotaExceeded)
+    async def _on_quota(_: Request, exc: QuotaExceeded) -> JSONResponse:
+        detail = [{"loc": ["body"], "msg": str(exc), "type": "quota_exceeded"}]
+        return JSONResponse(
+            {"detail": detail},
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
 
     @app.exception_handler(DataError)
     async def _on_data_error(_: Request, exc: DataError) -> JSONResponse:

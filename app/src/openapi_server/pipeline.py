@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Row, or_, select, update
 
 from .addresses import email_key
 from .config import Settings
@@ -30,10 +30,12 @@ from .db import (
     SENDING,
     SENT,
     SUPPRESSED,
+    UNSUBSCRIBED,
     Client,
     Database,
     EmailMessage,
     Suppression,
+    WorkspaceUnsubscribe,
     utcnow,
 )
 from .mailer import Mailer, OutgoingEmail, PermanentMailerError, TransientMailerError
@@ -71,6 +73,17 @@ class Result:
 class SweepReport:
     flagged: int = 0
     requeue: list[int] = field(default_factory=list)
+
+
+def _stop_reason(client: Row[str, str, str, bool] | None) -> str | None:
+    """Why a claimed message must not go out (client gone, suppressed, unsubscribed), or None."""
+    if client is None:
+        return "gone"
+    if client.reason is not None:
+        return client.reason
+    if client.unsubscribed:
+        return UNSUBSCRIBED
+    return None if client.status == ACTIVE else client.status
 
 
 def default_worker_id() -> str:
@@ -114,7 +127,7 @@ class Pipeline:
                     attempts=M.attempts + 1,
                     updated_at=now,
                 )
-                .returning(M.client_id, M.to_address, M.subject, M.body, M.attempts)
+                .returning(M.workspace_id, M.client_id, M.to_address, M.subject, M.body, M.attempts)
             )
             msg = claimed.first()
             if msg is None:
@@ -124,7 +137,8 @@ class Pipeline:
                 if row is not None and row.status == QUEUED and row.next_attempt_at is not None:
                     return Result(Outcome.NOT_DUE, (row.next_attempt_at - now).total_seconds())
                 return Result(Outcome.SKIPPED)
-            # One round trip for the client's status and any suppression of the address.
+            # One round trip for the client's status, any suppression of the address and
+            # an unsubscribe from this message's workspace.
             try:
                 key = email_key(msg.to_address)
             except ValueError:  # a row stored before addresses were checked; SES refuses it
@@ -132,13 +146,24 @@ class Pipeline:
             suppression = (
                 select(Suppression.reason).where(Suppression.email_key == key).scalar_subquery()
             )
-            client = conn.execute(
-                select(Client.status, Client.email_key, suppression.label("reason")).where(
-                    Client.id == msg.client_id
+            unsubscribed = (
+                select(WorkspaceUnsubscribe.email_key)
+                .where(
+                    WorkspaceUnsubscribe.workspace_id == msg.workspace_id,
+                    WorkspaceUnsubscribe.email_key == key,
                 )
+                .exists()
+            )
+            client = conn.execute(
+                select(
+                    Client.status,
+                    Client.email_key,
+                    suppression.label("reason"),
+                    unsubscribed.label("unsubscribed"),
+                ).where(Client.id == msg.client_id, Client.workspace_id == msg.workspace_id)
             ).first()
-            if client is None or client.status != ACTIVE or client.reason is not None:
-                reason = "gone" if client is None else (client.reason or client.status)
+            reason = _stop_reason(client)
+            if client is None or reason is not None:
                 conn.execute(
                     update(M)
                     .where(M.id == message_id, M.status == SENDING)

@@ -29,10 +29,17 @@ from ..models import (
     UnsubscribeResult,
     WebhookResult,
 )
+from ..principal import READ, SEND, WRITE
+from ..security import PUBLIC, GuardedRoute, needs, principal_of
 from .default_api_base import BaseDefaultApi
 from .json_route import Utf8JsonRoute
 
-router = APIRouter(route_class=Utf8JsonRoute)
+
+class ApiRoute(GuardedRoute, Utf8JsonRoute):
+    """The caller is admitted before anything is read; JSON bodies must then be UTF-8."""
+
+
+router = APIRouter(route_class=ApiRoute)
 
 for _, name, _ in pkgutil.iter_modules(openapi_server.impl.__path__):
     importlib.import_module(f"openapi_server.impl.{name}")
@@ -65,10 +72,15 @@ E422: Responses = {422: {"model": Error}}
 def _impl(request: Request) -> BaseDefaultApi:
     if not BaseDefaultApi.subclasses:
         raise HTTPException(status_code=501, detail="Not implemented")
-    return BaseDefaultApi.subclasses[0](request.app.state.ctx)
+    return BaseDefaultApi.subclasses[0](request.app.state.ctx, principal_of(request.state))
 
 
-@router.get("/healthz", response_model=Health, tags=["health"])
+def _with(access: dict[str, Any], responses: Responses | None = None) -> dict[str, Any]:
+    """Route keyword arguments: access (`needs(...)`) merged with the route's own responses."""
+    return {**access, "responses": {**access["responses"], **(responses or {})}}
+
+
+@router.get("/healthz", response_model=Health, tags=["health"], openapi_extra=PUBLIC)
 async def healthz() -> Health:
     """The process is alive (no dependency is checked).
 
@@ -78,7 +90,13 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": Health}}, tags=["health"])
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": Health}},
+    tags=["health"],
+    openapi_extra=PUBLIC,
+)
 def readyz(request: Request) -> Response:
     """The primary database answers at the expected schema revision, and the broker answers."""
     problems = _impl(request).ready()
@@ -91,19 +109,21 @@ def readyz(request: Request) -> Response:
     "/clients",
     status_code=201,
     response_model=Client,
-    responses={**E409, **E422},
     tags=["clients"],
+    **_with(needs(WRITE), {**E409, **E422}),
 )
 def create_client(request: Request, body: ClientCreate) -> Client:
     return _impl(request).create_client(body)
 
 
-@router.get("/clients", response_model=ClientList, responses=E422, tags=["clients"])
+@router.get("/clients", response_model=ClientList, tags=["clients"], **_with(needs(READ), E422))
 def list_clients(request: Request, limit: Limit = 50, offset: Offset = 0) -> ClientList:
     return _impl(request).list_clients(limit, offset)
 
 
-@router.get("/clients/{client_id}", response_model=Client, responses=E404, tags=["clients"])
+@router.get(
+    "/clients/{client_id}", response_model=Client, tags=["clients"], **_with(needs(READ), E404)
+)
 def get_client(request: Request, client_id: Id) -> Client:
     return _impl(request).get_client(client_id)
 
@@ -111,27 +131,33 @@ def get_client(request: Request, client_id: Id) -> Client:
 @router.patch(
     "/clients/{client_id}",
     response_model=Client,
-    responses={**E404, **E409, **E422},
     tags=["clients"],
+    **_with(needs(WRITE), {**E404, **E409, **E422}),
 )
 def update_client(request: Request, client_id: Id, body: ClientUpdate) -> Client:
     return _impl(request).update_client(client_id, body)
 
 
-@router.delete("/clients/{client_id}", status_code=204, responses=E404, tags=["clients"])
+@router.delete(
+    "/clients/{client_id}", status_code=204, tags=["clients"], **_with(needs(WRITE), E404)
+)
 def delete_client(request: Request, client_id: Id) -> Response:
     _impl(request).delete_client(client_id)
     return Response(status_code=204)
 
 
 @router.post(
-    "/tasks", status_code=201, response_model=Task, responses={**E404, **E422}, tags=["tasks"]
+    "/tasks",
+    status_code=201,
+    response_model=Task,
+    tags=["tasks"],
+    **_with(needs(WRITE), {**E404, **E422}),
 )
 def create_task(request: Request, body: TaskCreate) -> Task:
     return _impl(request).create_task(body)
 
 
-@router.get("/tasks", response_model=TaskList, responses=E422, tags=["tasks"])
+@router.get("/tasks", response_model=TaskList, tags=["tasks"], **_with(needs(READ), E422))
 def list_tasks(
     request: Request,
     client_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
@@ -141,12 +167,17 @@ def list_tasks(
     return _impl(request).list_tasks(client_id, limit, offset)
 
 
-@router.get("/tasks/{task_id}", response_model=Task, responses=E404, tags=["tasks"])
+@router.get("/tasks/{task_id}", response_model=Task, tags=["tasks"], **_with(needs(READ), E404))
 def get_task(request: Request, task_id: Id) -> Task:
     return _impl(request).get_task(task_id)
 
 
-@router.patch("/tasks/{task_id}", response_model=Task, responses={**E404, **E422}, tags=["tasks"])
+@router.patch(
+    "/tasks/{task_id}",
+    response_model=Task,
+    tags=["tasks"],
+    **_with(needs(WRITE), {**E404, **E422}),
+)
 def update_task(request: Request, task_id: Id, body: TaskUpdate) -> Task:
     return _impl(request).update_task(task_id, body)
 
@@ -155,8 +186,8 @@ def update_task(request: Request, task_id: Id, body: TaskUpdate) -> Task:
     "/email/send",
     status_code=202,
     response_model=EmailAccepted,
-    responses={**E404, **E422},
     tags=["email"],
+    **_with(needs(SEND), {**E404, **E422}),
 )
 def send_email(
     request: Request,
@@ -167,7 +198,8 @@ def send_email(
     """Queue one email. Returns at once with 202; `GET /email/{id}` follows its status.
 
     With an `Idempotency-Key`, repeating the request returns the same message (header
-    `Idempotent-Replayed: true`); the same key with a different body is a 422.
+    `Idempotent-Replayed: true`); the same key with a different body is a 422. Past the
+    workspace's daily send quota: 429 with `Retry-After` (seconds to the next UTC day).
     """
     accepted, replayed = _impl(request).send_email(body, idempotency_key)
     if replayed:
@@ -175,14 +207,20 @@ def send_email(
     return accepted
 
 
-@router.get("/email/{email_id}", response_model=EmailStatus, responses=E404, tags=["email"])
+@router.get(
+    "/email/{email_id}", response_model=EmailStatus, tags=["email"], **_with(needs(READ), E404)
+)
 def get_email(request: Request, email_id: Id) -> EmailStatus:
     """Status read from the primary database, never from a replica."""
     return _impl(request).get_email(email_id)
 
 
 @router.get(
-    "/unsubscribe/{token}", response_class=HTMLResponse, responses=E400, tags=["unsubscribe"]
+    "/unsubscribe/{token}",
+    response_class=HTMLResponse,
+    responses=E400,
+    tags=["unsubscribe"],
+    openapi_extra=PUBLIC,
 )
 def unsubscribe_page(token: Token) -> HTMLResponse:
     """A confirmation page with a button; a GET never unsubscribes (link scanners follow GETs)."""
@@ -201,6 +239,7 @@ def unsubscribe_page(token: Token) -> HTMLResponse:
     response_model=UnsubscribeResult,
     responses=E400,
     tags=["unsubscribe"],
+    openapi_extra=PUBLIC,
 )
 def unsubscribe(request: Request, token: Token) -> UnsubscribeResult:
     """RFC 8058 one-click unsubscribe: no auth, no cookies; any body is ignored."""
@@ -218,13 +257,14 @@ def unsubscribe(request: Request, token: Token) -> UnsubscribeResult:
     },
     tags=["webhooks"],
     openapi_extra={
+        **PUBLIC,  # SNS signs every message; the signature is checked instead
         "requestBody": {
             "required": True,
             "content": {
                 "application/json": {"schema": {"type": "object"}},
                 "text/plain": {"schema": {"type": "string"}},
             },
-        }
+        },
     },
 )
 async def ses_webhook(request: Request) -> WebhookResult:

@@ -26,6 +26,7 @@ from ..models import (
 
 if TYPE_CHECKING:
     from ..context import AppContext
+    from ..principal import Principal
 
 
 class BaseDefaultApi:
@@ -35,8 +36,17 @@ class BaseDefaultApi:
         super().__init_subclass__(**kwargs)
         BaseDefaultApi.subclasses = (*BaseDefaultApi.subclasses, cls)
 
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: AppContext, principal: Principal | None = None) -> None:
         self.ctx = ctx
+        # None only on public routes (unsubscribe, webhook, health).
+        self.principal = principal
+
+    @property
+    def workspace_id(self) -> int:
+        """The caller's workspace: every query of an authenticated operation is scoped to it."""
+        if self.principal is None:
+            raise RuntimeError("an authenticated operation was reached without a principal")
+        return self.principal.workspace_id
 
     def create_client(self, body: ClientCreate) -> Client:
         raise NotImplementedError

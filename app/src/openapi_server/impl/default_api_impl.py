@@ -29,6 +29,7 @@ from ..db import (
     SnsNotification,
     Suppression,
     Task,
+    WorkspaceUnsubscribe,
     utcnow,
 )
 from ..models import (
@@ -50,6 +51,7 @@ from ..models import (
 from ..models import (
     Task as TaskOut,
 )
+from ..quota import take_send
 from ..sns import SnsVerificationError, check_fresh, is_sns_url
 from ..unsubscribe import TokenError, parse_token, verify_token
 
@@ -79,7 +81,10 @@ class DefaultApiImpl(BaseDefaultApi):
     # -- clients -----------------------------------------------------------------------
 
     def _client(self, s: Session, client_id: int, loc: list[str | int]) -> Client:
-        client = s.get(Client, client_id)
+        """The caller's client; another workspace's is as absent as one that never existed."""
+        client = s.scalars(
+            select(Client).where(Client.id == client_id, Client.workspace_id == self.workspace_id)
+        ).first()
         if client is None:
             fail(404, loc, f"client {client_id} not found", "not_found")
         return client
@@ -87,6 +92,7 @@ class DefaultApiImpl(BaseDefaultApi):
     def create_client(self, body: ClientCreate) -> ClientOut:
         now = utcnow()
         client = Client(
+            workspace_id=self.workspace_id,
             name=body.name,
             email=str(body.email),
             email_key=email_key(str(body.email)),
@@ -101,9 +107,12 @@ class DefaultApiImpl(BaseDefaultApi):
             return ClientOut.model_validate(client)
 
     def list_clients(self, limit: int, offset: int) -> ClientList:
+        mine = Client.workspace_id == self.workspace_id
         with self.ctx.db.read_session() as s:
-            total = s.scalar(select(func.count()).select_from(Client)) or 0
-            rows = s.scalars(select(Client).order_by(Client.id).limit(limit).offset(offset))
+            total = s.scalar(select(func.count()).select_from(Client).where(mine)) or 0
+            rows = s.scalars(
+                select(Client).where(mine).order_by(Client.id).limit(limit).offset(offset)
+            )
             items = [ClientOut.model_validate(c) for c in rows]
         return ClientList(items=items, total=total, limit=limit, offset=offset)
 
@@ -137,9 +146,10 @@ class DefaultApiImpl(BaseDefaultApi):
     def create_task(self, body: TaskCreate) -> TaskOut:
         now = utcnow()
         with self.ctx.db.session() as s:
-            self._client(s, body.client_id, ["body", "client_id"])
+            client = self._client(s, body.client_id, ["body", "client_id"])
             task = Task(
-                client_id=body.client_id,
+                workspace_id=client.workspace_id,
+                client_id=client.id,
                 title=body.title,
                 due_at=body.due_at,
                 done=False,
@@ -155,8 +165,8 @@ class DefaultApiImpl(BaseDefaultApi):
             return TaskOut.model_validate(task)
 
     def list_tasks(self, client_id: int | None, limit: int, offset: int) -> TaskList:
-        query = select(Task)
-        count = select(func.count()).select_from(Task)
+        query = select(Task).where(Task.workspace_id == self.workspace_id)
+        count = select(func.count()).select_from(Task).where(Task.workspace_id == self.workspace_id)
         if client_id is not None:
             query = query.where(Task.client_id == client_id)
             count = count.where(Task.client_id == client_id)
@@ -167,7 +177,9 @@ class DefaultApiImpl(BaseDefaultApi):
         return TaskList(items=items, total=total, limit=limit, offset=offset)
 
     def _task(self, s: Session, task_id: int) -> Task:
-        task = s.get(Task, task_id)
+        task = s.scalars(
+            select(Task).where(Task.id == task_id, Task.workspace_id == self.workspace_id)
+        ).first()
         if task is None:
             fail(404, ["path", "task_id"], f"task {task_id} not found", "not_found")
         return task
@@ -191,7 +203,10 @@ class DefaultApiImpl(BaseDefaultApi):
 
     def _replay(self, s: Session, key: str, request_hash: str) -> tuple[EmailAccepted, bool] | None:
         existing = s.scalars(
-            select(EmailMessage).where(EmailMessage.idempotency_key == key)
+            select(EmailMessage).where(
+                EmailMessage.workspace_id == self.workspace_id,
+                EmailMessage.idempotency_key == key,
+            )
         ).first()
         if existing is None:
             return None
@@ -215,10 +230,15 @@ class DefaultApiImpl(BaseDefaultApi):
                 if replay is not None:
                     return replay
             client = self._client(s, body.client_id, ["body", "client_id"])
-            suppressed = client.status != ACTIVE or (
-                s.get(Suppression, client.email_key) is not None
+            suppressed = (
+                client.status != ACTIVE
+                or s.get(Suppression, client.email_key) is not None
+                or s.get(WorkspaceUnsubscribe, (client.workspace_id, client.email_key)) is not None
             )
+            if not suppressed:  # a suppressed message costs no sending, so no quota
+                take_send(s, client.workspace_id, self.ctx.settings.daily_send_quota, now)
             msg = EmailMessage(
+                workspace_id=client.workspace_id,
                 client_id=client.id,
                 to_address=client.email,
                 subject=body.subject,
@@ -256,7 +276,11 @@ class DefaultApiImpl(BaseDefaultApi):
 
     def get_email(self, email_id: int) -> EmailStatus:
         with self.ctx.db.session() as s:  # always the primary: status must be current
-            msg = s.get(EmailMessage, email_id)
+            msg = s.scalars(
+                select(EmailMessage).where(
+                    EmailMessage.id == email_id, EmailMessage.workspace_id == self.workspace_id
+                )
+            ).first()
             if msg is None:
                 fail(404, ["path", "email_id"], f"email {email_id} not found", "not_found")
             return EmailStatus.model_validate(msg)
@@ -280,8 +304,15 @@ class DefaultApiImpl(BaseDefaultApi):
             if client.status == ACTIVE:
                 client.status = UNSUBSCRIBED
                 client.updated_at = utcnow()
-            if s.get(Suppression, client.email_key) is None:
-                s.add(Suppression(email_key=client.email_key, reason=UNSUBSCRIBED))
+            # Per workspace: the recipient opted out of this sender's mail (app/README.md).
+            if s.get(WorkspaceUnsubscribe, (client.workspace_id, client.email_key)) is None:
+                s.add(
+                    WorkspaceUnsubscribe(
+                        workspace_id=client.workspace_id,
+                        email_key=client.email_key,
+                        created_at=utcnow(),
+                    )
+                )
             try:
                 s.commit()
             except IntegrityError:  # a concurrent click already recorded it

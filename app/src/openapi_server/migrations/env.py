@@ -28,22 +28,33 @@ def run_migrations_online() -> None:
     try:
         with engine.connect() as conn:
             is_pg = conn.dialect.name == "postgresql"
+            is_sqlite = conn.dialect.name == "sqlite"
             if is_pg:
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_ID})
                 conn.commit()
+            if is_sqlite:
+                # Batch migrations copy a table, drop the old one and rename the copy; with
+                # foreign keys on, the drop would cascade into the rows that point at it.
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
             try:
                 context.configure(
                     connection=conn,
                     target_metadata=target_metadata,
-                    render_as_batch=conn.dialect.name == "sqlite",
+                    render_as_batch=is_sqlite,
                 )
                 with context.begin_transaction():
                     context.run_migrations()
                 conn.commit()
+                if is_sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"foreign keys broken by the migration: {broken[:5]}")
             finally:
                 if is_pg:
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_ID})
                     conn.commit()
+                if is_sqlite:
+                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
     finally:
         engine.dispose()
 
