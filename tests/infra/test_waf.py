@@ -25,6 +25,17 @@ def test_production_puts_the_alb_behind_managed_rules_and_a_rate_limit(
         "AWSManagedRulesKnownBadInputsRuleSet",
         "AWSManagedRulesAmazonIpReputationList",
     }
+    # Email copy is the API's content: the common set's body rules count, never block.
+    overrides = rules["AWSManagedRulesCommonRuleSet"]["statement"]["managedRuleGroupStatement"][
+        "ruleActionOverrides"
+    ]
+    assert {o["name"] for o in overrides if o["actionToUse"] == {"count": {}}} == {
+        "SizeRestrictions_BODY",
+        "CrossSiteScripting_BODY",
+        "GenericLFI_BODY",
+        "GenericRFI_BODY",
+        "EC2MetaDataSSRF_BODY",
+    }
     rate = rules["per-ip-rate-limit"]
     assert rate["action"] == {"block": {}}
     assert rate["statement"]["rateBasedStatement"] == {"limit": 2000, "aggregateKeyType": "IP"}
