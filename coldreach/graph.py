@@ -46,38 +46,26 @@ class Ingress:
 def ingress(deployment: Deployment, group_id: str | None = None) -> list[Ingress]:
     """Every ingress rule (standalone or inline), optionally only those into `group_id`."""
     found: list[Ingress] = []
-    for r in deployment.of_type(INGRESS):
+
+    def rule_resource(r: Resource, protocol: str, source: str | None, cidr: str | None) -> None:
         found.append(
-            Ingress(
-                rule=r,
-                group_id=r.get("securityGroupId"),
-                port_from=r.get("fromPort"),
-                port_to=r.get("toPort"),
-                protocol=str(r.get("ipProtocol")),
-                source_group=r.get("referencedSecurityGroupId"),
-                cidr=r.get("cidrIpv4") or r.get("cidrIpv6"),
-            )
-        )
+            Ingress(r, r.get("securityGroupId"), r.get("fromPort"), r.get("toPort"),
+                    str(r.get(protocol)), source, cidr)
+        )  # fmt: skip
+
+    for r in deployment.of_type(INGRESS):
+        cidr = r.get("cidrIpv4") or r.get("cidrIpv6")
+        rule_resource(r, "ipProtocol", r.get("referencedSecurityGroupId"), cidr)
     # The older rule resource opens a group just the same: an ingress of that type counts.
     for r in deployment.of_type(SG_RULE):
         if r.get("type") != "ingress":
             continue
-        sources = (r.get("cidrBlocks") or []) + (r.get("ipv6CidrBlocks") or [])
+        cidrs = (r.get("cidrBlocks") or []) + (r.get("ipv6CidrBlocks") or [])
         group = r.get("sourceSecurityGroupId") or (
             r.get("securityGroupId") if r.get("self") else None
         )
-        for source in sources or [None]:
-            found.append(
-                Ingress(
-                    rule=r,
-                    group_id=r.get("securityGroupId"),
-                    port_from=r.get("fromPort"),
-                    port_to=r.get("toPort"),
-                    protocol=str(r.get("protocol")),
-                    source_group=group if source is None else None,
-                    cidr=source,
-                )
-            )
+        for cidr in cidrs or [None]:
+            rule_resource(r, "protocol", group if cidr is None else None, cidr)
     # Inline rules would bypass the rule resources above; count them too.
     for sg in deployment.of_type(SECURITY_GROUP):
         for rule in sg.get("ingress") or []:
