@@ -41,6 +41,8 @@ CACHE_CLASS = Text(
 DOMAIN = r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 CERTIFICATE_ARN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$"
 EMAIL = r"^[^@\s]+@[^@\s]+\.[a-z]{2,63}$"
+HTTPS_URL = r"^https://[a-z0-9.-]+(:\d+)?(/[^\s]*)?$"
+ORIGINS = r"^https://[a-z0-9.-]+(:\d+)?(,https://[a-z0-9.-]+(:\d+)?)*$"
 
 LATER = (2, 3)
 """Keys of what phase 2 adds (replica, cache, NAT, autoscaling, the worker)."""
@@ -164,6 +166,19 @@ KEYS: list[Key] = [
         "AWS WAF on the load balancer: AWS managed rule sets and a per-IP rate limit"),
     Key("wafRateLimit", "edge", "waf_rate_limit", Integer(minimum=100, maximum=2_000_000_000),
         2000, "Requests one IP may send in 5 minutes before WAF blocks it"),
+    # --- API access (the web front end's sign-in) ---
+    Key("corsOrigins", "api", "cors_origins",
+        Text(ORIGINS, "comma-separated https origins, e.g. https://app.example.com"), None,
+        "Front-end origins browsers may call the API from (none by default)"),
+    Key("oidcIssuer", "api", "oidc_issuer", Text(HTTPS_URL, "an https URL"), None,
+        "Issuer of the front end's OIDC access tokens (with oidcAudience and oidcJwksUrl)"),
+    Key("oidcAudience", "api", "oidc_audience", AnyText("the tokens' audience"), None,
+        "The audience those tokens must carry"),
+    Key("oidcJwksUrl", "api", "oidc_jwks_url", Text(HTTPS_URL, "an https URL"), None,
+        "Where the issuer publishes its signing keys (JWKS)"),
+    Key("oidcWorkspaceClaim", "api", "oidc_workspace_claim",
+        Text(r"^[A-Za-z0-9_:/.-]{1,100}$", "a claim name"), "workspace",
+        "The token claim that names the caller's workspace"),
     # --- mail ---
     Key("senderDomain", "mail", "sender_domain",
         Text(DOMAIN, "a lowercase DNS domain, e.g. mail.example.com"), None,

@@ -90,6 +90,27 @@ class EdgeSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    cors_origins: str | None
+    oidc_issuer: str | None
+    oidc_audience: str | None
+    oidc_jwks_url: str | None
+    oidc_workspace_claim: str
+
+    def environment(self) -> dict[str, str]:
+        """What the HTTP API reads (the app's CORS_* and OIDC_* settings); none is secret."""
+        env = {"CORS_ORIGINS": self.cors_origins} if self.cors_origins else {}
+        if self.oidc_issuer:
+            env |= {
+                "OIDC_ISSUER": self.oidc_issuer,
+                "OIDC_AUDIENCE": str(self.oidc_audience),
+                "OIDC_JWKS_URL": str(self.oidc_jwks_url),
+                "OIDC_WORKSPACE_CLAIM": self.oidc_workspace_claim,
+            }
+        return env
+
+
+@dataclass(frozen=True)
 class MailSettings:
     sender_domain: str | None
     mail_from: str | None
@@ -111,6 +132,7 @@ class Settings:
     cache: CacheSettings
     edge: EdgeSettings
     mail: MailSettings
+    api: ApiSettings
     alert_email: str | None = None
     cost_assumptions: Mapping[str, Any] = field(default_factory=dict)
 
@@ -165,12 +187,14 @@ def build(stack: str, region: str | None, values: Mapping[str, Any]) -> Settings
         cache=CacheSettings(**groups["cache"]),
         edge=EdgeSettings(**groups["edge"]),
         mail=MailSettings(**groups["mail"]),
+        api=ApiSettings(**groups["api"]),
         alert_email=groups["observability"]["alert_email"],
         cost_assumptions=groups["tooling"]["cost_assumptions"] or {},
     )
     _check_fargate(settings)
     _check_storage(settings.database)
     _check_mail(settings.mail)
+    _check_oidc(settings.api)
     _check_scaling(settings)
     _check_high_availability(settings)
     _check_connections(settings)
@@ -206,6 +230,16 @@ def _check_mail(mail: MailSettings) -> None:
         raise ConfigError(
             "mailFrom", mail.mail_from, f"an address at senderDomain ({mail.sender_domain})"
         )
+
+
+def _check_oidc(api: ApiSettings) -> None:
+    """The app verifies tokens only with all three; a partial set would silently disable it."""
+    given = {"oidcIssuer": api.oidc_issuer, "oidcAudience": api.oidc_audience,
+             "oidcJwksUrl": api.oidc_jwks_url}  # fmt: skip
+    missing = [k for k, v in given.items() if not v]
+    if missing and len(missing) < len(given):
+        set_key = next(k for k, v in given.items() if v)
+        raise ConfigError(set_key, given[set_key], f"only together with {', '.join(missing)}")
 
 
 def _check_scaling(s: Settings) -> None:

@@ -101,6 +101,8 @@ class _App:
             }
         if "replica" in endpoints and database.replica is not None:
             env["DB_READ_HOST"] = database.replica.address
+        if service.kind is Kind.HTTP_API:
+            env |= s.api.environment()
         if service.kind is Kind.WORKER:
             env |= {
                 "WORKER_POOL": "threads",
