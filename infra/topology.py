@@ -161,9 +161,6 @@ class Topology:
     services: tuple[Service, ...]
     tiers: tuple[Tier, ...]
 
-    def service(self, name: str) -> Service:
-        return next(s for s in self.services if s.name == name)
-
     def flows(self) -> list[Flow]:
         """Every network flow: internet -> edge -> services -> tiers, and out to AWS's APIs."""
         found = [
@@ -191,10 +188,6 @@ class Topology:
             if flow.target == node and flow.source not in sources:
                 sources.append(flow.source)
         return sources
-
-    def reaching(self, target: str) -> list[str]:
-        """The services that may reach `target` (a tier, or SES)."""
-        return [s.name for s in self.services if s.may_reach(self.features, target)]
 
     def tags(self, node: str) -> dict[str, str]:
         """Tags on a node's security group, so the policy pack can check rules against the
