@@ -7,7 +7,7 @@ has under the same names, and the switches only add or reshape.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Queue = Literal["inline", "celery", "kafka"]
@@ -21,13 +21,17 @@ class Features:
     private_compute: bool
     """Services in the private subnets without public IPs (needs the NAT to pull images)."""
     queue: Queue
-    """Where background sends wait: in the API process, Celery on Redis, or Kafka."""
+    """Where the ECS services' background sends wait: in the API process, or Celery on Redis.
+    Phase 3's cluster services always send through Kafka (`kafka`)."""
     replica: bool
     """A read replica of the primary database for list reads."""
     cache: bool
     """ElastiCache Redis (the Celery broker)."""
     autoscaling: bool
     """Services scale between their minimum and maximum counts."""
+    ecs: bool = True
+    """The ECS services of phases 1-2. Phase 3 runs them beside the cluster until the
+    cutover is done, then `cold-reach:retireEcs` retires them (see `retired`)."""
     cluster: bool = False
     """EKS with Kubernetes workloads."""
     kafka: bool = False
@@ -36,6 +40,12 @@ class Features:
     """Sharded PostgreSQL (shard 1 is the phase-2 database)."""
     tracing: bool = False
     """OTLP tracing for every service."""
+
+    def retired(self) -> Features:
+        """Phase 3 after the cutover: no ECS services, so no Celery and no Redis."""
+        if not self.cluster:
+            raise ValueError("only a phase with the cluster can retire its ECS services")
+        return replace(self, ecs=False, cache=False)
 
     def not_built(self) -> list[str]:
         """Switches this program cannot build yet."""
@@ -48,7 +58,7 @@ PHASES: dict[int, Features] = {
                 cache=False, autoscaling=False),
     2: Features("~10,000", nat=True, private_compute=True, queue="celery", replica=True,
                 cache=True, autoscaling=True),
-    3: Features("100,000+", nat=True, private_compute=True, queue="kafka", replica=True,
+    3: Features("100,000+", nat=True, private_compute=True, queue="celery", replica=True,
                 cache=True, autoscaling=True, cluster=True, kafka=True, shards=True,
                 tracing=True),
 }  # fmt: skip

@@ -31,6 +31,13 @@ class Kind(StrEnum):
     GRPC = "grpc"
 
 
+class Platform(StrEnum):
+    """Where a service runs: an ECS Fargate service, or a Deployment on the EKS cluster."""
+
+    ECS = "ecs"
+    EKS = "eks"
+
+
 @dataclass(frozen=True)
 class Tier:
     """A data tier: one security group in front of one or more endpoints."""
@@ -47,7 +54,8 @@ class Tier:
 
 @dataclass(frozen=True)
 class Reach:
-    """One thing a service may reach: a tier (optionally one endpoint of it) or SES."""
+    """One thing a service may reach: a tier (optionally one endpoint of it), another
+    service's port, or SES."""
 
     target: str
     endpoint: str | None = None
@@ -68,6 +76,9 @@ class Service:
     load_balanced: bool = False
     label: str = ""
     """What its listener serves, in rule descriptions."""
+    platform: Platform = Platform.ECS
+    calls_aws: bool = True
+    """Calls AWS's APIs over HTTPS (image pulls, secrets, SES, credentials)."""
 
     def reaches_now(self, features: Features) -> list[Reach]:
         """What it may reach in this phase: its own conditions, and tiers that exist."""
@@ -77,6 +88,9 @@ class Service:
                 continue
             tier = TIERS.get(reach.target)
             if tier is not None and not tier.exists(features):
+                continue
+            peer = _SERVICES_BY_NAME.get(reach.target)
+            if peer is not None and not peer.runs(features):
                 continue
             if reach.endpoint == "replica" and not features.replica:
                 continue
@@ -97,8 +111,14 @@ def _always(_: Features) -> bool:
 
 
 TIERS: dict[str, Tier] = {
-    "database": Tier("database", "postgres", 5432, "PostgreSQL", _always, ("primary", "replica")),
+    # Phase 3's shards share the database tier's group: shard 1 is the phase-2 primary, and
+    # whoever may reach one shard may reach every shard (a client's bucket decides which).
+    "database": Tier(
+        "database", "postgres", 5432, "PostgreSQL", _always, ("primary", "replica", "shards")
+    ),
     "cache": Tier("cache", "redis", 6379, "Redis", lambda f: f.cache),
+    # MSK's IAM-authenticated TLS listener: the only one the cluster opens.
+    "kafka": Tier("kafka", "kafka", 9098, "Kafka (TLS, IAM)", lambda f: f.kafka),
 }
 
 SES = "ses"
@@ -110,14 +130,33 @@ def _sends_inline(f: Features) -> bool:
 
 
 def _celery(f: Features) -> bool:
-    return f.queue == "celery"
+    return f.ecs and f.queue == "celery"
+
+
+def _ecs(f: Features) -> bool:
+    return f.ecs
+
+
+def _cluster(f: Features) -> bool:
+    return f.cluster
+
+
+def _tracing(f: Features) -> bool:
+    return f.tracing
+
+
+# Phase 3's services on the cluster: the same HTTP API, the Client and Campaign services it
+# calls over gRPC, the sender fleet consuming Kafka, and the tracing backend they all export to.
+GRPC_CLIENTS_PORT = 50051
+GRPC_CAMPAIGNS_PORT = 50052
+OTLP_PORT = 4317
 
 
 SERVICES: tuple[Service, ...] = (
     Service(
         "web",
         Kind.HTTP_API,
-        runs=_always,
+        runs=_ecs,
         port=8000,
         load_balanced=True,
         label="HTTP to the API",
@@ -137,7 +176,72 @@ SERVICES: tuple[Service, ...] = (
         runs=_celery,
         reaches=(Reach("database", "primary"), Reach("cache"), Reach(SES)),
     ),
+    Service(
+        "api",
+        Kind.HTTP_API,
+        runs=_cluster,
+        port=8000,
+        load_balanced=True,
+        label="HTTP to the API",
+        platform=Platform.EKS,
+        reaches=(
+            # The directory (workspaces, API keys, quotas, the bucket map) lives on shard 1.
+            Reach("database", "primary"),
+            Reach("clients"),
+            Reach("campaigns"),
+            Reach("tracing", when=_tracing),
+        ),
+    ),
+    Service(
+        "clients",
+        Kind.GRPC,
+        runs=_cluster,
+        port=GRPC_CLIENTS_PORT,
+        label="gRPC to the Client Service",
+        platform=Platform.EKS,
+        reaches=(Reach("database", "shards"), Reach("tracing", when=_tracing)),
+    ),
+    Service(
+        "campaigns",
+        Kind.GRPC,
+        runs=_cluster,
+        port=GRPC_CAMPAIGNS_PORT,
+        label="gRPC to the Campaign Service",
+        platform=Platform.EKS,
+        reaches=(
+            Reach("database", "shards"),
+            # Validates a task's client with GetClient.
+            Reach("clients"),
+            # Its outbox relay publishes send requests.
+            Reach("kafka"),
+            Reach("tracing", when=_tracing),
+        ),
+    ),
+    Service(
+        "sender",
+        Kind.WORKER,
+        runs=_cluster,
+        platform=Platform.EKS,
+        reaches=(
+            Reach("database", "shards"),
+            Reach("kafka"),
+            Reach(SES),
+            Reach("tracing", when=_tracing),
+        ),
+    ),
+    Service(
+        "tracing",
+        Kind.GRPC,
+        runs=lambda f: f.cluster and f.tracing,
+        port=OTLP_PORT,
+        label="OTLP to the tracing backend",
+        platform=Platform.EKS,
+        reaches=(),
+        # Stores spans in the cluster: no AWS API to call.
+        calls_aws=False,
+    ),
 )
+_SERVICES_BY_NAME = {s.name: s for s in SERVICES}
 
 
 @dataclass(frozen=True)
@@ -161,6 +265,9 @@ class Topology:
     services: tuple[Service, ...]
     tiers: tuple[Tier, ...]
 
+    def on(self, platform: Platform) -> list[Service]:
+        return [s for s in self.services if s.platform is platform]
+
     def flows(self) -> list[Flow]:
         """Every network flow: internet -> edge -> services -> tiers, and out to AWS's APIs."""
         found = [
@@ -174,11 +281,16 @@ class Topology:
             seen: set[str] = set()
             for reach in s.reaches_now(self.features):
                 tier = TIERS.get(reach.target)
-                if tier is None or tier.name in seen:
-                    continue  # SES is an IAM grant; a tier's endpoints share one group
-                seen.add(tier.name)
-                found.append(Flow(s.name, tier.name, tier.port, tier.label))
-            found.append(Flow(s.name, AWS_APIS, 443, "HTTPS to AWS APIs"))
+                peer = _SERVICES_BY_NAME.get(reach.target)
+                if tier is not None and tier.name not in seen:
+                    # A tier's endpoints share one group: one flow for all of them.
+                    seen.add(tier.name)
+                    found.append(Flow(s.name, tier.name, tier.port, tier.label))
+                elif peer is not None and peer.port is not None:
+                    found.append(Flow(s.name, peer.name, peer.port, peer.label))
+                # SES is an IAM grant, not a flow.
+            if s.calls_aws:
+                found.append(Flow(s.name, AWS_APIS, 443, "HTTPS to AWS APIs"))
         return found
 
     def admits(self, node: str) -> list[str]:
@@ -200,6 +312,7 @@ class Topology:
             "services": {
                 s.name: {
                     "kind": s.kind.value,
+                    "platform": s.platform.value,
                     "port": s.port,
                     "load_balanced": s.load_balanced,
                     "reaches": [r.name for r in s.reaches_now(self.features)],
@@ -214,8 +327,8 @@ class Topology:
         }
 
 
-def running(features: Features) -> list[Service]:
-    return [s for s in SERVICES if s.runs(features)]
+def running(features: Features, platform: Platform | None = None) -> list[Service]:
+    return [s for s in SERVICES if s.runs(features) and platform in (None, s.platform)]
 
 
 def declare(features: Features) -> Topology:

@@ -110,6 +110,9 @@ KEYS: list[Key] = [
         "Retention of every log group the program creates (CloudWatch's allowed values)"),
     Key("image", "stack", "image", AnyText("an image reference"), None,
         "Deploy this image instead of building app/ (then nothing is built or pushed)"),
+    Key("retireEcs", "stack", "retire_ecs", Flag(), False,
+        "Phase 3 after the cutover: remove the ECS services, Celery and Redis "
+        "(`coldreach promote` checks the queue is drained first)", (3,)),
     # --- network ---
     Key("vpcCidr", "network", "vpc_cidr", Cidr(16, 20), "10.40.0.0/16",
         "The VPC's address range (split into 2 public and 2 private subnets)"),

@@ -126,6 +126,7 @@ class Settings:
     production: bool
     log_retention_days: int
     image: str | None
+    retire_ecs: bool
     network: NetworkSettings
     database: DatabaseSettings
     services: Mapping[str, ServiceSettings]
@@ -143,7 +144,8 @@ class Settings:
 
     @property
     def features(self) -> phases.Features:
-        return phases.of(self.phase)
+        features = phases.of(self.phase)
+        return features.retired() if self.retire_ecs else features
 
     def service(self, name: str) -> ServiceSettings:
         return self.services[name]

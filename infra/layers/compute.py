@@ -31,7 +31,7 @@ from components.service import (
 from infra.config import Settings
 from infra.layers.data import Data
 from infra.layers.edge import Edge
-from infra.topology import AWS_APIS, EDGE, SES, Kind, Service, Topology
+from infra.topology import AWS_APIS, EDGE, SES, Kind, Platform, Service, Topology
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 APP_PORT = 8000
@@ -215,7 +215,9 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
         settings=[aws.ecs.ClusterSettingArgs(name="containerInsights", value="enabled")],
     )
     app = _App(s, topology, net, data, edge, registry, image, cluster, unsubscribe_key)
-    services = {svc.name: FargateService(svc.name, app.args(svc)) for svc in topology.services}
+    services = {
+        svc.name: FargateService(svc.name, app.args(svc)) for svc in topology.on(Platform.ECS)
+    }
 
     groups = {name: service.security_group for name, service in services.items()}
     groups[EDGE] = edge.load_balancer.security_group
@@ -224,7 +226,7 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
     _wire(topology, groups)
 
     if edge.mail and s.mail.feedback_webhook:
-        (api,) = [svc for svc in topology.services if svc.load_balanced]
+        (api,) = [svc for svc in topology.on(Platform.ECS) if svc.load_balanced]
         edge.mail.subscribe_webhook(
             pulumi.Output.concat(edge.public_url, "/webhooks/ses"),
             depends_on=[services[api.name].service],

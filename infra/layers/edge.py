@@ -12,7 +12,7 @@ from components.mail import Mail, MailArgs
 from components.network import Network
 from components.waf import WebFirewall, WebFirewallArgs
 from infra.config import Settings
-from infra.topology import EDGE, Topology
+from infra.topology import EDGE, Platform, Topology
 
 HEALTH_PATH = "/healthz"
 
@@ -27,7 +27,7 @@ class Edge:
 
 
 def build(s: Settings, topology: Topology, net: Network) -> Edge:
-    (api,) = [svc for svc in topology.services if svc.load_balanced]
+    (api,) = [svc for svc in topology.on(Platform.ECS) if svc.load_balanced]
     assert api.port is not None
     load_balancer = LoadBalancer(
         EDGE,

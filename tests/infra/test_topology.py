@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from deployment_helpers import containers, policy_statements
@@ -170,3 +171,48 @@ def test_graph_finds_rules_the_declaration_does_not_have(
     )
     [found] = graph.undeclared_ingress(d)
     assert (found.rule.name, found.source_group, found.group_id) == ("x", edge_sg.id, cache_sg.id)
+
+
+def test_phase_3_declares_the_cluster_services_beside_the_ecs_ones_until_retired() -> None:
+    during = topology.declare(phases.of(3))
+    assert [s.name for s in during.on(topology.Platform.ECS)] == ["web", "worker"]
+    assert [s.name for s in during.on(topology.Platform.EKS)] == [
+        "api", "clients", "campaigns", "sender", "tracing"
+    ]  # fmt: skip
+    after = topology.declare(phases.of(3).retired())
+    assert after.on(topology.Platform.ECS) == []
+    assert "cache" not in {t.name for t in after.tiers}
+    with pytest.raises(ValueError, match="retire"):
+        phases.of(2).retired()
+
+
+def test_phase_3_flows_are_exactly_what_each_service_names() -> None:
+    t = topology.declare(phases.of(3).retired())
+    flows = {(f.source, f.target, f.port) for f in t.flows()}
+    between_us = {f for f in flows if topology.AWS_APIS not in f and topology.INTERNET not in f}
+    assert between_us == {
+        ("edge", "api", 8000),
+        ("api", "database", 5432), ("api", "clients", 50051), ("api", "campaigns", 50052),
+        ("api", "tracing", 4317),
+        ("clients", "database", 5432), ("clients", "tracing", 4317),
+        ("campaigns", "database", 5432), ("campaigns", "clients", 50051),
+        ("campaigns", "kafka", 9098), ("campaigns", "tracing", 4317),
+        ("sender", "database", 5432), ("sender", "kafka", 9098), ("sender", "tracing", 4317),
+    }  # fmt: skip
+    assert t.admits("kafka") == ["campaigns", "sender"]
+    assert t.admits("clients") == ["api", "campaigns"]
+    # The tracing backend keeps spans in the cluster: it alone has no way out to AWS.
+    assert ("tracing", topology.AWS_APIS, 443) not in flows
+    assert ("sender", topology.AWS_APIS, 443) in flows
+    # Only the sender fleet may send mail.
+    assert [s.name for s in t.services if s.may_reach(t.features, topology.SES)] == ["sender"]
+
+
+def test_during_the_cutover_the_database_admits_both_generations() -> None:
+    t = topology.declare(phases.of(3))
+    assert t.admits("database") == ["web", "worker", "api", "clients", "campaigns", "sender"]
+    assert t.admits("cache") == ["web", "worker"]
+    # Without tracing the services name no tracing flow, and no tracing backend runs.
+    no_tracing = topology.declare(replace(phases.of(3), tracing=False))
+    assert "tracing" not in {s.name for s in no_tracing.services}
+    assert all(f.target != "tracing" for f in no_tracing.flows())
