@@ -20,7 +20,14 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-PROGRAM = {"pulumi", "pulumi-aws", "pulumi-random", "pulumi-docker-build", "pulumi-policy"}
+PROGRAM = {
+    "pulumi",
+    "pulumi-aws",
+    "pulumi-random",
+    "pulumi-docker-build",
+    "pulumi-policy",
+    "pulumi-kubernetes",
+}
 NEVER_IN_THE_PROGRAM = {
     "fastapi",
     "celery",
