@@ -20,10 +20,14 @@ REPLACEMENT_INPUTS: dict[str, tuple[str, ...]] = {
 
 
 def _value(r: Resource, key: str) -> object:
+    """The input at `key`, a dotted path into nested blocks (`brokerNodeGroupInfo.clientSubnets`)
+    for one field of a block."""
+    head, *rest = key.split(".")
     # Autonamed names are outputs: the engine keeps them for as long as the URN lives.
-    if key in r.inputs:
-        return reveal(r.inputs[key])
-    return reveal(r.outputs.get(key))
+    value = reveal(r.inputs[head]) if head in r.inputs else reveal(r.outputs.get(head))
+    for part in rest:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def forced_replacements(before: Resource, after: Resource) -> tuple[str, ...]:

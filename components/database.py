@@ -38,6 +38,9 @@ class DatabaseArgs:
     username: str = "coldreach_admin"
     security_group_tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags on the security group (the topology node it is, whom it admits)."""
+    security_group: SecurityGroup | None = None
+    """Sit behind this existing group instead of one of its own (a further shard behind the
+    database tier's one group); None creates the group."""
 
 
 class Database(pulumi.ComponentResource):
@@ -79,7 +82,7 @@ class Database(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        self.security_group = SecurityGroup(
+        self.security_group = args.security_group or SecurityGroup(
             f"{name}-sg",
             f"{name}: PostgreSQL, reachable only from the app",
             args.vpc_id,

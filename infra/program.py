@@ -67,5 +67,6 @@ def main() -> None:
         outputs["alerts_topic_arn"] = alerts.topic.arn
     if tiers.cache is not None:
         outputs["redis_endpoint"] = tiers.cache.replication_group.primary_endpoint_address
+    outputs |= tiers.outputs()
     for key, value in outputs.items():
         pulumi.export(key, value)

@@ -30,6 +30,8 @@ from policies.model import (
 
 Finding = tuple[str | None, str]
 DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306, "mariadb": 3306, "redis": 6379, "valkey": 6379}
+MSK_IAM_PORT = 9098
+"""The only listener an IAM-authenticated MSK cluster needs inside the VPC."""
 
 
 @stack_rule(
@@ -171,15 +173,22 @@ def data_port(resource: PolicyResource) -> int:
     for source in refs(resource, "replicateSourceDb", t.RDS_INSTANCE):
         if source.props.get("port") is not None:
             return int(source.props["port"])
+    if resource.resource_type == t.MSK_CLUSTER:
+        return MSK_IAM_PORT
     engine = str(resource.props.get("engine") or "")
     if resource.resource_type == t.REPLICATION_GROUP:
         return DEFAULT_PORTS.get(engine, 6379)
     return DEFAULT_PORTS.get(engine, 5432)
 
 
+GROUPS_KEY = {t.RDS_INSTANCE: "vpcSecurityGroupIds", t.MSK_CLUSTER: "brokerNodeGroupInfo"}
+"""Where each data tier names its security groups (MSK: inside its broker block)."""
+
+
 def data_groups(resource: PolicyResource) -> list[PolicyResource]:
-    key = "vpcSecurityGroupIds" if resource.resource_type == t.RDS_INSTANCE else "securityGroupIds"
-    return refs(resource, key, t.SECURITY_GROUP)
+    return refs(
+        resource, GROUPS_KEY.get(resource.resource_type, "securityGroupIds"), t.SECURITY_GROUP
+    )
 
 
 def _ingress_findings(
@@ -214,7 +223,7 @@ def _ingress_findings(
     sources=("Cold Reach: RDS/Redis only from the app", "SH EC2.19 (least-privilege form)"),
     severity=Severity.CRITICAL,
     description=(
-        "RDS and ElastiCache security groups admit only the services the declared "
+        "RDS, ElastiCache and MSK security groups admit only the services the declared "
         "topology names (the group's coldreach:admits tag, matched against each source's "
         "coldreach:node tag), only on the engine's port, never an address range"
     ),
@@ -280,11 +289,18 @@ def _public_subnets(args: StackValidationArgs) -> set[str]:
     "data-tier-private-subnets",
     sources=("SH RDS.2", "PP rds-private-subnet-validation", "DESIGN decision 4"),
     severity=Severity.HIGH,
-    description="RDS and ElastiCache subnet groups hold only private subnets (no internet route)",
+    description=(
+        "RDS and ElastiCache subnet groups and MSK's broker subnets hold only private "
+        "subnets (no internet route)"
+    ),
 )
 def data_tier_private_subnets(args: StackValidationArgs) -> Iterator[Finding]:
     public = _public_subnets(args)
-    for data in of_type(args, *t.DATA_TIERS):
+    for data in of_type(args, t.MSK_CLUSTER):
+        for subnet in refs(data, "brokerNodeGroupInfo", t.SUBNET):
+            if subnet.urn in public:
+                yield data.urn, f"brokers in public subnet {subnet.name}"
+    for data in of_type(args, t.RDS_INSTANCE, t.REPLICATION_GROUP):
         key = "dbSubnetGroupName" if data.resource_type == t.RDS_INSTANCE else "subnetGroupName"
         for group in refs(data, key, t.RDS_SUBNET_GROUP, t.CACHE_SUBNET_GROUP):
             for subnet in refs(group, "subnetIds", t.SUBNET):

@@ -35,12 +35,13 @@ class ResourceType:
     """Losing it loses data or identity: it carries `protect`, and a promotion must never
     replace or delete it."""
     replaced_by: tuple[str, ...] = ()
-    """Inputs whose change replaces it (a new one created, the old one deleted)."""
+    """Inputs whose change replaces it (a new one created, the old one deleted); a dotted
+    path names a field inside a block (`brokerNodeGroupInfo.clientSubnets`)."""
     cost: str | None = None
     """The pricing rule that bills it (coldreach/cost.py); None when it costs nothing."""
     emulated: bool = True
-    """False: rendered, not deployed. The emulator has no handler (moto cannot hold it,
-    or the program does not declare it yet), and the moto backend refuses it by name."""
+    """False: rendered, not deployed. The emulator has no handler (moto cannot hold it),
+    so the moto backend answers it as the echo backend does and lists it as rendered."""
 
 
 _S3_NAME = ("bucket", "bucketPrefix")
@@ -170,9 +171,29 @@ TYPES: dict[str, ResourceType] = {
         ResourceType(t.EKS_NODE_GROUP, cost="eks_node_group", emulated=False),
         ResourceType(
             t.MSK_CLUSTER,
+            "@arn",
+            name_key="clusterName",
+            max_name=64,
             stateful=True,
-            replaced_by=("clusterName", "kafkaVersion", "encryptionInfo"),
+            # kafkaVersion: an upgrade is in place, but the metadata mode (ZooKeeper or
+            # KRaft) is fixed at creation, so a promotion must never change it.
+            replaced_by=(
+                "clusterName",
+                "kafkaVersion",
+                "encryptionInfo",
+                "brokerNodeGroupInfo.clientSubnets",
+                "brokerNodeGroupInfo.securityGroups",
+                "brokerNodeGroupInfo.azDistribution",
+            ),
             cost="msk_cluster",
+        ),
+        ResourceType(t.MSK_CONFIGURATION, "@arn", name_key="name", emulated=False),
+        # A topic holds the queued sends; MSK's topic API has no emulator (moto lacks it).
+        ResourceType(
+            t.MSK_TOPIC,
+            "@arn",
+            stateful=True,
+            replaced_by=("clusterArn", "name", "replicationFactor"),
             emulated=False,
         ),
         # --- edge ----------------------------------------------------------------------------

@@ -84,6 +84,9 @@ def command(args: argparse.Namespace, out: Console, err: Console) -> int:
             f"Deployed stack [bold]{escape(args.stack)}[/] (phase {phase}): "
             f"{len(backend.created)} resources in {elapsed:.1f} s"
         )
+        if backend.rendered:
+            rendered = ", ".join(f"{n} ({t.split(':')[-1]})" for t, n, _ in backend.rendered)
+            err.print(f"Rendered, not deployed (moto has no API for them): {escape(rendered)}")
         _print_outputs(out, outputs)
         _print_help(out, url, region, outputs, args.outputs, serving=args.serve)
         if args.outputs:

@@ -159,6 +159,45 @@ def _bucket(who: Identity, _urn: str, o: Outputs) -> Outputs:
     }
 
 
+def _uuid(urn: str) -> str:
+    h = digest(urn, 32)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def _msk_cluster(who: Identity, urn: str, o: Outputs) -> Outputs:
+    """MSK's ARN (`cluster/<name>/<uuid>-<n>`) and one broker DNS name per broker, on the
+    listener of each client authentication the cluster enables (9098 for IAM)."""
+    name = o["clusterName"]
+    brokers = int(o.get("numberOfBrokerNodes") or 2)
+    tag = digest(urn, 6)
+
+    def listener(port: int) -> str:
+        return ",".join(
+            f"b-{n}.{name}.{tag}.c2.kafka.{who.region}.amazonaws.com:{port}"
+            for n in range(1, brokers + 1)
+        )
+
+    sasl = dict(reveal(o.get("clientAuthentication") or {}).get("sasl") or {})
+    return {
+        "arn": f"arn:aws:kafka:{who.region}:{who.account}:cluster/{name}/{_uuid(urn)}-2",
+        "bootstrapBrokersSaslIam": listener(9098) if sasl.get("iam") else "",
+        "bootstrapBrokersSaslScram": listener(9096) if sasl.get("scram") else "",
+        "currentVersion": "K" + digest(urn + "v", 13).upper(),
+        "clusterUuid": _uuid(urn) + "-2",
+    }
+
+
+def _msk_configuration(who: Identity, urn: str, o: Outputs) -> Outputs:
+    arn = f"arn:aws:kafka:{who.region}:{who.account}:configuration/{o['name']}/{_uuid(urn)}-2"
+    return {"arn": arn, "latestRevision": 1}
+
+
+def _msk_topic(_who: Identity, _urn: str, o: Outputs) -> Outputs:
+    """`topic/<cluster name>/<cluster uuid>/<topic>`, as MSK's topic API names it."""
+    cluster = str(o.get("clusterArn", ""))
+    return {"arn": cluster.replace(":cluster/", ":topic/", 1) + "/" + str(o.get("name"))}
+
+
 # What AWS adds to each type's inputs (ARNs, endpoints, generated values); the ids and
 # names come from the registry (policies/resource_types.py).
 OUTPUTS: dict[str, Extra] = {
@@ -190,6 +229,9 @@ OUTPUTS: dict[str, Extra] = {
     t.SCALING_TARGET: _arn("application-autoscaling", "scalable-target/{resourceId}"),
     t.SCALING_POLICY: _arn("autoscaling", "scalingPolicy:{name}"),
     t.KMS_KEY: _kms_key,
+    t.MSK_CLUSTER: _msk_cluster,
+    t.MSK_CONFIGURATION: _msk_configuration,
+    t.MSK_TOPIC: _msk_topic,
     t.SNS_TOPIC: _arn("sns", "{name}"),
     t.RANDOM_PASSWORD: _random_password,
     t.RANDOM_ID: _random_id,

@@ -35,6 +35,14 @@ FARGATE_SIZES: Mapping[int, tuple[int, ...]] = {
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
 
 DB_CLASS = Text(r"^db\.[a-z0-9]+\.[a-z0-9]+$", "an RDS instance class such as db.t4g.micro")
+MSK_BROKER = Text(
+    r"^kafka\.(t3\.small|m5\.[0-9]*x?large|m7g\.[0-9]*x?large)$",
+    "an MSK Standard broker type such as kafka.m5.large or kafka.m7g.large",
+)
+MSK_KRAFT_VERSION = Text(
+    r"^(3\.(7|8|9)\.x\.kraft|4\.[0-9]+\.x)$",
+    "an MSK version in KRaft mode: 3.7.x.kraft, 3.8.x.kraft, 3.9.x.kraft or 4.x",
+)
 CACHE_CLASS = Text(
     r"^cache\.[a-z0-9]+\.[a-z0-9]+$", "an ElastiCache node type such as cache.t3.micro"
 )
@@ -46,6 +54,8 @@ ORIGINS = r"^https://[a-z0-9.-]+(:\d+)?(,https://[a-z0-9.-]+(:\d+)?)*$"
 
 LATER = (2, 3)
 """Keys of what phase 2 adds (replica, cache, NAT, autoscaling, the worker)."""
+PHASE3 = (3,)
+"""Keys of what phase 3 adds (MSK, shards)."""
 
 
 def _production(stack: str, read: Mapping[str, Any]) -> bool:
@@ -94,6 +104,10 @@ def _max_storage(stack: str, read: Mapping[str, Any]) -> int:
 
 def _cache_nodes(stack: str, read: Mapping[str, Any]) -> int:
     return 2 if read["production"] else 1
+
+
+def _kafka_storage(stack: str, read: Mapping[str, Any]) -> int:
+    return 100 if read["production"] else 20
 
 
 KEYS: list[Key] = [
@@ -154,6 +168,25 @@ KEYS: list[Key] = [
     Key("cacheNodes", "cache", "nodes", Integer(maximum=6),
         Derived(_cache_nodes, "2 on production stacks, else 1"),
         "Redis nodes: 1 is a lone primary, 2+ adds replicas with automatic failover", LATER),
+    # --- kafka (MSK) ---
+    Key("kafkaVersion", "kafka", "version", MSK_KRAFT_VERSION, "3.9.x.kraft",
+        "MSK Kafka version; KRaft only (chosen at creation, a cluster cannot switch mode)",
+        PHASE3),
+    Key("kafkaBrokerType", "kafka", "broker_type", MSK_BROKER, "kafka.m5.large",
+        "MSK broker instance type", PHASE3),
+    Key("kafkaBrokers", "kafka", "brokers", Integer(minimum=2, maximum=60), 2,
+        "MSK brokers: a multiple of the 2 private subnets; topic replication follows it",
+        PHASE3),
+    Key("kafkaBrokerStorageGb", "kafka", "storage_gb", Integer(minimum=1, maximum=16384),
+        Derived(_kafka_storage, "100 on production stacks, else 20"),
+        "EBS storage per broker (GiB)", PHASE3),
+    # --- shards ---
+    Key("shards", "shards", "count", Integer(minimum=1, maximum=16), 2,
+        "PostgreSQL shards; shard 1 is the phase-2 database, the others are new instances",
+        PHASE3),
+    Key("dbShardInstanceClass", "shards", "instance_class", DB_CLASS,
+        Derived(lambda _, read: read["dbInstanceClass"], "dbInstanceClass"),
+        "RDS class of shards 2 and later (shard 1 keeps dbInstanceClass)", PHASE3),
     # --- edge ---
     Key("certificateArn", "edge", "certificate_arn",
         Text(CERTIFICATE_ARN,

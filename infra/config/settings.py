@@ -77,6 +77,22 @@ class CacheSettings:
 
 
 @dataclass(frozen=True)
+class KafkaSettings:
+    version: str
+    broker_type: str
+    brokers: int
+    storage_gb: int
+
+
+@dataclass(frozen=True)
+class ShardSettings:
+    count: int
+    """Shard 1 is the phase-2 database; shards 2..count are new instances."""
+    instance_class: str
+    """The class of shards 2 and later."""
+
+
+@dataclass(frozen=True)
 class EdgeSettings:
     certificate_arn: str | None
     public_hostname: str | None
@@ -131,6 +147,8 @@ class Settings:
     database: DatabaseSettings
     services: Mapping[str, ServiceSettings]
     cache: CacheSettings
+    kafka: KafkaSettings
+    shards: ShardSettings
     edge: EdgeSettings
     mail: MailSettings
     api: ApiSettings
@@ -155,6 +173,8 @@ class Settings:
         the services the topology lets reach it."""
         found: dict[str, list[capacity.Pool]] = {}
         for service in topology.running(self.features):
+            if service.name not in self.services:
+                continue  # sized by pod keys, not task keys: not counted here yet
             s = self.services[service.name]
             tasks = s.max_count if self.features.autoscaling else s.count
             for endpoint in service.database_endpoints(self.features):
@@ -187,6 +207,8 @@ def build(stack: str, region: str | None, values: Mapping[str, Any]) -> Settings
         database=DatabaseSettings(**groups["database"]),
         services=services,
         cache=CacheSettings(**groups["cache"]),
+        kafka=KafkaSettings(**groups["kafka"]),
+        shards=ShardSettings(**groups["shards"]),
         edge=EdgeSettings(**groups["edge"]),
         mail=MailSettings(**groups["mail"]),
         api=ApiSettings(**groups["api"]),
@@ -200,6 +222,7 @@ def build(stack: str, region: str | None, values: Mapping[str, Any]) -> Settings
     _check_scaling(settings)
     _check_high_availability(settings)
     _check_connections(settings)
+    _check_kafka(settings.kafka)
     return settings
 
 
@@ -263,6 +286,18 @@ def _check_high_availability(s: Settings) -> None:
     if s.cache.nodes < 2:
         raise ConfigError(
             "cacheNodes", s.cache.nodes, ">= 2 on a production stack, for automatic failover"
+        )
+
+
+AZS = 2
+"""The VPC's availability zones (components/network.py): one private subnet in each."""
+
+
+def _check_kafka(kafka: KafkaSettings) -> None:
+    """MSK spreads brokers evenly over its client subnets, one per AZ."""
+    if kafka.brokers % AZS:
+        raise ConfigError(
+            "kafkaBrokers", kafka.brokers, f"a multiple of {AZS} (one broker per private subnet)"
         )
 
 

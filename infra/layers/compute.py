@@ -198,9 +198,11 @@ def _wire(topology: Topology, groups: dict[str, firewall.SecurityGroup]) -> None
     The internet's way to the edge is the load balancer's own (its listeners).
     """
     for flow in topology.flows():
+        if flow.source not in groups:
+            continue  # the cluster's services: the cluster layer wires their flows
         if flow.target == AWS_APIS:
             groups[flow.source].allow_https_out(HTTPS_OUT)
-        elif flow.source in groups:
+        elif flow.target in groups:
             firewall.connect(groups[flow.source], groups[flow.target], flow.port, flow.label)
 
 

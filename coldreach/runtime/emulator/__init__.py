@@ -16,6 +16,7 @@ from coldreach.runtime.emulator import (  # noqa: F401  (each registers its hand
     elbv2,
     generated,
     iam,
+    kafka,
     kms,
     logs,
     rds,

@@ -20,8 +20,11 @@ Two ways to reach moto:
 Not everything the program declares is AWS. `random:*` values are generated
 here; a `docker-build:index:Image` is not built (no Docker daemon is assumed):
 a small placeholder manifest is pushed to the moto ECR repository instead,
-so the tag and digest the task definitions use exist there. A type without a
-handler fails with `UnsupportedResource`, naming it.
+so the tag and digest the task definitions use exist there. A type the
+registry marks `emulated=False` (moto has no API for it: MSK configurations and
+topics, ...) is answered by the echo backend and listed in `rendered`, "rendered,
+not deployed"; a type the registry does not know fails with `UnsupportedResource`,
+naming it.
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ class MotoBackend:
         self._session = Session(region_name=region, **EMULATOR_CREDENTIALS)
         self.created: list[tuple[str, str, str]] = []
         """(type, name, id) in creation order, for progress and reports."""
+        self.rendered: list[tuple[str, str, str]] = []
+        """(type, name, id) of what moto cannot hold (the registry's `emulated=False`): the
+        echo backend's answer, listed as rendered, not deployed."""
+        self._echo = EchoBackend(region, account)
         self.on_create: Callable[[str, str, str], None] | None = None
 
     # --- the Backend protocol ---------------------------------------------------
@@ -92,7 +99,14 @@ class MotoBackend:
             return None, {}
         handler = HANDLERS.get(type_)
         if handler is None:
-            raise UnsupportedResource(type_, name)
+            known = TYPES.get(type_)
+            if known is None or known.emulated:
+                raise UnsupportedResource(type_, name)
+            # Rendered, not deployed: moto cannot hold it, so the echo backend answers
+            # and the type is listed, never passed off as created.
+            id_, outputs = self._echo.create(urn, type_, name, inputs, custom)
+            self.rendered.append((type_, name, id_ or ""))
+            return id_, outputs
         call = Call(urn, type_, name, inputs)
         id_, extra = handler(self, call)
         call.outputs.update(extra)
