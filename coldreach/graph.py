@@ -90,12 +90,14 @@ def ingress(deployment: Deployment, group_id: str | None = None) -> list[Ingress
 
 
 def security_groups_of(deployment: Deployment, resource: Resource) -> list[Resource]:
-    """The security groups a resource sits in (RDS, ElastiCache, ALB, ECS service, ...)."""
+    """The security groups a resource sits in (RDS, ElastiCache, MSK, ALB, ECS service, ...)."""
     ids: list[str] = []
     for key in ("vpcSecurityGroupIds", "securityGroupIds", "securityGroups"):
         ids += resource.get(key) or []
     net = resource.get("networkConfiguration") or {}
     ids += net.get("securityGroups") or []
+    # MSK names them inside its broker block.
+    ids += (resource.get("brokerNodeGroupInfo") or {}).get("securityGroups") or []
     return [deployment.by_id(i) for i in ids]
 
 
