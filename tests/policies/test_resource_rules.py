@@ -183,6 +183,29 @@ REDIS = {
 }
 LOG_GROUP = {"retentionInDays": 30, "kmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/1"}
 SECRET = {"description": "db credentials", "kmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/1"}
+MSK = {
+    "kafkaVersion": "3.9.x.kraft",
+    "numberOfBrokerNodes": 2,
+    "brokerNodeGroupInfo": {
+        "instanceType": "kafka.m5.large",
+        "clientSubnets": ["subnet-a", "subnet-b"],
+        "securityGroups": ["sg-kafka"],
+        "connectivityInfo": {"publicAccess": {"type": "DISABLED"}},
+    },
+    "clientAuthentication": {"sasl": {"iam": True, "scram": False}, "unauthenticated": False},
+    "encryptionInfo": {
+        "encryptionAtRestKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1",
+        "encryptionInTransit": {"clientBroker": "TLS", "inCluster": True},
+    },
+    "loggingInfo": {"brokerLogs": {"cloudwatchLogs": {"enabled": True, "logGroup": "kafka"}}},
+}
+TOPIC = {
+    "clusterArn": "arn:aws:kafka:us-east-1:123456789012:cluster/kafka/1",
+    "name": "email.send.v1",
+    "partitionCount": 24,
+    "replicationFactor": 2,
+    "configs": json.dumps({"min.insync.replicas": "1"}),
+}
 
 WORLD = "0.0.0.0/0"
 N = None  # compliant
@@ -236,6 +259,24 @@ db = cases_of(t.RDS_INSTANCE, DB)
 replica = cases_of(t.RDS_INSTANCE, REPLICA)
 redis = cases_of(t.REPLICATION_GROUP, REDIS)
 log_group = cases_of(t.LOG_GROUP, LOG_GROUP)
+msk = cases_of(t.MSK_CLUSTER, MSK)
+topic = cases_of(t.MSK_TOPIC, TOPIC)
+
+
+def msk_with(path: str, value: Any) -> dict[str, Any]:
+    """MSK with one nested field (a dotted path) set, or removed with MISSING."""
+    props = json.loads(json.dumps(MSK))
+    *parents, last = path.split(".")
+    node = props
+    for key in parents:
+        node = node[key]
+    if value is MISSING:
+        del node[last]
+    else:
+        node[last] = value
+    return props
+
+
 secret = cases_of(t.SECRET, SECRET)
 
 CASES: list[Case] = [
@@ -631,7 +672,45 @@ CASES: list[Case] = [
     db("KMS", "rds-missing", kmsKeyId=MISSING, expect="aws/rds"),
     redis("KMS", "redis-missing", kmsKeyId=MISSING, expect="AWS-managed"),
     log_group("KMS", "log-missing", kmsKeyId=MISSING, expect="AWS-managed"),
-]
+    # M1-M5: MSK
+    msk("M1", "tls-kms"),
+    ("M1", "tls-plaintext", t.MSK_CLUSTER,
+     msk_with("encryptionInfo.encryptionInTransit.clientBroker", "TLS_PLAINTEXT"), "want TLS"),
+    ("M1", "no-transit-block", t.MSK_CLUSTER,
+     msk_with("encryptionInfo.encryptionInTransit", MISSING), "not set"),
+    ("M1", "in-cluster-off", t.MSK_CLUSTER,
+     msk_with("encryptionInfo.encryptionInTransit.inCluster", False), "plaintext"),
+    ("M1", "no-kms", t.MSK_CLUSTER,
+     msk_with("encryptionInfo.encryptionAtRestKmsKeyArn", MISSING), "AWS-managed"),
+    msk("M1", "no-encryption-info", encryptionInfo=MISSING, expect="want TLS"),
+    msk("M2", "iam"),
+    msk("M2", "no-auth-block", clientAuthentication=MISSING, expect="iam is not true"),
+    ("M2", "iam-off", t.MSK_CLUSTER, msk_with("clientAuthentication.sasl.iam", False),
+     "iam is not true"),
+    ("M2", "unauthenticated", t.MSK_CLUSTER,
+     msk_with("clientAuthentication.unauthenticated", True), "anyone in the VPC"),
+    ("M2", "scram", t.MSK_CLUSTER, msk_with("clientAuthentication.sasl.scram", True), "SCRAM"),
+    msk("M3", "private-logged"),
+    ("M3", "public", t.MSK_CLUSTER,
+     msk_with("brokerNodeGroupInfo.connectivityInfo.publicAccess.type", "SERVICE_PROVIDED_EIPS"),
+     "internet"),
+    msk("M3", "no-logs", loggingInfo=MISSING, expect="broker logs"),
+    ("M3", "logs-off", t.MSK_CLUSTER,
+     msk_with("loggingInfo.brokerLogs.cloudwatchLogs.enabled", False), "broker logs"),
+    ("M3", "no-log-group", t.MSK_CLUSTER,
+     msk_with("loggingInfo.brokerLogs.cloudwatchLogs.logGroup", MISSING), "broker logs"),
+    msk("M4", "kraft"),
+    msk("M4", "four", kafkaVersion="4.0.x"),
+    msk("M4", "zookeeper", kafkaVersion="3.9.x", expect="ZooKeeper"),
+    msk("M4", "old", kafkaVersion="2.8.1", expect="ZooKeeper"),
+    topic("M5", "rf2-isr1"),
+    topic("M5", "rf3-isr2", replicationFactor=3, configs=json.dumps({"min.insync.replicas": "2"})),
+    topic("M5", "rf1", replicationFactor=1, expect="replicationFactor is 1"),
+    topic("M5", "no-rf", replicationFactor=MISSING, expect="replicationFactor is None"),
+    topic("M5", "no-isr", configs=MISSING, expect="cluster default"),
+    topic("M5", "isr-equals-rf", configs=json.dumps({"min.insync.replicas": "2"}),
+          expect="stops every acks=all"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -452,3 +452,70 @@ def test_internal_load_balancer_needs_no_waf() -> None:
     g = stack().remove("waf")
     g.props("alb").update(internal=True)
     assert check_stack("A5", g) == []
+
+
+def with_kafka(g: Graph) -> Graph:
+    """The stack plus phase 3's MSK: its group (admitting a `sender` service) and brokers in
+    the private subnets, both named inside `brokerNodeGroupInfo`."""
+    g.add(t.SECURITY_GROUP, "sender-sg", {"description": "sender", **tags("sender", "")})
+    g.add(
+        t.SECURITY_GROUP,
+        "kafka-sg",
+        {"description": "kafka", **tags("kafka", "campaigns sender")},
+        vpcId="vpc",
+    )
+    g.add(
+        t.MSK_CLUSTER,
+        "kafka",
+        {"kafkaVersion": "3.9.x.kraft"},
+        brokerNodeGroupInfo=["kafka-sg", "private-a", "private-b"],
+    )
+    return add_ingress(g, "kafka-in-sender", 9098, "kafka-sg", "sender-sg")
+
+
+@pytest.mark.parametrize("rule", ["N6", "D2b"])
+def test_kafka_compliant(rule: str) -> None:
+    assert check_stack(rule, with_kafka(stack())) == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "change", "resource", "fragment"),
+    [
+        (
+            "N6",
+            lambda g: add_ingress(g, "kafka-in-vpc", 9098, "kafka-sg", cidrIpv4="10.0.0.0/16"),
+            "kafka-in-vpc",
+            "address range 10.0.0.0/16",
+        ),
+        (
+            "N6",
+            lambda g: add_ingress(g, "kafka-in-web", 9098, "kafka-sg", "web-sg"),
+            "kafka-in-web",
+            "admits web-sg (web), which the declared topology does not let in",
+        ),
+        (
+            "N6",
+            lambda g: add_ingress(g, "kafka-plain", 9092, "kafka-sg", "sender-sg"),
+            "kafka-plain",
+            "only TCP 9098 is needed",
+        ),
+        (
+            "N6",
+            lambda g: g.refer("kafka", "brokerNodeGroupInfo", "private-a"),
+            "kafka",
+            "no security group of its own",
+        ),
+        (
+            "D2b",
+            lambda g: g.refer("kafka", "brokerNodeGroupInfo", "kafka-sg", "public"),
+            "kafka",
+            "brokers in public subnet public",
+        ),
+    ],
+    ids=["cidr", "undeclared-source", "plaintext-port", "no-group", "public-subnet"],
+)
+def test_kafka_failing(rule: str, change: Change, resource: str, fragment: str) -> None:
+    g = with_kafka(stack())
+    change(g)
+    found = check_stack(rule, g)
+    assert any(urn == g.urn(resource) and fragment in message for urn, message in found), found
