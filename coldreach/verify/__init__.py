@@ -13,7 +13,8 @@ when every desired task is accounted for as running or pending; and no target
 is ever registered, so target health is skipped, not passed.
 
 Modules: `outputs` (where the outputs come from), `aws` (clients), `discovery`
-(what is deployed), one module of checks per concern (`rds`, `redis`,
+(what is deployed), one module of checks per concern (`rds`, `redis`, `kafka` for
+MSK and the shards,
 `network` for security groups and placement, `services` for ECS and the load
 balancer's targets), `render` (the table).
 """
@@ -26,6 +27,7 @@ from typing import Any
 from coldreach.verify.aws import Aws
 from coldreach.verify.discovery import State, discover
 from coldreach.verify.findings import Finding
+from coldreach.verify.kafka import check_kafka, check_shards
 from coldreach.verify.network import check_security_groups
 from coldreach.verify.rds import check_rds
 from coldreach.verify.redis import check_redis
@@ -38,6 +40,8 @@ CHECKS: list[Check] = [
     lambda s, _a: check_rds(s),
     lambda s, _a: check_security_groups(s),
     lambda s, _a: check_redis(s),
+    lambda s, _a: check_shards(s),
+    check_kafka,
     check_services,
     check_targets,
 ]

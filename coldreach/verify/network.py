@@ -15,6 +15,8 @@ from coldreach.verify.permissions import (
 )
 
 ALB_PORTS = frozenset({80, 443})
+TIER_NODES = {"PostgreSQL": "database", "Redis": "cache", "Kafka": "kafka"}
+"""A tier's name in findings -> its node in the topology."""
 
 
 def group_label(state: State, group_id: str) -> str:
@@ -24,23 +26,30 @@ def group_label(state: State, group_id: str) -> str:
 
 def _allowed_groups(state: State, tier: str) -> tuple[set[str], str]:
     """The groups of the services the declared topology lets reach `tier` (every app group
-    for a stack without a `topology` output), and how to name them."""
+    for a stack without a `topology` output), and how to name them. A service's group is
+    its ECS service's, or a group in the VPC tagged as that node (`coldreach:node`), which is
+    how the cluster's pods' groups are known."""
     services = admitted_services(state.outputs, tier)
     if services is None:
         return state.app_groups, "app groups"
     groups = set().union(*(state.service_groups.get(s, set()) for s in services))
+    groups |= {
+        group_id
+        for group_id, sg in state.groups.items()
+        if {t["Key"]: t["Value"] for t in sg.get("Tags") or []}.get("coldreach:node") in services
+    }
     return groups, "groups of " + (", ".join(services) or "no service")
 
 
-def _check_tier_ingress(
+def check_tier_ingress(
     state: State, check: str, tier: str, group_ids: set[str], port: int, note: str = ""
 ) -> list[Finding]:
     """Every way into a data tier's groups is from a service the topology lets reach it,
     on the tier's port."""
     out: list[Finding] = []
-    if not state.app_groups:
+    node = TIER_NODES[tier]
+    if not state.app_groups and node != "kafka":
         return [Finding(check, tier, FAIL, "no ECS service security groups found to compare")]
-    node = {"PostgreSQL": "database", "Redis": "cache"}[tier]
     allowed, allowed_label = _allowed_groups(state, node)
     for group_id in sorted(group_ids):
         sg = state.groups.get(group_id)
@@ -79,14 +88,14 @@ def _check_tier_ingress(
 
 
 def check_security_groups(state: State) -> list[Finding]:
-    out = _check_tier_ingress(state, "sg.db_ingress", "PostgreSQL", state.db_groups, DB_PORT)
+    out = check_tier_ingress(state, "sg.db_ingress", "PostgreSQL", state.db_groups, DB_PORT)
     if state.phase >= 2:
         note = (
             " (groups found by their Redis-port rules: the API did not report the cluster's)"
             if state.redis_groups_inferred
             else ""
         )
-        out += _check_tier_ingress(
+        out += check_tier_ingress(
             state, "sg.redis_ingress", "Redis", state.redis_security_groups, REDIS_PORT, note
         )
     # Nothing but the ALB may be reached from the internet, and the ALB only on 80/443.
