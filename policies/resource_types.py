@@ -164,7 +164,17 @@ TYPES: dict[str, ResourceType] = {
         ResourceType(
             t.EKS_CLUSTER,
             stateful=True,
-            replaced_by=("name", "encryptionConfig"),
+            # encryptionConfig: adding it is in place, removing it replaces the cluster.
+            replaced_by=(
+                "name",
+                "roleArn",
+                "encryptionConfig",
+                "bootstrapSelfManagedAddons",
+                "accessConfig.bootstrapClusterCreatorAdminPermissions",
+                "kubernetesNetworkConfig.ipFamily",
+                "kubernetesNetworkConfig.serviceIpv4Cidr",
+                "remoteNetworkConfig",
+            ),
             cost="eks_cluster",
             emulated=False,
         ),

@@ -223,3 +223,34 @@ def _with(d: Deployment, resource: Resource) -> Deployment:
     return Deployment(
         d.stack, d.project, [resource if r.urn == resource.urn else r for r in d], d.outputs
     )
+
+
+def test_replacement_guard_knows_the_eks_cluster_inputs_fixed_at_creation() -> None:
+    """From the terraform-provider-aws schema pulumi-aws bridges: these are ForceNew."""
+    access = {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False}
+    endpoint = {"subnetIds": ["subnet-a", "subnet-b"], "endpointPublicAccess": False}
+    base = {
+        "name": "cold-reach",
+        "roleArn": "arn:aws:iam::123456789012:role/eks",
+        "bootstrapSelfManagedAddons": False,
+        "accessConfig": access,
+        "vpcConfig": endpoint,
+        "version": "1.33",
+    }  # fmt: skip
+
+    def cluster(**inputs: object) -> Resource:
+        return Resource("urn:eks", "aws:eks/cluster:Cluster", "eks", "cold-reach", None,
+                        True, True, {**base, **inputs}, {})  # fmt: skip
+
+    before = cluster()
+    assert forced_replacements(before, cluster(bootstrapSelfManagedAddons=True)) == (
+        "bootstrapSelfManagedAddons",
+    )
+    admin = {**access, "bootstrapClusterCreatorAdminPermissions": True}
+    assert forced_replacements(before, cluster(accessConfig=admin)) == (
+        "accessConfig.bootstrapClusterCreatorAdminPermissions",
+    )
+    # In place: a version upgrade, the endpoint's access, the authentication mode.
+    assert forced_replacements(before, cluster(version="1.34")) == ()
+    public = {**endpoint, "endpointPublicAccess": True}
+    assert forced_replacements(before, cluster(vpcConfig=public)) == ()
