@@ -25,6 +25,11 @@ from infra.topology import Topology
 
 @dataclass
 class Data:
+    """What the later layers use. The cluster's workloads take, for phase 3:
+    `security_group(tier)` to open a tier to a pod security group (`firewall.connect`),
+    `shards` (address, `credentials` secret, `secret_arn` per shard, shard 1 first) and
+    `kafka` (`cluster.arn`, `bootstrap_brokers`, `topics[name].arn` for per-topic IAM)."""
+
     database: Database
     cache: Cache | None
     shards: list[Database] = field(default_factory=list)

@@ -254,3 +254,28 @@ def test_replacement_guard_knows_the_eks_cluster_inputs_fixed_at_creation() -> N
     assert forced_replacements(before, cluster(version="1.34")) == ()
     public = {**endpoint, "endpointPublicAccess": True}
     assert forced_replacements(before, cluster(vpcConfig=public)) == ()
+
+
+def test_phase3_adds_no_mandatory_policy_violation(phase2: Deployment, phase3: Deployment) -> None:
+    """None in staging; prod's one is phase 2's own (HTTPS needs `certificateArn`, which the
+    stack file says to set before the first deploy)."""
+    from coldreach.policy_eval import evaluate
+
+    def mandatory(d: Deployment) -> set[str]:
+        return {f"{v.rule} {v.resource}: {v.message}" for v in evaluate(d) if v.mandatory}
+
+    found = evaluate(phase3)
+    assert mandatory(phase3) == mandatory(phase2)
+    assert mandatory(phase3) <= {
+        "A1 edge-http: HTTP listener serves the app instead of redirecting to HTTPS"
+    }
+    # The MSK rules ran on the cluster and the topics, and found them compliant.
+    assert not [v for v in found if v.rule.startswith("M")]
+
+
+def test_phase3_keys_change_nothing_before_phase_3() -> None:
+    from infra.config import SCHEMA
+
+    keys = ["kafkaBrokers", "kafkaBrokerType", "kafkaVersion", "shards", "dbShardInstanceClass"]
+    assert SCHEMA.ignored_in(2, keys) == keys
+    assert SCHEMA.ignored_in(3, keys) == []
