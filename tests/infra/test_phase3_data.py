@@ -279,3 +279,15 @@ def test_phase3_keys_change_nothing_before_phase_3() -> None:
     keys = ["kafkaBrokers", "kafkaBrokerType", "kafkaVersion", "shards", "dbShardInstanceClass"]
     assert SCHEMA.ignored_in(2, keys) == keys
     assert SCHEMA.ignored_in(3, keys) == []
+
+
+def test_growing_the_brokers_past_two_would_replace_the_topics_and_is_blocked(program) -> None:
+    """MSK's topic API cannot change a topic's replication factor (the provider replaces the
+    topic, dropping its records): the guard reports it, and `protect` stops `pulumi up`."""
+    two, four = program("staging", phase=3), program("staging", phase=3, kafkaBrokers="4")
+    blocked = [s for s in compare(two, four) if s.blocking]
+    assert {(s.resource.type, s.inputs) for s in blocked} == {(TOPIC, ("replicationFactor",))}
+    assert len(blocked) == 3
+    # More brokers alone is an in-place MSK operation.
+    [cluster] = [s for s in compare(two, four) if s.resource.type == MSK]
+    assert cluster.op == "update" and "numberOfBrokerNodes" in cluster.inputs
