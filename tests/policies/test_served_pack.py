@@ -141,6 +141,14 @@ def _break_network(d: Deployment) -> None:
     service.inputs["networkConfiguration"]["assignPublicIp"] = True
 
 
+def _open_kafka(d: Deployment) -> None:
+    """MSK without IAM, reachable without credentials and from the internet."""
+    [cluster] = d.of_type("aws:msk/cluster:Cluster")
+    cluster.inputs["clientAuthentication"] = {"unauthenticated": True}
+    info = cluster.inputs["brokerNodeGroupInfo"]
+    info["connectivityInfo"] = {"publicAccess": {"type": "SERVICE_PROVIDED_EIPS"}}
+
+
 @pytest.mark.parametrize(
     ("stack", "overrides", "change"),
     [
@@ -149,6 +157,8 @@ def _break_network(d: Deployment) -> None:
         pytest.param("prod", {}, None, id="prod-without-certificate"),
         pytest.param("staging", {"ephemeral": "true"}, None, id="staging-ephemeral"),
         pytest.param("staging", {}, _break_network, id="staging-broken-network"),
+        pytest.param("staging", {"phase": "3"}, None, id="staging-phase3"),
+        pytest.param("staging", {"phase": "3"}, _open_kafka, id="staging-phase3-open-kafka"),
     ],
 )
 def test_served_and_offline_findings_agree(
@@ -180,3 +190,13 @@ def test_the_broken_network_is_found_by_the_graph_rules(
         ("world-ingress-only-on-public-load-balancer", "cache-sg-in-worker-sg"),
         ("ecs-service-no-public-ip", "worker-service"),
     }
+
+
+def test_an_open_kafka_is_found_by_the_served_pack(
+    analyzer: analyzer_pb2_grpc.AnalyzerStub, program: Callable[..., Deployment]
+) -> None:
+    d = copy.deepcopy(program("staging", phase=3))
+    _open_kafka(d)
+    policies = {policy for policy, _, _, level in served(analyzer, d, "staging")
+                if level == "mandatory"}  # fmt: skip
+    assert policies == {"msk-iam-authentication", "msk-private-logged"}
