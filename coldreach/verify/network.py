@@ -48,7 +48,9 @@ def check_tier_ingress(
     on the tier's port."""
     out: list[Finding] = []
     node = TIER_NODES[tier]
-    if not state.app_groups and node != "kafka":
+    # Without a topology output the ECS services' groups are all there is to compare with;
+    # with one, a service's group may also be a pod's (found by its node tag).
+    if not state.app_groups and admitted_services(state.outputs, node) is None:
         return [Finding(check, tier, FAIL, "no ECS service security groups found to compare")]
     allowed, allowed_label = _allowed_groups(state, node)
     for group_id in sorted(group_ids):
