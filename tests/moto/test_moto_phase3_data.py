@@ -95,3 +95,26 @@ def test_a_shard_outside_the_database_tier_fails(staging: Deployed) -> None:
         assert "not the database tier's" in failed.detail
     finally:
         rds.modify_db_instance(DBInstanceIdentifier=shard2, VpcSecurityGroupIds=[tier])
+
+
+def test_a_pod_group_tagged_as_a_named_service_is_admitted(staging: Deployed) -> None:
+    """The cluster's pods get security groups of their own; verify knows them by the node
+    tag the topology gives them, so `sender` pods may reach Kafka and `api` pods may not."""
+    ec2, kafka = staging.client("ec2"), staging.group_id("kafka-sg")
+    vpc = staging.outputs["vpc_id"]
+    pod = ec2.create_security_group(GroupName="sender-pods", Description="sender", VpcId=vpc)
+    pod_id = pod["GroupId"]
+    rule = {"IpProtocol": "tcp", "FromPort": 9098, "ToPort": 9098,
+            "UserIdGroupPairs": [{"GroupId": pod_id}]}  # fmt: skip
+    try:
+        ec2.create_tags(Resources=[pod_id], Tags=[{"Key": "coldreach:node", "Value": "sender"}])
+        ec2.authorize_security_group_ingress(GroupId=kafka, IpPermissions=[rule])
+        [ok] = [f for f in staging.verify() if f.check == "sg.kafka_ingress"]
+        assert not ok.failed and pod_id in ok.detail
+        ec2.create_tags(Resources=[pod_id], Tags=[{"Key": "coldreach:node", "Value": "api"}])
+        [failed] = failures(staging.verify(), "sg.kafka_ingress")
+        assert pod_id in failed.detail
+    finally:
+        ec2.revoke_security_group_ingress(GroupId=kafka, IpPermissions=[rule])
+        ec2.delete_security_group(GroupId=pod_id)
+    assert failures(staging.verify()) == []
