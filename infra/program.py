@@ -12,7 +12,10 @@ from infra.layers import compute, data, edge, network, observability
 
 
 def _warn_about(s: config.Settings) -> None:
-    for instance_class in sorted({s.database.instance_class, s.database.replica_instance_class}):
+    classes = {s.database.instance_class, s.database.replica_instance_class}
+    if s.features.shards:
+        classes.add(s.shards.instance_class)
+    for instance_class in sorted(classes):
         if capacity.max_connections(instance_class) is None:
             pulumi.log.warn(
                 f"{instance_class}: max_connections unknown to infra/capacity.py, so the "

@@ -191,6 +191,9 @@ def test_four_brokers_replicate_three_ways_and_odd_counts_are_refused(program) -
         parse("staging", {"phase": "3", "kafkaBrokers": "3"}.get, "us-east-1")
     with pytest.raises(ConfigError, match="kafkaVersion"):
         parse("staging", {"phase": "3", "kafkaVersion": "3.8.x"}.get, "us-east-1")
+    with pytest.raises(ConfigError, match="kafkaBrokerType"):
+        parse("staging", {"phase": "3", "kafkaBrokerType": "kafka.t3.medium"}.get, "us-east-1")
+    assert parse("staging", {"phase": "3", "kafkaVersion": "4.0.x"}.get, "us-east-1")
 
 
 def test_durability_and_partition_budget() -> None:
