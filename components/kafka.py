@@ -227,7 +227,9 @@ class Kafka(pulumi.ComponentResource):
                     )
                 )
             ),
-            enhanced_monitoring="PER_BROKER",
+            # DEFAULT-level metrics are free (CPU, connections, disk use per broker); the
+            # finer levels are billed as CloudWatch custom metrics.
+            enhanced_monitoring="DEFAULT",
             tags={"Name": f"{name}-cluster"},
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
