@@ -60,3 +60,31 @@ class Alerts(pulumi.ComponentResource):
             ok_actions=[self.topic.arn],
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def above(
+        self,
+        label: str,
+        namespace: str,
+        metric: str,
+        threshold: float,
+        dimensions: dict[str, pulumi.Input[str]],
+        description: str,
+    ) -> aws.cloudwatch.MetricAlarm:
+        """Alarms while the metric's maximum over 5 minutes stays above `threshold` for 15
+        minutes (a brief spike is not an alarm), and says when it is back under."""
+        return aws.cloudwatch.MetricAlarm(
+            f"{self._name}-{label}",
+            alarm_description=description,
+            namespace=namespace,
+            metric_name=metric,
+            dimensions=dimensions,
+            statistic="Maximum",
+            period=300,
+            evaluation_periods=3,
+            threshold=threshold,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=[self.topic.arn],
+            ok_actions=[self.topic.arn],
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -44,7 +44,7 @@ def main() -> None:
     tiers = data.build(s, declared, net)
     front = edge.build(s, declared, net)
     apps = compute.build(s, declared, net, tiers, front)
-    alerts = observability.build(s, declared)
+    alerts = observability.build(s, declared, tiers)
 
     db = tiers.database
     outputs: dict[str, pulumi.Input[object]] = {

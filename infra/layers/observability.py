@@ -1,6 +1,7 @@
 """The observability layer: alarms on what the app publishes, to a topic operators follow.
 
 The worker publishes the figures (phase 2 on); a phase without one has nothing to alarm on.
+Phase 3 adds MSK's disk use per broker.
 """
 
 from __future__ import annotations
@@ -8,10 +9,15 @@ from __future__ import annotations
 from components.alerts import Alerts, AlertsArgs
 from infra.config import Settings
 from infra.layers.compute import STUCK_METRIC, backlog_namespace
+from infra.layers.data import Data
 from infra.topology import Kind, Topology
 
+KAFKA_DISK_PERCENT = 80
+"""MSK broker storage only grows (`kafkaBrokerStorageGb`, an in-place rolling update) and a
+full broker stops taking writes: alarm with room to act."""
 
-def build(s: Settings, topology: Topology) -> Alerts | None:
+
+def build(s: Settings, topology: Topology, data: Data | None = None) -> Alerts | None:
     if not any(service.kind is Kind.WORKER for service in topology.services):
         return None
     alerts = Alerts("alerts", AlertsArgs(email=s.alert_email))
@@ -23,4 +29,16 @@ def build(s: Settings, topology: Topology) -> Alerts | None:
         "them by hand, never resend blindly. Runbook: app/README.md, 'Runbook: messages "
         "stuck in sending'.",
     )
+    if data is not None and data.kafka is not None:
+        # MSK publishes the disk use per broker at its free DEFAULT monitoring level.
+        for broker in range(1, s.kafka.brokers + 1):
+            alerts.above(
+                f"kafka-disk-{broker}",
+                "AWS/Kafka",
+                "KafkaDataLogsDiskUsed",
+                KAFKA_DISK_PERCENT,
+                {"Cluster Name": data.kafka.cluster.cluster_name, "Broker ID": str(broker)},
+                f"MSK broker {broker} is over {KAFKA_DISK_PERCENT} % of its storage: raise "
+                "cold-reach:kafkaBrokerStorageGb (it can only grow) or shorten retention.",
+            )
     return alerts

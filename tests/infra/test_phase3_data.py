@@ -294,3 +294,21 @@ def test_growing_the_brokers_past_two_would_replace_the_topics_and_is_blocked(pr
     # More brokers alone is an in-place MSK operation.
     [cluster] = [s for s in compare(two, four) if s.resource.type == MSK]
     assert cluster.op == "update" and "numberOfBrokerNodes" in cluster.inputs
+
+
+def test_each_msk_broker_alarms_before_its_disk_fills(phase3: Deployment) -> None:
+    [cluster] = phase3.of_type(MSK)
+    alarms = [
+        a for a in phase3.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        if a.get("namespace") == "AWS/Kafka"
+    ]  # fmt: skip
+    assert sorted(a.get("dimensions")["Broker ID"] for a in alarms) == ["1", "2"]
+    topic = phase3.named("alerts-topic").out("arn")
+    for alarm in alarms:
+        assert alarm.get("metricName") == "KafkaDataLogsDiskUsed"
+        assert alarm.get("dimensions")["Cluster Name"] == cluster.out("clusterName")
+        assert (alarm.get("comparisonOperator"), alarm.get("threshold")) == (
+            "GreaterThanThreshold",
+            80,
+        )
+        assert alarm.get("alarmActions") == [topic]
