@@ -92,14 +92,12 @@ def test_shard_2_has_the_same_hardening_behind_the_same_group(phase3: Deployment
 
 def test_the_shard_count_comes_from_config(program) -> None:
     three = program("staging", phase=3, shards="3", dbShardInstanceClass="db.t4g.medium")
-    assert [r.name for r in _primaries(three)] == [
-        "db-instance",
-        "shard2-instance",
-        "shard3-instance",
-    ]
+    names = ["db-instance", "shard2-instance", "shard3-instance"]
+    # Registration order varies with load; the outputs keep shard order.
+    assert sorted(r.name for r in _primaries(three)) == names
     assert three.named("shard3-instance").get("instanceClass") == "db.t4g.medium"
     assert three.named("db-instance").get("instanceClass") == "db.t3.medium"
-    assert len(three.output("shard_endpoints")) == 3
+    assert three.output("shard_endpoints") == [three.named(n).out("address") for n in names]
     one = program("staging", phase=3, shards="1")
     assert [r.name for r in _primaries(one)] == ["db-instance"]
 
