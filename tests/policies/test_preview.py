@@ -23,7 +23,18 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE as UNKNOWN
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
-from test_resource_rules import ALB, DB, HTTPS, INGRESS, REDIS, REPLICA, ROLE_POLICY, SERVICE
+from test_resource_rules import (
+    ALB,
+    DB,
+    HTTPS,
+    INGRESS,
+    MSK,
+    REDIS,
+    REPLICA,
+    ROLE_POLICY,
+    SERVICE,
+    TOPIC,
+)
 from test_stack_rules import stack
 
 from policies import catalog
@@ -87,6 +98,25 @@ PREVIEW: list[tuple[str, str, dict[str, Any]]] = [
         ),
     ),
     ("task", t.TASK_DEFINITION, {"networkMode": "awsvpc", "containerDefinitions": UNKNOWN}),
+    (
+        "msk",
+        t.MSK_CLUSTER,
+        changed(
+            MSK,
+            brokerNodeGroupInfo={
+                **MSK["brokerNodeGroupInfo"],
+                "clientSubnets": [UNKNOWN, UNKNOWN],
+                "securityGroups": [UNKNOWN],
+            },
+            encryptionInfo={
+                **MSK["encryptionInfo"],
+                "encryptionAtRestKmsKeyArn": UNKNOWN,
+            },
+            loggingInfo={"brokerLogs": {"cloudwatchLogs": {"enabled": True, "logGroup": UNKNOWN}}},
+            configurationInfo={"arn": UNKNOWN, "revision": UNKNOWN},
+        ),
+    ),
+    ("msk-topic", t.MSK_TOPIC, changed(TOPIC, clusterArn=UNKNOWN)),
     ("role-policy", t.IAM_ROLE_POLICY, changed(ROLE_POLICY, role=UNKNOWN, policy=UNKNOWN)),
 ]
 
