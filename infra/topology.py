@@ -293,6 +293,11 @@ class Topology:
                 found.append(Flow(s.name, AWS_APIS, 443, "HTTPS to AWS APIs"))
         return found
 
+    def flows_on(self, platform: Platform) -> list[Flow]:
+        """The flows with an end on a service of `platform`: what that platform's layer wires."""
+        names = {s.name for s in self.on(platform)}
+        return [f for f in self.flows() if f.source in names or f.target in names]
+
     def admits(self, node: str) -> list[str]:
         """The sources a node's security group admits, in declaration order."""
         sources: list[str] = []

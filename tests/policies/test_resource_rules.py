@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from kubernetes_cases import KUBERNETES_CASES
 from policy_helpers import MISSING, changed, check_resource
 from pulumi_policy.proxy import unknown_checking_proxy
 
@@ -631,6 +632,7 @@ CASES: list[Case] = [
     db("KMS", "rds-missing", kmsKeyId=MISSING, expect="aws/rds"),
     redis("KMS", "redis-missing", kmsKeyId=MISSING, expect="AWS-managed"),
     log_group("KMS", "log-missing", kmsKeyId=MISSING, expect="AWS-managed"),
+    *KUBERNETES_CASES,
 ]
 
 

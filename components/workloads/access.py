@@ -1,0 +1,51 @@
+"""What the workloads reach outside the cluster, as the layers that own it hand it over:
+the shards (address and credentials secret), MSK and its topics, SES and the shared
+secrets. The cluster layer builds these from the data and edge layers' results."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+
+from components.firewall import SecurityGroup
+from components.mail import Mail
+
+DIRECTORY_DATABASE = "coldreach_directory"
+"""The global directory (workspaces, keys, the id allocator, the bucket map) is its own
+database on shard 1's instance (the phase-3 app's default)."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    address: pulumi.Input[str]
+    port: int
+    database: pulumi.Input[str]
+    secret_arn: pulumi.Input[str]
+    """The JSON secret holding its `username` and `password`."""
+
+
+@dataclass(frozen=True)
+class Kafka:
+    cluster_arn: pulumi.Input[str]
+    bootstrap_brokers: pulumi.Input[str]
+    """The IAM (SASL/SCRAM-free, port 9098) bootstrap string."""
+    send_topic: str = "email.send.v1"
+    dead_letter_topic: str = "email.send.dlq.v1"
+    consumer_group: str = "sender"
+
+
+@dataclass
+class Access:
+    shards: Sequence[Shard]
+    """Shard 1 (the phase-2 primary) first."""
+    groups: Mapping[str, SecurityGroup]
+    """The security groups of the nodes outside the cluster that flows name: the edge and
+    every data tier of the phase."""
+    unsubscribe_secret_arn: pulumi.Input[str]
+    public_url: pulumi.Input[str]
+    kafka: Kafka | None = None
+    mail: Mail | None = None
+    extra_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Plain settings every app workload gets (region, ...)."""
