@@ -111,19 +111,17 @@ class Workloads(pulumi.ComponentResource):
             self._k8s, pulumi.ResourceOptions(depends_on=[self.namespace])
         )
 
-        self.security_groups = pod_network.groups(
-            [svc.name for svc in services], topology, args.vpc_id, self
-        )
-        pod_network.wire(topology.flows_on(Platform.EKS), self.security_groups, args.access.groups)
-        with_role: list[str] = []
+        names = [svc.name for svc in services]
+        flows = topology.flows_on(Platform.EKS)
+        self.security_groups = pod_network.groups(names, topology, args.vpc_id, self)
+        pod_network.wire(flows, self.security_groups, args.access.groups)
+
         self.deployments = {}
         self.api_service = None
-        for svc in services:
-            if self._workload(svc):
-                with_role.append(svc.name)
+        self._depends: list[pulumi.Resource] = []
+        with_role = [svc.name for svc in services if self._workload(svc)]
 
-        flows = topology.flows_on(Platform.EKS)
-        specs = network_policies.policies(flows, [svc.name for svc in services], args.vpc_cidr)
+        specs = network_policies.policies(flows, names, args.vpc_cidr)
         specs |= network_policies.plumbing(with_role)
         for policy, spec in specs.items():
             self._object(k8s.networking.v1.NetworkPolicy, f"netpol-{policy}", policy, spec)
@@ -136,8 +134,8 @@ class Workloads(pulumi.ComponentResource):
             }
         )
 
-    def _meta(self, name: str, extra: Mapping[str, str] | None = None) -> Any:
-        return {"name": name, "namespace": NAMESPACE, "labels": {**labels(name), **(extra or {})}}
+    def _meta(self, name: str) -> Any:
+        return {"name": name, "namespace": NAMESPACE, "labels": labels(name)}
 
     def _object(self, kind: type, resource: str, name: str, spec: Manifest) -> Any:
         return kind(resource, metadata=self._meta(name), spec=_any(spec), opts=self._in_namespace)
@@ -168,7 +166,7 @@ class Workloads(pulumi.ComponentResource):
 
         volumes: list[Manifest] = []
         mounts: list[Manifest] = []
-        self._depends: list[pulumi.Resource] = []
+        self._depends = []
         strategy: Manifest = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}}
         if name == "tracing":
             probe = tracing.probe()
