@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from coldreach.runtime import Deployment, Resource
+from coldreach.runtime.echo import digest
 
 PREFIX = "kubernetes:"
 
@@ -77,8 +78,15 @@ def is_kubernetes(r: Resource) -> bool:
 
 
 def manifest(r: Resource) -> dict[str, Any]:
-    """The object as sent to the API server: the resource's inputs, secrets revealed."""
-    return {k: r.get(k) for k in r.inputs}
+    """The object as sent to the API server: the resource's inputs, secrets revealed; an
+    object left unnamed gets the name the provider would give it (autonaming: the logical
+    name and a random suffix, here derived from the URN)."""
+    found = {k: r.get(k) for k in r.inputs}
+    metadata = dict(found.get("metadata") or {})
+    if not metadata.get("name"):
+        metadata["name"] = f"{r.name}-{digest(r.urn, 8)}"
+        found["metadata"] = metadata
+    return found
 
 
 def manifests(d: Deployment) -> list[dict[str, Any]]:

@@ -30,14 +30,14 @@ import pulumi_kubernetes as k8s
 
 from components.firewall import SecurityGroup
 from components.workloads import network_policies, pod_network, tracing
-from components.workloads.access import Access, Kafka, Shard
+from components.workloads.access import Access, Kafka, Shard, Topic
 from components.workloads.environment import environment
 from components.workloads.identity import pod_role, statements
 from components.workloads.pods import Container, Manifest, labels, pod_template, probe_for
 from infra.config import Settings
 from infra.topology import Kind, Platform, Service, Topology
 
-__all__ = ["Access", "Kafka", "Shard", "Workloads", "WorkloadsArgs", "build"]
+__all__ = ["Access", "Kafka", "Shard", "Topic", "Workloads", "WorkloadsArgs", "build"]
 
 NAMESPACE = "coldreach"
 API_NODE_PORT = 30080
@@ -48,6 +48,7 @@ COMMANDS: Mapping[str, tuple[str, ...]] = {
     "clients": ("coldreach-app", "serve-clients"),
     "campaigns": ("coldreach-app", "serve-campaigns"),
     "sender": ("coldreach-app", "consume"),
+    "topics": ("coldreach-app", "create-topics"),
 }
 """The phase-3 app's command per workload (the image's entry point runs them as given)."""
 GRACE_SECONDS = {Kind.WORKER: 60}
@@ -75,6 +76,7 @@ def _any(manifest: Manifest) -> Any:
 class Workloads(pulumi.ComponentResource):
     namespace: k8s.core.v1.Namespace
     deployments: dict[str, k8s.apps.v1.Deployment]
+    jobs: dict[str, k8s.batch.v1.Job]
     security_groups: dict[str, SecurityGroup]
     api_service: k8s.core.v1.Service | None
 
@@ -117,6 +119,7 @@ class Workloads(pulumi.ComponentResource):
         pod_network.wire(flows, self.security_groups, args.access.groups)
 
         self.deployments = {}
+        self.jobs = {}
         self.api_service = None
         self._depends: list[pulumi.Resource] = []
         with_role = [svc.name for svc in services if self._workload(svc)]
@@ -198,13 +201,17 @@ class Workloads(pulumi.ComponentResource):
             name, group, args.node_security_group_id, probe.port if probe else None, self
         )
 
+        template = pod_template(
+            labels(name), name, container, volumes, GRACE_SECONDS.get(svc.kind, 30)
+        )
+        if svc.kind is Kind.JOB:
+            self._job(name, template)
+            return bool(grants)
         scales = pod.cpu_target is not None
         spec: Manifest = {
             "selector": {"matchLabels": labels(name)},
             "strategy": strategy,
-            "template": pod_template(
-                labels(name), name, container, volumes, GRACE_SECONDS.get(svc.kind, 30)
-            ),
+            "template": template,
         }
         if not scales:
             spec["replicas"] = pod.replicas
@@ -253,6 +260,18 @@ class Workloads(pulumi.ComponentResource):
             {"maxUnavailable": 1, "selector": {"matchLabels": labels(name)}},
         )
         return bool(grants)
+
+    def _job(self, name: str, template: Manifest) -> None:
+        """A run-to-completion workload. Its template is immutable, so a change (new topics)
+        replaces the Job; the name is left to autonaming so the new one can start before the
+        old one goes, and `pulumi up` waits until it completes (or fails the deploy)."""
+        template["spec"]["restartPolicy"] = "OnFailure"
+        self.jobs[name] = k8s.batch.v1.Job(
+            f"{name}-job",
+            metadata=_any({"namespace": NAMESPACE, "labels": labels(name)}),
+            spec=_any({"backoffLimit": 6, "activeDeadlineSeconds": 900, "template": template}),
+            opts=self._in_namespace,
+        )
 
     def _service(self, svc: Service) -> None:
         assert svc.port is not None

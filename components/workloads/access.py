@@ -27,10 +27,30 @@ class Shard:
 
 
 @dataclass(frozen=True)
+class Topic:
+    """A topic as the MSK layer declares it (replication and min.insync fit its brokers)."""
+
+    name: str
+    partitions: int
+    replication: int
+    min_insync: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "partitions": self.partitions,
+            "replication_factor": self.replication,
+            "config": {"min.insync.replicas": str(self.min_insync)},
+        }
+
+
+@dataclass(frozen=True)
 class Kafka:
     cluster_arn: pulumi.Input[str]
     bootstrap_brokers: pulumi.Input[str]
-    """The IAM (SASL/SCRAM-free, port 9098) bootstrap string."""
+    """The IAM-authenticated bootstrap string (TLS, port 9098)."""
+    topics: Sequence[Topic]
+    """Every topic the `topics` Job creates; the send and dead-letter topics among them."""
     send_topic: str = "email.send.v1"
     dead_letter_topic: str = "email.send.dlq.v1"
     consumer_group: str = "sender"

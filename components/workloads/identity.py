@@ -35,7 +35,8 @@ def secret_arns(service: Service, topology: Topology, access: Access) -> list[pu
 
 
 def consumes(service: Service) -> bool:
-    """A worker that reaches Kafka consumes the send topic; any other reacher produces to it."""
+    """A worker that reaches Kafka consumes the send topic; a job administers the topics;
+    any other reacher produces to the send topic."""
     return service.kind is Kind.WORKER
 
 
@@ -47,7 +48,23 @@ def _sub_arn(cluster_arn: pulumi.Input[str], kind: str, name: str) -> pulumi.Out
     )
 
 
+TOPIC_ADMIN = (
+    "kafka-cluster:CreateTopic",
+    "kafka-cluster:DescribeTopic",
+    "kafka-cluster:AlterTopic",
+    "kafka-cluster:DescribeTopicDynamicConfiguration",
+    "kafka-cluster:AlterTopicDynamicConfiguration",
+)
+"""What creating a topic and setting its min.insync.replicas takes, on that topic alone."""
+
+
 def kafka_statements(service: Service, kafka: Kafka) -> list[iam.Statement]:
+    if service.kind is Kind.JOB:
+        topics = [_sub_arn(kafka.cluster_arn, "topic", topic.name) for topic in kafka.topics]
+        return [
+            iam.allow(["kafka-cluster:Connect"], [kafka.cluster_arn]),
+            iam.allow(list(TOPIC_ADMIN), topics),
+        ]
     send = _sub_arn(kafka.cluster_arn, "topic", kafka.send_topic)
     # Idempotent producers (the outbox relay, the sender's dead-letter writes) need the
     # cluster-level WriteDataIdempotently beside WriteData on the topic.

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 import yaml
-from workloads_program import KAFKA_ARN, KUBERNETES_VERSION, SHARD_2_SECRET, evaluate_workloads
+from workloads_program import (
+    KAFKA_ARN,
+    KUBERNETES_VERSION,
+    SHARD_2_SECRET,
+    TOPICS,
+    evaluate_workloads,
+)
 
 from coldreach import manifests, policy_eval
 from coldreach.runtime import Deployment, Resource
@@ -22,6 +28,8 @@ from policies import tokens as t
 from policies.kubernetes import pod_spec
 
 EKS = [s.name for s in topology.running(phases.of(3), Platform.EKS)]
+JOBS = ["topics"]
+LONG_RUNNING = [name for name in EKS if name not in JOBS]
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 
 
@@ -54,7 +62,7 @@ def test_every_object_validates_strictly_against_the_clusters_schema(
     kinds = {o["kind"] for o in objects}
     assert {"Namespace", "Deployment", "Service", "HorizontalPodAutoscaler",
             "PodDisruptionBudget", "ServiceAccount", "NetworkPolicy",
-            "SecurityGroupPolicy", "ConfigMap"} <= kinds  # fmt: skip
+            "SecurityGroupPolicy", "ConfigMap", "Job"} <= kinds  # fmt: skip
     if stack == "prod":
         assert {"PersistentVolumeClaim", "StorageClass"} <= kinds
     found = {f"{o['kind']}/{o['metadata']['name']}": manifests.problems(o, KUBERNETES_VERSION)
@@ -97,9 +105,11 @@ def test_every_pod_meets_pod_security_restricted_and_the_workload_rules(
 
 def test_pods_are_restricted_by_their_own_fields(staging: Deployment) -> None:
     deployments = _k8s(staging, DEPLOYMENT)
-    assert sorted(deployments) == sorted(EKS)
-    for name, r in deployments.items():
-        spec = pod_spec(DEPLOYMENT, {"spec": r.get("spec")})
+    assert sorted(deployments) == sorted(LONG_RUNNING)
+    [job] = staging.of_type(t.K8S_JOB)
+    pods = [(n, pod_spec(DEPLOYMENT, {"spec": r.get("spec")})) for n, r in deployments.items()]
+    pods.append(("topics", pod_spec(t.K8S_JOB, {"spec": job.get("spec")})))
+    for name, spec in pods:
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["runAsUser"] == 10001
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -174,7 +184,7 @@ def test_hpa_owns_the_replicas_and_every_workload_has_a_pdb(staging: Deployment)
     # Jaeger's storage is single-writer: one pod, no autoscaler.
     assert deployments["tracing"].get("spec")["replicas"] == 1
     pdbs = _k8s(staging, t.K8S_PDB)
-    assert sorted(pdbs) == sorted(EKS)
+    assert sorted(pdbs) == sorted(LONG_RUNNING)
     assert all(p.get("spec")["maxUnavailable"] == 1 for p in pdbs.values())
 
 
@@ -225,7 +235,7 @@ def test_network_policies_are_exactly_the_topologys_flows(staging: Deployment) -
     assert {p["protocol"] for p in dns[0]["ports"]} == {"UDP", "TCP"}
     credentials = policies["allow-pod-identity"].get("spec")
     assert credentials["podSelector"]["matchExpressions"][0]["values"] == [
-        "api", "campaigns", "clients", "sender"
+        "api", "campaigns", "clients", "sender", "topics"
     ]  # fmt: skip
     assert credentials["egress"][0]["to"] == [{"ipBlock": {"cidr": "169.254.170.23/32"}}]
 
@@ -305,7 +315,7 @@ def _grants(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 def test_each_role_grants_exactly_its_reaches(prod: Deployment) -> None:
     roles = _roles(prod)
-    assert sorted(roles) == ["api", "campaigns", "clients", "sender"]  # tracing calls no AWS
+    assert sorted(roles) == ["api", "campaigns", "clients", "sender", "topics"]  # not tracing
     [db] = [r for r in prod.of_type("aws:rds/instance:Instance") if not r.get("replicateSourceDb")]
     [shard_1] = [r.out("arn") for r in prod.of_type("aws:secretsmanager/secret:Secret")
                  if r.name == "db-credentials"]  # fmt: skip
@@ -335,6 +345,15 @@ def test_each_role_grants_exactly_its_reaches(prod: Deployment) -> None:
         ("kafka-cluster:WriteData", f"{topic}/email.send.dlq.v1"),
         ("kafka-cluster:DescribeGroup", f"{group}/sender"),
         ("kafka-cluster:AlterGroup", f"{group}/sender"),
+    }  # fmt: skip
+    assert _grants(roles["topics"][1]) == {("kafka-cluster:Connect", KAFKA_ARN)} | {
+        (action, f"{topic}/{name}")
+        for action in (
+            "kafka-cluster:CreateTopic", "kafka-cluster:DescribeTopic", "kafka-cluster:AlterTopic",
+            "kafka-cluster:DescribeTopicDynamicConfiguration",
+            "kafka-cluster:AlterTopicDynamicConfiguration",
+        )
+        for name in ("email.send.v1", "email.send.dlq.v1")
     }  # fmt: skip
     for name, (trust, _) in roles.items():
         [statement] = trust["Statement"]
@@ -367,9 +386,23 @@ def test_environment_follows_the_reaches_and_holds_no_secret(prod: Deployment) -
             f"http://tracing.{NAMESPACE}.svc.cluster.local:4317"
         )
     words = ("PASSWORD", "password")
-    for name in EKS:
+    for name in LONG_RUNNING:
         for key, value in _env(prod, name).items():
             assert not any(w in key or w in str(value) for w in words), (name, key)
+
+
+def test_the_topics_job_creates_the_declared_topics_once_per_change(staging: Deployment) -> None:
+    [job] = staging.of_type(t.K8S_JOB)
+    assert "name" not in job.get("metadata")  # autonamed: a changed Job replaces the old one
+    spec = job.get("spec")
+    assert spec["backoffLimit"] == 6 and spec["template"]["spec"]["restartPolicy"] == "OnFailure"
+    [c] = spec["template"]["spec"]["containers"]
+    assert c["args"] == ["coldreach-app", "create-topics"]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert json.loads(env["KAFKA_TOPICS"]) == [topic.to_json() for topic in TOPICS]
+    assert json.loads(env["KAFKA_TOPICS"])[0]["config"] == {"min.insync.replicas": "1"}
+    assert "QUEUE_BACKEND" not in env and "DB_DIRECTORY" not in env
+    assert not [h for h in staging.of_type(t.K8S_HPA) if h.get("metadata")["name"] == "topics"]
 
 
 # --- tracing -------------------------------------------------------------------------------

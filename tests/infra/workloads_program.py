@@ -27,6 +27,10 @@ KAFKA_ARN = (
     "6c6f8a0e-1b2c-4d5e-9f00-0a1b2c3d4e5f-3"
 )
 KAFKA_BROKERS = "b-1.msk.example:9098,b-2.msk.example:9098"
+TOPICS = (
+    workloads.Topic("email.send.v1", partitions=24, replication=2, min_insync=1),
+    workloads.Topic("email.send.dlq.v1", partitions=4, replication=2, min_insync=1),
+)
 SHARD_2_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:shard-2-AbCdEf"
 
 
@@ -71,7 +75,9 @@ def _program() -> None:
                 groups=groups,
                 unsubscribe_secret_arn=apps.unsubscribe_key.arn,
                 public_url=front.public_url,
-                kafka=workloads.Kafka(KAFKA_ARN, KAFKA_BROKERS) if s.features.kafka else None,
+                kafka=workloads.Kafka(KAFKA_ARN, KAFKA_BROKERS, TOPICS)
+                if s.features.kafka
+                else None,
                 mail=front.mail,
             ),
         ),
