@@ -168,7 +168,6 @@ class Workloads(pulumi.ComponentResource):
         )
 
         volumes: list[Manifest] = []
-        mounts: list[Manifest] = []
         self._depends = []
         strategy: Manifest = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}}
         if name == "tracing":
@@ -195,7 +194,6 @@ class Workloads(pulumi.ComponentResource):
                 env=environment(s, svc, topology, access, NAMESPACE),
                 ports=ports,
                 probe=probe,
-                mounts=mounts,
             )
         pod_network.node_plumbing(
             name, group, args.node_security_group_id, probe.port if probe else None, self
