@@ -10,10 +10,10 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pulumi_policy import ResourceValidationArgs, Severity
+from pulumi_policy import ResourceValidationArgs, Severity, StackValidationArgs
 
 from policies import tokens as t
-from policies.model import is_true, items, mapping, resource_rule
+from policies.model import is_true, items, mapping, of_type, resource_rule, stack_rule
 
 ENFORCE = "pod-security.kubernetes.io/enforce"
 # Pod Security "restricted": the only volume types a pod may use.
@@ -209,3 +209,74 @@ def namespace_restricted(args: ResourceValidationArgs) -> Iterator[str]:
     found = mapping(mapping(args.props.get("metadata")).get("labels")).get(ENFORCE)
     if found != "restricted":
         yield f"label {ENFORCE} is {found or 'not set'}: set it to restricted"
+
+
+# --- the namespace as a whole --------------------------------------------------------------
+
+
+def _namespace(props: Mapping[str, Any]) -> str:
+    return str(mapping(props.get("metadata")).get("namespace") or "default")
+
+
+def _template_labels(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = mapping(props.get("spec"))
+    if resource_type == t.K8S_POD:
+        return mapping(mapping(props.get("metadata")).get("labels"))
+    if resource_type == t.K8S_CRON_JOB:
+        spec = mapping(mapping(spec.get("jobTemplate")).get("spec"))
+    return mapping(mapping(mapping(spec.get("template")).get("metadata")).get("labels"))
+
+
+def _selects(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
+    """Whether a label selector with matchLabels only selects these labels (an empty
+    selector selects every pod; matchExpressions are not read, so they never match)."""
+    if items(selector.get("matchExpressions")):
+        return False
+    wanted = mapping(selector.get("matchLabels"))
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+@stack_rule(
+    "W8",
+    "k8s-pods-have-security-groups",
+    sources=("Cold Reach DESIGN decision 8", "EKS security groups for pods"),
+    severity=Severity.HIGH,
+    description="Every pod is selected by a SecurityGroupPolicy with a group, so it never "
+    "falls back to the node's group (and whatever the node may reach)",
+)
+def pods_have_security_groups(args: StackValidationArgs) -> Iterator[tuple[str | None, str]]:
+    policies = [
+        (_namespace(p.props), mapping(mapping(p.props.get("spec")).get("podSelector")))
+        for p in of_type(args, t.K8S_SECURITY_GROUP_POLICY)
+        if items(mapping(mapping(p.props.get("spec")).get("securityGroups")).get("groupIds"))
+    ]
+    for r in of_type(args, *t.POD_CONTROLLERS):
+        namespace, labels = _namespace(r.props), _template_labels(r.resource_type, r.props)
+        if not any(ns == namespace and _selects(s, labels) for ns, s in policies):
+            yield r.urn, "no SecurityGroupPolicy selects its pods: they would get the node's group"
+
+
+@stack_rule(
+    "W9",
+    "k8s-namespace-default-deny",
+    sources=("CKV2_K8S_6", "NSA/CISA Kubernetes hardening"),
+    severity=Severity.HIGH,
+    description="Every namespace with pods has a NetworkPolicy that denies all ingress and "
+    "egress to every pod it does not otherwise allow",
+)
+def namespace_default_deny(args: StackValidationArgs) -> Iterator[tuple[str | None, str]]:
+    denied: set[str] = set()
+    for p in of_type(args, t.K8S_NETWORK_POLICY):
+        spec = mapping(p.props.get("spec"))
+        every_pod = not mapping(spec.get("podSelector"))
+        types = set(items(spec.get("policyTypes")))
+        if (
+            every_pod
+            and {"Ingress", "Egress"} <= types
+            and not items(spec.get("ingress"))
+            and (not items(spec.get("egress")))
+        ):
+            denied.add(_namespace(p.props))
+    for r in of_type(args, *t.POD_CONTROLLERS):
+        if _namespace(r.props) not in denied:
+            yield r.urn, f"namespace {_namespace(r.props)} has no default-deny NetworkPolicy"

@@ -102,7 +102,7 @@ def test_every_pod_meets_pod_security_restricted_and_the_workload_rules(
     # Nor does anything the workloads add to the rest of the stack (the tiers' rules, N6).
     assert [f"{v.rule} {v.resource}" for v in policy_eval.evaluate(d) if v.mandatory] == []
     ran = {r.id for r in catalog.rules() if r.id.startswith("W")}
-    assert ran == {"W1", "W2", "W3", "W4", "W5", "W6", "W7"}
+    assert ran == {"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9"}
 
 
 def test_pods_are_restricted_by_their_own_fields(staging: Deployment) -> None:

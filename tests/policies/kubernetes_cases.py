@@ -208,3 +208,57 @@ KUBERNETES_CASES: list[Case] = [
         "is baseline",
     ),
 ]
+
+
+def add_workload(g: Any) -> Any:
+    """A namespace with one Deployment behind its own security group and a default deny:
+    what W8 and W9 accept (`g` is policy_helpers.Graph)."""
+    labels = {"app.kubernetes.io/name": "api"}
+    meta = {"name": "api", "namespace": "coldreach", "labels": labels}
+    g.add(t.K8S_NAMESPACE, "ns", NAMESPACE)
+    g.add(t.SECURITY_GROUP, "api-pods", {"description": "api pods"})
+    template = {"metadata": {"labels": labels}, "spec": copy.deepcopy(POD)}
+    g.add(t.K8S_DEPLOYMENT, "api-deployment", {"metadata": meta, "spec": {"template": template}})
+    g.add(
+        t.K8S_SECURITY_GROUP_POLICY,
+        "api-sgp",
+        {"metadata": meta, "spec": {"podSelector": {"matchLabels": labels},
+                                    "securityGroups": {"groupIds": ["sg-api"]}}},
+        spec="api-pods",
+    )  # fmt: skip
+    deny = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    deny_meta = {"name": "default-deny", "namespace": "coldreach"}
+    g.add(t.K8S_NETWORK_POLICY, "deny", {"metadata": deny_meta, "spec": deny})
+    return g
+
+
+def _drop_egress_from_deny(g: Any) -> None:
+    g.props("deny")["spec"]["policyTypes"] = ["Ingress"]
+
+
+def _allow_everything_in_deny(g: Any) -> None:
+    g.props("deny")["spec"]["egress"] = [{}]
+
+
+def _select_other_pods(g: Any) -> None:
+    g.props("api-sgp")["spec"]["podSelector"] = {"matchLabels": {"app.kubernetes.io/name": "x"}}
+
+
+def _other_namespace(g: Any) -> None:
+    g.props("api-sgp")["metadata"] = {"name": "api", "namespace": "default"}
+
+
+def _no_groups(g: Any) -> None:
+    g.props("api-sgp")["spec"]["securityGroups"] = {"groupIds": []}
+
+
+KUBERNETES_STACK_FAILING = [
+    # (rule, label, change, resource named in the finding, message fragment)
+    ("W8", "missing", lambda g: g.remove("api-sgp"), "api-deployment", "no SecurityGroupPolicy"),
+    ("W8", "other-pods", _select_other_pods, "api-deployment", "no SecurityGroupPolicy"),
+    ("W8", "other-namespace", _other_namespace, "api-deployment", "no SecurityGroupPolicy"),
+    ("W8", "no-groups", _no_groups, "api-deployment", "no SecurityGroupPolicy"),
+    ("W9", "missing", lambda g: g.remove("deny"), "api-deployment", "no default-deny"),
+    ("W9", "ingress-only", _drop_egress_from_deny, "api-deployment", "no default-deny"),
+    ("W9", "allows-all", _allow_everything_in_deny, "api-deployment", "no default-deny"),
+]
