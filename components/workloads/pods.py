@@ -109,6 +109,14 @@ def spread(selector: Mapping[str, str]) -> list[Manifest]:
     ]
 
 
+def pull_policy(image: pulumi.Input[str]) -> pulumi.Input[str]:
+    """A digest never changes, so a cached copy is the image; a tag may be pushed again, so
+    the kubelet asks the registry every time (CKV_K8S_15)."""
+    return pulumi.Output.from_input(image).apply(
+        lambda ref: "IfNotPresent" if "@sha256:" in ref else "Always"
+    )
+
+
 @dataclass
 class Container:
     name: str
@@ -125,7 +133,7 @@ class Container:
         found: Manifest = {
             "name": self.name,
             "image": self.image,
-            "imagePullPolicy": "IfNotPresent",
+            "imagePullPolicy": pull_policy(self.image),
             "resources": resources(self.pod),
             "securityContext": container_security(),
             "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *self.mounts],

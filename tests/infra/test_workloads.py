@@ -150,6 +150,8 @@ def test_probes_fit_each_kind_and_images_are_immutable(staging: Deployment) -> N
     for name in ("api", "clients", "campaigns", "sender"):
         assert "@sha256:" in _container(staging, name)["image"]
     assert tracing["image"] == "jaegertracing/jaeger:2.17.0"
+    assert tracing["imagePullPolicy"] == "Always"  # a tag may be pushed again
+    assert api["imagePullPolicy"] == "IfNotPresent"  # a digest never changes
     assert clients["args"] == ["coldreach-app", "serve-clients"]
     assert sender["args"] == ["coldreach-app", "consume"]
     assert api["args"][0] == "uvicorn"
