@@ -59,12 +59,12 @@ class SecurityGroup:
         return aws.vpc.SecurityGroupIngressRule(
             f"{self.name}-in-{label}",
             referenced_security_group_id=source,
-            **self._tcp(port, description, protocol),
+            **self._rule(port, description, protocol),
         )
 
     def allow_from_internet(self, port: int, description: str) -> aws.vpc.SecurityGroupIngressRule:
         return aws.vpc.SecurityGroupIngressRule(
-            f"{self.name}-in-{port}", cidr_ipv4=ANYWHERE, **self._tcp(port, description)
+            f"{self.name}-in-{port}", cidr_ipv4=ANYWHERE, **self._rule(port, description)
         )
 
     def allow_to_group(
@@ -78,15 +78,15 @@ class SecurityGroup:
         return aws.vpc.SecurityGroupEgressRule(
             f"{self.name}-out-{label}",
             referenced_security_group_id=target,
-            **self._tcp(port, description, protocol),
+            **self._rule(port, description, protocol),
         )
 
     def allow_https_out(self, description: str) -> aws.vpc.SecurityGroupEgressRule:
         return aws.vpc.SecurityGroupEgressRule(
-            f"{self.name}-out-https", cidr_ipv4=ANYWHERE, **self._tcp(443, description)
+            f"{self.name}-out-https", cidr_ipv4=ANYWHERE, **self._rule(443, description)
         )
 
-    def _tcp(self, port: int, description: str, protocol: str = "tcp") -> dict[str, Any]:
+    def _rule(self, port: int, description: str, protocol: str = "tcp") -> dict[str, Any]:
         """What every rule of this group shares: the group, one port (TCP unless DNS needs
         UDP), a description."""
         return {
