@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from deployment_helpers import CERT
 from workloads_program import (
     KAFKA_ARN,
     KUBERNETES_VERSION,
@@ -30,7 +31,7 @@ from policies.kubernetes import pod_spec
 EKS = [s.name for s in topology.running(phases.of(3), Platform.EKS)]
 JOBS = ["topics"]
 LONG_RUNNING = [name for name in EKS if name not in JOBS]
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+DEPLOYMENT = t.K8S_DEPLOYMENT
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +42,6 @@ def staging() -> Deployment:
 @pytest.fixture(scope="module")
 def prod() -> Deployment:
     return evaluate_workloads("prod", certificateArn=CERT, senderDomain="mail.example.com")
-
-
-CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab"
 
 
 def _k8s(d: Deployment, type_: str) -> dict[str, Resource]:
