@@ -8,8 +8,8 @@ internet side of the load balancer and for outbound HTTPS.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_aws as aws
@@ -49,38 +49,49 @@ class SecurityGroup:
         return self.group.id
 
     def allow_from_group(
-        self, label: str, source: pulumi.Input[str], port: int, description: str
+        self,
+        label: str,
+        source: pulumi.Input[str],
+        port: int,
+        description: str,
+        protocol: str = "tcp",
     ) -> aws.vpc.SecurityGroupIngressRule:
         return aws.vpc.SecurityGroupIngressRule(
             f"{self.name}-in-{label}",
             referenced_security_group_id=source,
-            **self._tcp(port, description),
+            **self._rule(port, description, protocol),
         )
 
     def allow_from_internet(self, port: int, description: str) -> aws.vpc.SecurityGroupIngressRule:
         return aws.vpc.SecurityGroupIngressRule(
-            f"{self.name}-in-{port}", cidr_ipv4=ANYWHERE, **self._tcp(port, description)
+            f"{self.name}-in-{port}", cidr_ipv4=ANYWHERE, **self._rule(port, description)
         )
 
     def allow_to_group(
-        self, label: str, target: pulumi.Input[str], port: int, description: str
+        self,
+        label: str,
+        target: pulumi.Input[str],
+        port: int,
+        description: str,
+        protocol: str = "tcp",
     ) -> aws.vpc.SecurityGroupEgressRule:
         return aws.vpc.SecurityGroupEgressRule(
             f"{self.name}-out-{label}",
             referenced_security_group_id=target,
-            **self._tcp(port, description),
+            **self._rule(port, description, protocol),
         )
 
     def allow_https_out(self, description: str) -> aws.vpc.SecurityGroupEgressRule:
         return aws.vpc.SecurityGroupEgressRule(
-            f"{self.name}-out-https", cidr_ipv4=ANYWHERE, **self._tcp(443, description)
+            f"{self.name}-out-https", cidr_ipv4=ANYWHERE, **self._rule(443, description)
         )
 
-    def _tcp(self, port: int, description: str) -> dict[str, Any]:
-        """What every rule of this group shares: the group, one TCP port, a description."""
+    def _rule(self, port: int, description: str, protocol: str = "tcp") -> dict[str, Any]:
+        """What every rule of this group shares: the group, one port (TCP unless DNS needs
+        UDP), a description."""
         return {
             "security_group_id": self.group.id,
-            "ip_protocol": "tcp",
+            "ip_protocol": protocol,
             "from_port": port,
             "to_port": port,
             "description": description,
@@ -92,3 +103,29 @@ def connect(source: SecurityGroup, target: SecurityGroup, port: int, what: str) 
     """Lets `source` reach `target` on one TCP port: egress on one side, ingress on the other."""
     target.allow_from_group(source.name, source.id, port, f"{what}: from {source.name}")
     source.allow_to_group(target.name, target.id, port, f"{what}: to {target.name}")
+
+
+class Flow(Protocol):
+    """A declared flow (infra/topology.py): `source` reaches `target` on one TCP port."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def label(self) -> str: ...
+
+
+def wire(
+    flows: Iterable[Flow], groups: Mapping[str, SecurityGroup], outside: str, https_out: str
+) -> None:
+    """One pair of rules per declared flow between our groups, and HTTPS out for a flow to
+    `outside` (AWS's public APIs). Flows from a node without a group here (the internet,
+    whose way in is the load balancer's listeners) are someone else's to wire."""
+    for flow in flows:
+        if flow.target == outside:
+            groups[flow.source].allow_https_out(https_out)
+        elif flow.source in groups:
+            connect(groups[flow.source], groups[flow.target], flow.port, flow.label)

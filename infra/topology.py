@@ -29,6 +29,8 @@ class Kind(StrEnum):
     HTTP_API = "http-api"
     WORKER = "worker"
     GRPC = "grpc"
+    JOB = "job"
+    """Runs to completion once per deploy (a Kubernetes Job), e.g. creating Kafka topics."""
 
 
 class Platform(StrEnum):
@@ -230,6 +232,15 @@ SERVICES: tuple[Service, ...] = (
         ),
     ),
     Service(
+        "topics",
+        Kind.JOB,
+        runs=lambda f: f.cluster and f.kafka,
+        platform=Platform.EKS,
+        # Creates the declared topics (replication and min.insync fit the brokers); the
+        # brokers never auto-create one.
+        reaches=(Reach("kafka"),),
+    ),
+    Service(
         "tracing",
         Kind.GRPC,
         runs=lambda f: f.cluster and f.tracing,
@@ -292,6 +303,11 @@ class Topology:
             if s.calls_aws:
                 found.append(Flow(s.name, AWS_APIS, 443, "HTTPS to AWS APIs"))
         return found
+
+    def flows_on(self, platform: Platform) -> list[Flow]:
+        """The flows with an end on a service of `platform`: what that platform's layer wires."""
+        names = {s.name for s in self.on(platform)}
+        return [f for f in self.flows() if f.source in names or f.target in names]
 
     def admits(self, node: str) -> list[str]:
         """The sources a node's security group admits, in declaration order."""

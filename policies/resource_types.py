@@ -206,6 +206,25 @@ TYPES: dict[str, ResourceType] = {
             replaced_by=("clusterArn", "name", "replicationFactor"),
             emulated=False,
         ),
+        # --- the cluster's workloads: rendered, not deployed (no emulator holds Kubernetes
+        # objects; tests validate their manifests instead, coldreach/manifests.py) -----------
+        *(
+            ResourceType(token, emulated=False)
+            for token in (
+                t.K8S_PROVIDER,
+                t.K8S_NAMESPACE,
+                t.K8S_SERVICE_ACCOUNT,
+                t.K8S_CONFIG_MAP,
+                t.K8S_PVC,
+                t.K8S_STORAGE_CLASS,
+                t.K8S_SERVICE,
+                t.K8S_NETWORK_POLICY,
+                t.K8S_PDB,
+                t.K8S_HPA,
+                t.K8S_SECURITY_GROUP_POLICY,
+                *t.POD_CONTROLLERS,
+            )
+        ),
         # --- edge ----------------------------------------------------------------------------
         ResourceType(t.LOAD_BALANCER, "@arn", name_key="name", max_name=32, cost="load_balancer"),
         ResourceType(t.TARGET_GROUP, "@arn", name_key="name", max_name=32),

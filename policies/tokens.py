@@ -75,6 +75,26 @@ SNS_TOPIC = "aws:sns/topic:Topic"
 SNS_TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
 SNS_SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 
+K8S_NAMESPACE = "kubernetes:core/v1:Namespace"
+K8S_POD = "kubernetes:core/v1:Pod"
+K8S_DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+K8S_STATEFUL_SET = "kubernetes:apps/v1:StatefulSet"
+K8S_DAEMON_SET = "kubernetes:apps/v1:DaemonSet"
+K8S_JOB = "kubernetes:batch/v1:Job"
+K8S_CRON_JOB = "kubernetes:batch/v1:CronJob"
+K8S_SERVICE = "kubernetes:core/v1:Service"
+K8S_SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
+K8S_CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+K8S_PVC = "kubernetes:core/v1:PersistentVolumeClaim"
+K8S_STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
+K8S_NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+K8S_PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+K8S_HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+K8S_SECURITY_GROUP_POLICY = "kubernetes:vpcresources.k8s.aws/v1beta1:SecurityGroupPolicy"
+K8S_PROVIDER = "pulumi:providers:kubernetes"
+POD_CONTROLLERS = (K8S_POD, K8S_DEPLOYMENT, K8S_STATEFUL_SET, K8S_DAEMON_SET, K8S_JOB, K8S_CRON_JOB)
+"""Everything that carries a Pod spec (a Pod's own, or a template's)."""
+
 LOAD_BALANCERS = (LOAD_BALANCER, ALB)
 LISTENERS = (LISTENER, ALB_LISTENER)
 SG_INGRESS_TYPES = (INGRESS, SG_RULE, SECURITY_GROUP)

@@ -98,6 +98,103 @@ def service_keys(
     ]  # fmt: skip
 
 
+PHASE3 = (3,)
+"""Keys of what phase 3 adds (the cluster's workloads)."""
+CPU_MILLICORES = Integer(minimum=50, maximum=16000)
+
+
+def pod_keys(
+    service: str,
+    *,
+    cpu: int,
+    memory: int,
+    replicas: int = 1,
+    max_replicas: int = 1,
+    pool: tuple[int, int] | None = None,
+    scalable: bool = True,
+) -> list[Key]:
+    """The keys every workload on the cluster has: its pod's size and, when it scales out,
+    its replica range and autoscaling target; when it reaches the database, its pool."""
+    group = f"pod:{service}"
+    replicas_name = f"{service}Replicas"
+
+    def at_least_replicas(stack: str, read: Mapping[str, Any]) -> int:
+        return max(max_replicas, read[replicas_name])
+
+    keys = [
+        Key(
+            f"{service}PodCpu",
+            group,
+            "cpu",
+            CPU_MILLICORES,
+            cpu,
+            f"CPU (millicores) one {service} pod requests",
+            PHASE3,
+        ),
+        Key(
+            f"{service}PodMemory",
+            group,
+            "memory",
+            Integer(minimum=64, maximum=65536),
+            memory,
+            f"Memory (MiB) one {service} pod requests, and its limit",
+            PHASE3,
+        ),
+    ]
+    if scalable:
+        keys += [
+            Key(
+                replicas_name,
+                group,
+                "replicas",
+                Integer(maximum=100),
+                replicas,
+                f"{service} pods: the autoscaling minimum",
+                PHASE3,
+            ),
+            Key(
+                f"{service}MaxReplicas",
+                group,
+                "max_replicas",
+                Integer(maximum=100),
+                Derived(at_least_replicas, f"{max_replicas}, or {replicas_name} if larger"),
+                f"Autoscaling maximum of {service} pods",
+                PHASE3,
+            ),
+            Key(
+                f"{service}CpuTarget",
+                group,
+                "cpu_target",
+                Integer(minimum=10, maximum=90),
+                70,
+                f"Average CPU percent of its request the {service} autoscaling holds",
+                PHASE3,
+            ),
+        ]
+    if pool is not None:
+        keys += [
+            Key(
+                f"{service}DbPoolSize",
+                group,
+                "db_pool_size",
+                Integer(maximum=100),
+                pool[0],
+                f"SQLAlchemy pool size per {service} pod and database",
+                PHASE3,
+            ),
+            Key(
+                f"{service}DbMaxOverflow",
+                group,
+                "db_max_overflow",
+                Integer(minimum=0, maximum=100),
+                pool[1],
+                f"Connections a {service} pod may open above its pool, per database",
+                PHASE3,
+            ),
+        ]
+    return keys
+
+
 def _max_storage(stack: str, read: Mapping[str, Any]) -> int:
     return max(100, read["dbAllocatedStorageGb"])
 
@@ -162,6 +259,33 @@ KEYS: list[Key] = [
         "Sends in flight per worker task (threads)", LATER),
     Key("workerBacklogTarget", "service:worker", "backlog_target", Integer(), 300,
         "Queued emails per running worker task the autoscaling holds", LATER),
+    # --- workloads on the cluster (phase 3), by name ---
+    *pod_keys("api", cpu=250, memory=512, replicas=2, max_replicas=6, pool=(5, 5)),
+    *pod_keys("clients", cpu=250, memory=384, replicas=2, max_replicas=6, pool=(5, 5)),
+    *pod_keys("campaigns", cpu=250, memory=384, replicas=2, max_replicas=6, pool=(5, 5)),
+    *pod_keys("sender", cpu=250, memory=384, replicas=2, max_replicas=8, pool=(4, 4)),
+    *pod_keys("topics", cpu=100, memory=256, scalable=False),
+    # One Jaeger pod: Badger is a single-writer store, and spans split across in-memory
+    # replicas would make traces incomplete.
+    *pod_keys("tracing", cpu=250, memory=1024, scalable=False),
+    Key("apiServiceType", "workloads", "api_service_type",
+        Text(r"^(NodePort|ClusterIP)$", "NodePort or ClusterIP"), "NodePort",
+        "How the load balancer reaches the API's pods: instance targets on a NodePort, or "
+        "IP targets through a ClusterIP Service (docs/adr, the EKS traffic decision)", PHASE3),
+    Key("tracingStorage", "workloads", "tracing_storage",
+        Text(r"^(memory|badger)$", "memory or badger"),
+        Derived(lambda _, read: "badger" if read["production"] else "memory",
+                "badger on production stacks, else memory"),
+        "Where Jaeger keeps spans: in memory (lost on restart) or Badger on an EBS volume",
+        PHASE3),
+    Key("tracingStorageGb", "workloads", "tracing_storage_gb", Integer(minimum=1, maximum=1000),
+        20, "Size (GiB) of Jaeger's Badger volume", PHASE3),
+    Key("tracingRetentionHours", "workloads", "tracing_retention_hours",
+        Integer(minimum=1, maximum=720), 72, "How long Jaeger keeps spans in Badger", PHASE3),
+    Key("tracingImage", "workloads", "tracing_image",
+        Text(r"^[a-z0-9./-]+(:[0-9]+\.[0-9]+\.[0-9]+|@sha256:[a-f0-9]{64})$",
+             "an image with a version tag (x.y.z) or a digest"),
+        "jaegertracing/jaeger:2.17.0", "The Jaeger v2 image", PHASE3),
     # --- cache ---
     Key("cacheNodeType", "cache", "node_type", CACHE_CLASS, "cache.t4g.micro",
         "ElastiCache node type of the Redis broker", LATER),

@@ -71,6 +71,31 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True)
+class PodSettings:
+    """One workload on the cluster: its pod's requests and its replica range."""
+
+    cpu: int
+    """Millicores requested."""
+    memory: int
+    """MiB requested, and the limit."""
+    replicas: int = 1
+    """The autoscaling minimum."""
+    max_replicas: int = 1
+    cpu_target: int | None = None
+    db_pool_size: int = 0
+    db_max_overflow: int = 0
+
+
+@dataclass(frozen=True)
+class WorkloadSettings:
+    api_service_type: str
+    tracing_storage: str
+    tracing_storage_gb: int
+    tracing_retention_hours: int
+    tracing_image: str
+
+
+@dataclass(frozen=True)
 class CacheSettings:
     node_type: str
     nodes: int
@@ -152,6 +177,9 @@ class Settings:
     edge: EdgeSettings
     mail: MailSettings
     api: ApiSettings
+    workloads: WorkloadSettings
+    pods: Mapping[str, PodSettings]
+    """Phase 3's workloads on the cluster, by service name."""
     alert_email: str | None = None
     cost_assumptions: Mapping[str, Any] = field(default_factory=dict)
 
@@ -170,18 +198,28 @@ class Settings:
 
     def pools(self) -> dict[str, list[capacity.Pool]]:
         """Connections each database endpoint may see at maximum scale, per service, from
-        the services the topology lets reach it."""
+        the services the topology lets reach it.
+
+        A service that reaches the shards holds a pool on every shard, shard 1 included,
+        and shard 1 is the primary: its pools count against the primary's class.
+        """
         found: dict[str, list[capacity.Pool]] = {}
         for service in topology.running(self.features):
-            if service.name not in self.services:
-                continue  # sized by pod keys, not task keys: not counted here yet
-            s = self.services[service.name]
-            tasks = s.max_count if self.features.autoscaling else s.count
+            pool = self._pool(service)
             for endpoint in service.database_endpoints(self.features):
-                found.setdefault(endpoint, []).append(
-                    capacity.Pool(service.name, tasks, s.db_pool_size, s.db_max_overflow)
-                )
+                key = "primary" if endpoint == "shards" else endpoint
+                found.setdefault(key, []).append(pool)
         return found
+
+    def _pool(self, service: topology.Service) -> capacity.Pool:
+        if service.platform is topology.Platform.EKS:
+            pod = self.pods[service.name]
+            return capacity.Pool(
+                service.name, pod.max_replicas, pod.db_pool_size, pod.db_max_overflow
+            )
+        s = self.services[service.name]
+        tasks = s.max_count if self.features.autoscaling else s.count
+        return capacity.Pool(service.name, tasks, s.db_pool_size, s.db_max_overflow)
 
 
 def build(stack: str, region: str | None, values: Mapping[str, Any]) -> Settings:
@@ -199,6 +237,11 @@ def build(stack: str, region: str | None, values: Mapping[str, Any]) -> Settings
         for group, fields in groups.items()
         if group.startswith("service:")
     }
+    pods = {
+        group.removeprefix("pod:"): PodSettings(**fields)
+        for group, fields in groups.items()
+        if group.startswith("pod:")
+    }
     settings = Settings(
         stack=stack,
         region=region,
@@ -212,6 +255,8 @@ def build(stack: str, region: str | None, values: Mapping[str, Any]) -> Settings
         edge=EdgeSettings(**groups["edge"]),
         mail=MailSettings(**groups["mail"]),
         api=ApiSettings(**groups["api"]),
+        workloads=WorkloadSettings(**groups["workloads"]),
+        pods=pods,
         alert_email=groups["observability"]["alert_email"],
         cost_assumptions=groups["tooling"]["cost_assumptions"] or {},
     )
@@ -274,6 +319,11 @@ def _check_scaling(s: Settings) -> None:
                              and k.field == "count")  # fmt: skip
             raise ConfigError(
                 f"{name}MaxCount", service.max_count, f">= {count_key} ({service.count})"
+            )
+    for name, pod in s.pods.items():
+        if pod.max_replicas < pod.replicas:
+            raise ConfigError(
+                f"{name}MaxReplicas", pod.max_replicas, f">= {name}Replicas ({pod.replicas})"
             )
 
 

@@ -31,7 +31,7 @@ from components.service import (
 from infra.config import Settings
 from infra.layers.data import Data
 from infra.layers.edge import Edge
-from infra.topology import AWS_APIS, EDGE, SES, Kind, Platform, Service, Topology
+from infra.topology import AWS_APIS, EDGE, SES, Flow, Kind, Platform, Service, Topology
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 APP_PORT = 8000
@@ -51,6 +51,8 @@ class Compute:
     image: AppImage
     cluster: aws.ecs.Cluster
     services: dict[str, FargateService]
+    unsubscribe_key: GeneratedSecret
+    """Shared with the cluster's workloads, which sign and check the same links."""
 
 
 def backlog_namespace(s: Settings) -> str:
@@ -192,18 +194,11 @@ class _App:
         )
 
 
-def _wire(topology: Topology, groups: dict[str, firewall.SecurityGroup]) -> None:
-    """One pair of rules per declared flow between our groups, and HTTPS out to AWS's APIs.
-
-    The internet's way to the edge is the load balancer's own (its listeners).
-    """
-    for flow in topology.flows():
-        if flow.source not in groups:
-            continue  # the cluster's services: the cluster layer wires their flows
-        if flow.target == AWS_APIS:
-            groups[flow.source].allow_https_out(HTTPS_OUT)
-        elif flow.target in groups:
-            firewall.connect(groups[flow.source], groups[flow.target], flow.port, flow.label)
+def _flows(topology: Topology) -> list[Flow]:
+    """The flows between the ECS services, the edge and the tiers; the cluster's workloads
+    wire their own flows with the same `firewall.wire` (components/workloads)."""
+    cluster = topology.flows_on(Platform.EKS)
+    return [f for f in topology.flows() if f not in cluster]
 
 
 def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge) -> Compute:
@@ -223,9 +218,11 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
 
     groups = {name: service.security_group for name, service in services.items()}
     groups[EDGE] = edge.load_balancer.security_group
+    flows = _flows(topology)
     for tier in topology.tiers:
-        groups[tier.name] = data.security_group(tier.name)
-    _wire(topology, groups)
+        if any(flow.target == tier.name for flow in flows):
+            groups[tier.name] = data.security_group(tier.name)
+    firewall.wire(flows, groups, AWS_APIS, HTTPS_OUT)
 
     if edge.mail and s.mail.feedback_webhook:
         (api,) = [svc for svc in topology.on(Platform.ECS) if svc.load_balanced]
@@ -239,4 +236,4 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
             "Once the public hostname resolves to the ALB, turn it on and run `pulumi up` "
             "(README.md, Deploying for real)."
         )
-    return Compute(registry, image, cluster, services)
+    return Compute(registry, image, cluster, services, unsubscribe_key)

@@ -12,7 +12,7 @@ from coldreach.replacement import compare, forced_replacements
 from coldreach.runtime import Deployment
 from coldreach.runtime.model import Resource
 from components import kafka as msk
-from infra import topology
+from infra import phases, topology
 from infra.config import ConfigError, parse
 
 STACKS = ("staging", "prod")
@@ -111,7 +111,7 @@ def test_data_tiers_admit_only_declared_services_never_a_cidr(
     phase3: Deployment, tier: str, kind: str, port: int
 ) -> None:
     """Following ids: tier -> its groups -> every ingress rule -> the source group's node."""
-    declared = topology.declare(parse("staging", {"phase": "3"}.get, "us-east-1").features)
+    declared = topology.declare(phases.of(3))
     allowed = set(declared.admits(tier))
     for resource in phase3.of_type(kind):
         groups = graph.security_groups_of(phase3, resource)
@@ -126,7 +126,7 @@ def test_data_tiers_admit_only_declared_services_never_a_cidr(
 
 
 def test_kafka_admits_exactly_the_services_that_name_it() -> None:
-    features = parse("staging", {"phase": "3"}.get, "us-east-1").features
+    features = phases.of(3)
     assert topology.declare(features).admits("kafka") == ["campaigns", "sender"]
 
 

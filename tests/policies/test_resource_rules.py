@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from kubernetes_cases import KUBERNETES_CASES
 from policy_helpers import MISSING, changed, check_resource
 from pulumi_policy.proxy import unknown_checking_proxy
 
@@ -710,6 +711,7 @@ CASES: list[Case] = [
     topic("M5", "no-isr", configs=MISSING, expect="cluster default"),
     topic("M5", "isr-equals-rf", configs=json.dumps({"min.insync.replicas": "2"}),
           expect="stops every acks=all"),
+    *KUBERNETES_CASES,
 ]  # fmt: skip
 
 

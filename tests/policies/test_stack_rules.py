@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from kubernetes_cases import KUBERNETES_STACK_FAILING, add_workload
 from policy_helpers import Graph, check_stack
 
 from policies import tokens as t
@@ -156,10 +157,10 @@ def stack() -> Graph:
         add_ingress(g, f"cache-in-{app}", 6379, "cache-sg", f"{app}-sg")
     g.add(t.ECR_REPOSITORY, "repo", {})
     g.add(t.ECR_LIFECYCLE, "repo-lifecycle", {"policy": "{}"}, repository="repo")
-    return g
+    return add_workload(g)
 
 
-STACK_RULES = ["N1", "N2", "N5b", "N6", "N9", "D2b", "D6b", "R3", "I1c", "S1", "A5"]
+STACK_RULES = ["N1", "N2", "N5b", "N6", "N9", "D2b", "D6b", "R3", "I1c", "S1", "A5", "W8", "W9"]
 
 
 @pytest.mark.parametrize("rule", STACK_RULES)
@@ -401,6 +402,7 @@ FAILING: list[tuple[str, str, Change, str, str]] = [
         "never rotates",
     ),
     ("A5", "missing", lambda g: g.remove("waf"), "alb", "no WAF"),
+    *KUBERNETES_STACK_FAILING,
 ]
 
 

@@ -1,0 +1,71 @@
+"""What the workloads reach outside the cluster, as the layers that own it hand it over:
+the shards (address and credentials secret), MSK and its topics, SES and the shared
+secrets. The cluster layer builds these from the data and edge layers' results."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+
+from components.firewall import SecurityGroup
+from components.mail import Mail
+
+DIRECTORY_DATABASE = "coldreach_directory"
+"""The global directory (workspaces, keys, the id allocator, the bucket map) is its own
+database on shard 1's instance (the phase-3 app's default)."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    address: pulumi.Input[str]
+    port: int
+    database: pulumi.Input[str]
+    secret_arn: pulumi.Input[str]
+    """The JSON secret holding its `username` and `password`."""
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A topic as the MSK layer declares it (replication and min.insync fit its brokers)."""
+
+    name: str
+    partitions: int
+    replication: int
+    min_insync: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "partitions": self.partitions,
+            "replication_factor": self.replication,
+            "config": {"min.insync.replicas": str(self.min_insync)},
+        }
+
+
+@dataclass(frozen=True)
+class Kafka:
+    cluster_arn: pulumi.Input[str]
+    bootstrap_brokers: pulumi.Input[str]
+    """The IAM-authenticated bootstrap string (TLS, port 9098)."""
+    topics: Sequence[Topic]
+    """Every topic the `topics` Job creates; the send and dead-letter topics among them."""
+    send_topic: str = "email.send.v1"
+    dead_letter_topic: str = "email.send.dlq.v1"
+    consumer_group: str = "sender"
+
+
+@dataclass
+class Access:
+    shards: Sequence[Shard]
+    """Shard 1 (the phase-2 primary) first."""
+    groups: Mapping[str, SecurityGroup]
+    """The security groups of the nodes outside the cluster that flows name: the edge and
+    every data tier of the phase."""
+    unsubscribe_secret_arn: pulumi.Input[str]
+    public_url: pulumi.Input[str]
+    kafka: Kafka | None = None
+    mail: Mail | None = None
+    extra_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Plain settings every app workload gets (region, ...)."""

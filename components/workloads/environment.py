@@ -1,0 +1,91 @@
+"""What each workload is told, derived from its reaches as the ECS side does it
+(infra/layers/compute.py): a database reach gives addresses and the secrets' ARNs (the app
+reads the credentials itself through its Pod Identity role; no password is in the pod
+spec or the program's state), a peer reach gives the peer's headless DNS name, a Kafka
+reach the brokers, a tracing reach the OTLP endpoint. Nothing is set for what a workload
+does not reach.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+
+from components.workloads.access import DIRECTORY_DATABASE, Access
+from components.workloads.identity import consumes, reads_unsubscribe_key
+from infra.config import Settings
+from infra.topology import SES, Kind, Service, Topology
+
+PEER_ENV = {"clients": "CLIENT_SERVICE_ADDR", "campaigns": "CAMPAIGN_SERVICE_ADDR"}
+"""The phase-3 app's names for its peers' addresses; any other peer is <NAME>_SERVICE_ADDR."""
+
+
+def service_host(name: str, namespace: str) -> str:
+    return f"{name}.{namespace}.svc.cluster.local"
+
+
+def peer_address(peer: Service, namespace: str) -> str:
+    """gRPC's DNS resolver on the headless name, so clients see every pod and balance calls
+    round-robin instead of pinning one HTTP/2 connection to one pod."""
+    return f"dns:///{service_host(peer.name, namespace)}:{peer.port}"
+
+
+def _url(address: pulumi.Input[str], port: int, database: pulumi.Input[str]) -> pulumi.Output[str]:
+    return pulumi.Output.concat("postgresql://", address, ":", str(port), "/", database)
+
+
+def environment(
+    s: Settings, service: Service, topology: Topology, access: Access, namespace: str
+) -> dict[str, pulumi.Input[str]]:
+    f = topology.features
+    env: dict[str, pulumi.Input[str]] = {"AWS_REGION": s.region, **access.extra_env}
+    if service.port is not None:
+        env["PORT"] = str(service.port)
+    endpoints = service.database_endpoints(f)
+    if endpoints:
+        first = access.shards[0]
+        pod = s.pods[service.name]
+        env |= {
+            "DB_DIRECTORY": _url(first.address, first.port, DIRECTORY_DATABASE),
+            "DB_DIRECTORY_SECRET_ARN": first.secret_arn,
+            "DB_POOL_SIZE": str(pod.db_pool_size),
+            "DB_MAX_OVERFLOW": str(pod.db_max_overflow),
+        }
+    if "shards" in endpoints:
+        for n, shard in enumerate(access.shards, start=1):
+            env[f"DB_SHARD_{n}"] = _url(shard.address, shard.port, shard.database)
+            env[f"DB_SHARD_{n}_SECRET_ARN"] = shard.secret_arn
+    for reach in service.reaches_now(f):
+        peer = next((p for p in topology.services if p.name == reach.target), None)
+        if peer is None or peer.name == "tracing" or peer.port is None:
+            continue
+        env[PEER_ENV.get(peer.name, f"{peer.name.upper()}_SERVICE_ADDR")] = peer_address(
+            peer, namespace
+        )
+    if service.may_reach(f, "tracing"):
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://{service_host('tracing', namespace)}:4317"
+        env["OTEL_SERVICE_NAME"] = service.name
+    if service.may_reach(f, "kafka") and access.kafka is not None:
+        kafka = access.kafka
+        env |= {"KAFKA_BOOTSTRAP": kafka.bootstrap_brokers, "KAFKA_AUTH": "iam"}
+        if service.kind is Kind.JOB:
+            env["KAFKA_TOPICS"] = json.dumps([topic.to_json() for topic in kafka.topics])
+        else:
+            env |= {"QUEUE_BACKEND": "kafka", "KAFKA_SEND_TOPIC": kafka.send_topic}
+        if consumes(service):
+            env["KAFKA_DEAD_LETTER_TOPIC"] = kafka.dead_letter_topic
+            env["KAFKA_GROUP"] = kafka.consumer_group
+    if service.may_reach(f, SES):
+        mail = access.mail
+        env |= {
+            "MAILER": "ses" if mail else "console",
+            "MAIL_FROM": mail.mail_from if mail else f"no-reply@{s.stack}.coldreach.invalid",
+            "SES_CONFIGURATION_SET": mail.configuration_set.configuration_set_name if mail else "",
+        }
+    if reads_unsubscribe_key(service, topology):
+        env["UNSUBSCRIBE_SECRET_ARN"] = access.unsubscribe_secret_arn
+        env["PUBLIC_BASE_URL"] = access.public_url
+    if service.kind is Kind.HTTP_API:
+        env |= s.api.environment()
+    return env

@@ -1,0 +1,433 @@
+"""Phase 3's workloads on the cluster: every object valid for the cluster's Kubernetes
+version, Pod Security "restricted", NetworkPolicies and security groups equal to the
+topology's flows, and each role granting exactly its workload's reaches."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+from deployment_helpers import CERT
+from workloads_program import (
+    KAFKA_ARN,
+    KUBERNETES_VERSION,
+    SHARD_2_SECRET,
+    TOPICS,
+    evaluate_workloads,
+)
+
+from coldreach import manifests, policy_eval
+from coldreach.runtime import Deployment, Resource
+from components.workloads import API_NODE_PORT, NAMESPACE
+from components.workloads.network_policies import DEFAULT_DENY, PLUMBING
+from infra import phases, topology
+from infra.topology import AWS_APIS, EDGE, INTERNET, TIERS, Platform
+from policies import catalog
+from policies import tokens as t
+from policies.kubernetes import pod_spec
+
+EKS = [s.name for s in topology.running(phases.of(3), Platform.EKS)]
+JOBS = ["topics"]
+LONG_RUNNING = [name for name in EKS if name not in JOBS]
+DEPLOYMENT = t.K8S_DEPLOYMENT
+
+
+@pytest.fixture(scope="module")
+def staging() -> Deployment:
+    return evaluate_workloads("staging")
+
+
+@pytest.fixture(scope="module")
+def prod() -> Deployment:
+    return evaluate_workloads("prod", certificateArn=CERT, senderDomain="mail.example.com")
+
+
+def _k8s(d: Deployment, type_: str) -> dict[str, Resource]:
+    return {r.get("metadata")["name"]: r for r in d.of_type(type_)}
+
+
+# --- schema and Pod Security ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_every_object_validates_strictly_against_the_clusters_schema(
+    stack: str, staging: Deployment, prod: Deployment
+) -> None:
+    d = staging if stack == "staging" else prod
+    objects = manifests.manifests(d)
+    kinds = {o["kind"] for o in objects}
+    assert {"Namespace", "Deployment", "Service", "HorizontalPodAutoscaler",
+            "PodDisruptionBudget", "ServiceAccount", "NetworkPolicy",
+            "SecurityGroupPolicy", "ConfigMap", "Job"} <= kinds  # fmt: skip
+    if stack == "prod":
+        assert {"PersistentVolumeClaim", "StorageClass"} <= kinds
+    found = {f"{o['kind']}/{o['metadata']['name']}": manifests.problems(o, KUBERNETES_VERSION)
+             for o in objects}  # fmt: skip
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_validation_catches_an_unknown_field_and_a_bad_security_group_policy(
+    staging: Deployment,
+) -> None:
+    """The check can fail: strict mode refuses a misspelt field, the CRD schema an empty list."""
+    deployment = manifests.manifest(_k8s(staging, DEPLOYMENT)["api"])
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    assert manifests.problems(deployment, KUBERNETES_VERSION)
+    sgp = manifests.manifest(_k8s(staging, t.K8S_SECURITY_GROUP_POLICY)["api"])
+    sgp["spec"]["securityGroups"]["groupIds"] = []
+    assert manifests.problems(sgp, KUBERNETES_VERSION)
+    unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    assert manifests.problems(unknown, KUBERNETES_VERSION)
+
+
+def _violations(d: Deployment) -> list[str]:
+    """The pack's findings on what the workloads declared (and on the tiers they open)."""
+    return [
+        f"{v.rule} {v.resource}: {v.message}"
+        for v in policy_eval.evaluate(d)
+        if v.rule.startswith("W") or (v.urn and "coldreach:workloads" in v.urn)
+    ]
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_every_pod_meets_pod_security_restricted_and_the_workload_rules(
+    stack: str, staging: Deployment, prod: Deployment
+) -> None:
+    d = staging if stack == "staging" else prod
+    assert _violations(d) == []
+    # Nor does anything the workloads add to the rest of the stack (the tiers' rules, N6).
+    assert [f"{v.rule} {v.resource}" for v in policy_eval.evaluate(d) if v.mandatory] == []
+    ran = {r.id for r in catalog.rules() if r.id.startswith("W")}
+    assert ran == {"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9"}
+
+
+def test_pods_are_restricted_by_their_own_fields(staging: Deployment) -> None:
+    deployments = _k8s(staging, DEPLOYMENT)
+    assert sorted(deployments) == sorted(LONG_RUNNING)
+    [job] = staging.of_type(t.K8S_JOB)
+    pods = [(n, pod_spec(DEPLOYMENT, {"spec": r.get("spec")})) for n, r in deployments.items()]
+    pods.append(("topics", pod_spec(t.K8S_JOB, {"spec": job.get("spec")})))
+    for name, spec in pods:
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["runAsUser"] == 10001
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["serviceAccountName"] == name
+        [c] = spec["containers"]
+        assert c["securityContext"]["allowPrivilegeEscalation"] is False
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+        assert {v["name"] for v in spec["volumes"]} >= {"tmp"}
+        zones = [s for s in spec["topologySpreadConstraints"]
+                 if s["topologyKey"] == "topology.kubernetes.io/zone"]  # fmt: skip
+        assert zones and zones[0]["maxSkew"] == 1
+        assert c["resources"]["requests"]["cpu"].endswith("m")
+        assert c["resources"]["limits"] == {"memory": c["resources"]["requests"]["memory"]}
+    namespace = _k8s(staging, t.K8S_NAMESPACE)[NAMESPACE]
+    labels = namespace.get("metadata")["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["pod-security.kubernetes.io/enforce-version"] == f"v{KUBERNETES_VERSION}"
+
+
+def _container(d: Deployment, name: str) -> dict[str, Any]:
+    return _k8s(d, DEPLOYMENT)[name].get("spec")["template"]["spec"]["containers"][0]
+
+
+def test_probes_fit_each_kind_and_images_are_immutable(staging: Deployment) -> None:
+    api, clients, campaigns = (_container(staging, n) for n in ("api", "clients", "campaigns"))
+    assert api["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8000}
+    assert clients["livenessProbe"]["grpc"] == {"port": 50051}
+    assert campaigns["readinessProbe"]["grpc"] == {"port": 50052}
+    tracing = _container(staging, "tracing")
+    assert tracing["readinessProbe"]["grpc"] == {"port": 13132}
+    sender = _container(staging, "sender")
+    assert "ports" not in sender and "livenessProbe" not in sender
+    for name in ("api", "clients", "campaigns", "sender"):
+        assert "@sha256:" in _container(staging, name)["image"]
+    assert tracing["image"] == "jaegertracing/jaeger:2.17.0"
+    assert tracing["imagePullPolicy"] == "Always"  # a tag may be pushed again
+    assert api["imagePullPolicy"] == "IfNotPresent"  # a digest never changes
+    assert clients["args"] == ["coldreach-app", "serve-clients"]
+    assert sender["args"] == ["coldreach-app", "consume"]
+    assert api["args"][0] == "uvicorn"
+
+
+# --- services, scaling, disruption ---------------------------------------------------------
+
+
+def test_grpc_services_are_headless_and_the_api_service_type_is_a_parameter(
+    staging: Deployment,
+) -> None:
+    services = _k8s(staging, t.K8S_SERVICE)
+    assert sorted(services) == ["api", "campaigns", "clients", "tracing"]  # sender: no port
+    for name in ("clients", "campaigns", "tracing"):
+        assert services[name].get("spec")["clusterIP"] == "None"
+    api = services["api"].get("spec")
+    assert api["type"] == "NodePort" and api["ports"][0]["nodePort"] == API_NODE_PORT
+    assert api["externalTrafficPolicy"] == "Cluster"
+    other = evaluate_workloads("staging", apiServiceType="ClusterIP")
+    api = _k8s(other, t.K8S_SERVICE)["api"].get("spec")
+    assert api["type"] == "ClusterIP" and "nodePort" not in api["ports"][0]
+
+
+def test_hpa_owns_the_replicas_and_every_workload_has_a_pdb(staging: Deployment) -> None:
+    hpas = _k8s(staging, t.K8S_HPA)
+    assert sorted(hpas) == ["api", "campaigns", "clients", "sender"]
+    assert hpas["sender"].get("spec")["minReplicas"] == 2
+    assert hpas["sender"].get("spec")["maxReplicas"] == 8
+    metric = hpas["api"].get("spec")["metrics"][0]["resource"]
+    assert metric == {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}
+    deployments = _k8s(staging, DEPLOYMENT)
+    for name in hpas:
+        assert "replicas" not in deployments[name].get("spec"), name
+    # Jaeger's storage is single-writer: one pod, no autoscaler.
+    assert deployments["tracing"].get("spec")["replicas"] == 1
+    pdbs = _k8s(staging, t.K8S_PDB)
+    assert sorted(pdbs) == sorted(LONG_RUNNING)
+    assert all(p.get("spec")["maxUnavailable"] == 1 for p in pdbs.values())
+
+
+# --- NetworkPolicies = flows ---------------------------------------------------------------
+
+
+def _flows_from_policies(d: Deployment, vpc_cidr: str) -> set[tuple[str, str, int]]:
+    """Reads the NetworkPolicies back into (source, target, port) flows."""
+    by_port = {tier.port: name for name, tier in TIERS.items()}
+    found: set[tuple[str, str, int]] = set()
+
+    def peer(p: dict[str, Any], port: int, outward: bool) -> str:
+        if "podSelector" in p:
+            return p["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        cidr = p["ipBlock"]["cidr"]
+        if cidr == "0.0.0.0/0":
+            return AWS_APIS
+        assert cidr == vpc_cidr
+        return by_port[port] if outward else EDGE
+
+    for name, r in _k8s(d, t.K8S_NETWORK_POLICY).items():
+        if name == DEFAULT_DENY or name in PLUMBING:
+            continue
+        spec = r.get("spec")
+        assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == name
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        for rule in spec["ingress"]:
+            [p], [port] = rule["from"], rule["ports"]
+            found.add((peer(p, port["port"], False), name, port["port"]))
+        for rule in spec["egress"]:
+            [p], [port] = rule["to"], rule["ports"]
+            found.add((name, peer(p, port["port"], True), port["port"]))
+    return found
+
+
+def test_network_policies_are_exactly_the_topologys_flows(staging: Deployment) -> None:
+    d = staging
+    declared = topology.declare(phases.of(3))
+    expected = {(f.source, f.target, f.port) for f in declared.flows_on(Platform.EKS)
+                if f.source != INTERNET}  # fmt: skip
+    assert _flows_from_policies(d, "10.41.0.0/16") == expected
+    policies = _k8s(d, t.K8S_NETWORK_POLICY)
+    assert policies[DEFAULT_DENY].get("spec") == {
+        "podSelector": {}, "policyTypes": ["Ingress", "Egress"]
+    }  # fmt: skip
+    dns = policies["allow-dns"].get("spec")["egress"]
+    assert dns[0]["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert {p["protocol"] for p in dns[0]["ports"]} == {"UDP", "TCP"}
+    credentials = policies["allow-pod-identity"].get("spec")
+    assert credentials["podSelector"]["matchExpressions"][0]["values"] == [
+        "api", "campaigns", "clients", "sender", "topics"
+    ]  # fmt: skip
+    assert credentials["egress"][0]["to"] == [{"ipBlock": {"cidr": "169.254.170.23/32"}}]
+
+
+# --- security groups for pods --------------------------------------------------------------
+
+
+def _group_of(d: Deployment, node: str) -> Resource:
+    [group] = [r for r in d.of_type("aws:ec2/securityGroup:SecurityGroup")
+               if (r.get("tags") or {}).get("coldreach:node") == node]  # fmt: skip
+    return group
+
+
+def _admitted(d: Deployment, group: Resource) -> dict[str, set[int]]:
+    """Following the graph by ids: the nodes whose groups the group's ingress rules name."""
+    found: dict[str, set[int]] = {}
+    for rule in d.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
+        if rule.get("securityGroupId") != group.id:
+            continue
+        assert rule.get("cidrIpv4") is None, rule.name
+        source = d.by_id(rule.get("referencedSecurityGroupId"))
+        node = (source.get("tags") or {}).get("coldreach:node", source.name)
+        found.setdefault(node, set()).add(rule.get("fromPort"))
+    return found
+
+
+@pytest.mark.parametrize("tier", ["database", "kafka"])
+def test_data_tiers_admit_exactly_the_services_the_topology_names(
+    staging: Deployment, tier: str
+) -> None:
+    declared = topology.declare(phases.of(3))
+    admitted = _admitted(staging, _group_of(staging, tier))
+    assert sorted(admitted) == sorted(declared.admits(tier))
+    assert all(ports == {TIERS[tier].port} for ports in admitted.values())
+
+
+def test_each_workloads_pods_get_their_own_group(staging: Deployment) -> None:
+    declared = topology.declare(phases.of(3))
+    policies = _k8s(staging, t.K8S_SECURITY_GROUP_POLICY)
+    assert sorted(policies) == sorted(EKS)
+    for name in EKS:
+        group = _group_of(staging, name)
+        spec = policies[name].get("spec")
+        assert spec["securityGroups"]["groupIds"] == [group.id]
+        assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == name
+        admitted = _admitted(staging, group)
+        peers = {n for n in admitted if n != "stand-in-nodes"}
+        assert peers == set(declared.admits(name)), name
+    # The kubelet probes from the nodes, on the probe port only.
+    assert _admitted(staging, _group_of(staging, "api"))["stand-in-nodes"] == {8000}
+    assert _admitted(staging, _group_of(staging, "tracing"))["stand-in-nodes"] == {13132}
+    assert "stand-in-nodes" not in _admitted(staging, _group_of(staging, "sender"))
+
+
+# --- roles and grants ----------------------------------------------------------------------
+
+
+def _roles(d: Deployment) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Workload -> (trust policy, statements), through the Pod Identity associations."""
+    found = {}
+    for association in d.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation"):
+        role = next(r for r in d.of_type("aws:iam/role:Role")
+                    if r.out("arn") == association.get("roleArn"))  # fmt: skip
+        [policy] = [p for p in d.of_type("aws:iam/rolePolicy:RolePolicy")
+                    if p.get("role") == role.id]  # fmt: skip
+        assert association.get("namespace") == NAMESPACE
+        found[association.get("serviceAccount")] = (
+            json.loads(role.get("assumeRolePolicy")),
+            json.loads(policy.get("policy"))["Statement"],
+        )
+    return found
+
+
+def _grants(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(a, r) for s in statements for a in s["Action"] for r in s["Resource"]}
+
+
+def test_each_role_grants_exactly_its_reaches(prod: Deployment) -> None:
+    roles = _roles(prod)
+    assert sorted(roles) == ["api", "campaigns", "clients", "sender", "topics"]  # not tracing
+    [db] = [r for r in prod.of_type("aws:rds/instance:Instance") if not r.get("replicateSourceDb")]
+    [shard_1] = [r.out("arn") for r in prod.of_type("aws:secretsmanager/secret:Secret")
+                 if r.name == "db-credentials"]  # fmt: skip
+    [unsubscribe] = [r.out("arn") for r in prod.of_type("aws:secretsmanager/secret:Secret")
+                     if r.name == "unsubscribe-key-secret"]  # fmt: skip
+    assert db
+    read = "secretsmanager:GetSecretValue"
+    topic = KAFKA_ARN.replace(":cluster/", ":topic/")
+    group = KAFKA_ARN.replace(":cluster/", ":group/")
+    assert _grants(roles["api"][1]) == {(read, shard_1), (read, unsubscribe)}
+    assert _grants(roles["clients"][1]) == {(read, shard_1), (read, SHARD_2_SECRET)}
+    assert _grants(roles["campaigns"][1]) == {
+        (read, shard_1), (read, SHARD_2_SECRET),
+        ("kafka-cluster:Connect", KAFKA_ARN), ("kafka-cluster:WriteDataIdempotently", KAFKA_ARN),
+        ("kafka-cluster:DescribeTopic", f"{topic}/email.send.v1"),
+        ("kafka-cluster:WriteData", f"{topic}/email.send.v1"),
+    }  # fmt: skip
+    sender = _grants(roles["sender"][1])
+    ses = {g for g in sender if g[0] == "ses:SendEmail"}
+    assert ses and all(g[1].startswith("arn:aws:ses:") for g in ses)
+    assert sender - ses == {
+        (read, shard_1), (read, SHARD_2_SECRET), (read, unsubscribe),
+        ("kafka-cluster:Connect", KAFKA_ARN), ("kafka-cluster:WriteDataIdempotently", KAFKA_ARN),
+        ("kafka-cluster:DescribeTopic", f"{topic}/email.send.v1"),
+        ("kafka-cluster:ReadData", f"{topic}/email.send.v1"),
+        ("kafka-cluster:DescribeTopic", f"{topic}/email.send.dlq.v1"),
+        ("kafka-cluster:WriteData", f"{topic}/email.send.dlq.v1"),
+        ("kafka-cluster:DescribeGroup", f"{group}/sender"),
+        ("kafka-cluster:AlterGroup", f"{group}/sender"),
+    }  # fmt: skip
+    assert _grants(roles["topics"][1]) == {("kafka-cluster:Connect", KAFKA_ARN)} | {
+        (action, f"{topic}/{name}")
+        for action in (
+            "kafka-cluster:CreateTopic", "kafka-cluster:DescribeTopic", "kafka-cluster:AlterTopic",
+            "kafka-cluster:DescribeTopicDynamicConfiguration",
+            "kafka-cluster:AlterTopicDynamicConfiguration",
+        )
+        for name in ("email.send.v1", "email.send.dlq.v1")
+    }  # fmt: skip
+    for name, (trust, _) in roles.items():
+        [statement] = trust["Statement"]
+        assert statement["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+        assert statement["Action"] == ["sts:AssumeRole", "sts:TagSession"]
+        assert statement["Condition"]["StringEquals"] == {
+            "aws:RequestTag/eks-cluster-name": "cold-reach",
+            "aws:RequestTag/kubernetes-namespace": NAMESPACE,
+            "aws:RequestTag/kubernetes-service-account": name,
+        }
+
+
+def _env(d: Deployment, name: str) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in _container(d, name).get("env", [])}
+
+
+def test_environment_follows_the_reaches_and_holds_no_secret(prod: Deployment) -> None:
+    api, clients, sender = _env(prod, "api"), _env(prod, "clients"), _env(prod, "sender")
+    assert api["CLIENT_SERVICE_ADDR"] == f"dns:///clients.{NAMESPACE}.svc.cluster.local:50051"
+    assert api["CAMPAIGN_SERVICE_ADDR"] == f"dns:///campaigns.{NAMESPACE}.svc.cluster.local:50052"
+    assert api["DB_DIRECTORY"].endswith(":5432/coldreach_directory")
+    assert "DB_SHARD_1" not in api and "KAFKA_BOOTSTRAP" not in api
+    assert clients["DB_SHARD_2"] == "postgresql://shard-2.example.internal:5432/coldreach"
+    assert clients["DB_SHARD_2_SECRET_ARN"] == SHARD_2_SECRET
+    assert "CAMPAIGN_SERVICE_ADDR" not in clients and "MAILER" not in clients
+    assert sender["KAFKA_BOOTSTRAP"] and sender["KAFKA_GROUP"] == "sender"
+    assert sender["MAILER"] == "ses"
+    for env in (api, clients, sender):
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == (
+            f"http://tracing.{NAMESPACE}.svc.cluster.local:4317"
+        )
+    words = ("PASSWORD", "password")
+    for name in LONG_RUNNING:
+        for key, value in _env(prod, name).items():
+            assert not any(w in key or w in str(value) for w in words), (name, key)
+
+
+def test_the_topics_job_creates_the_declared_topics_once_per_change(staging: Deployment) -> None:
+    [job] = staging.of_type(t.K8S_JOB)
+    assert "name" not in job.get("metadata")  # autonamed: a changed Job replaces the old one
+    spec = job.get("spec")
+    assert spec["backoffLimit"] == 6 and spec["template"]["spec"]["restartPolicy"] == "OnFailure"
+    [c] = spec["template"]["spec"]["containers"]
+    assert c["args"] == ["coldreach-app", "create-topics"]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert json.loads(env["KAFKA_TOPICS"]) == [topic.to_json() for topic in TOPICS]
+    assert json.loads(env["KAFKA_TOPICS"])[0]["config"] == {"min.insync.replicas": "1"}
+    assert "QUEUE_BACKEND" not in env and "DB_DIRECTORY" not in env
+    assert not [h for h in staging.of_type(t.K8S_HPA) if h.get("metadata")["name"] == "topics"]
+
+
+# --- tracing -------------------------------------------------------------------------------
+
+
+def _tracing_config(d: Deployment) -> dict[str, Any]:
+    config = _k8s(d, t.K8S_CONFIG_MAP)["tracing-config"]
+    return yaml.safe_load(config.get("data")["config.yaml"])
+
+
+def test_tracing_keeps_spans_in_memory_outside_prod_and_on_a_volume_in_prod(
+    staging: Deployment, prod: Deployment
+) -> None:
+    backends = _tracing_config(staging)["extensions"]["jaeger_storage"]["backends"]
+    assert "memory" in backends["traces"]
+    assert not staging.of_type(t.K8S_PVC)
+    badger = _tracing_config(prod)["extensions"]["jaeger_storage"]["backends"]["traces"]
+    assert badger["badger"]["ephemeral"] is False
+    [claim] = prod.of_type(t.K8S_PVC)
+    assert claim.get("spec")["resources"]["requests"]["storage"] == "20Gi"
+    [storage_class] = prod.of_type(t.K8S_STORAGE_CLASS)
+    assert storage_class.get("parameters") == {"type": "gp3", "encrypted": "true"}
+    spec = _k8s(prod, DEPLOYMENT)["tracing"].get("spec")
+    assert spec["strategy"] == {"type": "Recreate"}
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "tracing-data"
