@@ -49,7 +49,7 @@ class Features:
 
     def not_built(self) -> list[str]:
         """Switches this program cannot build yet."""
-        pending = ("cluster", "kafka", "shards", "tracing")
+        pending = ("kafka", "shards", "tracing")
         return [name for name in pending if getattr(self, name)]
 
 

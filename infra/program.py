@@ -8,7 +8,7 @@ from __future__ import annotations
 import pulumi
 
 from infra import capacity, config, topology
-from infra.layers import compute, data, edge, network, observability
+from infra.layers import cluster, compute, data, edge, network, observability
 
 
 def _warn_about(s: config.Settings) -> None:
@@ -30,9 +30,11 @@ def main() -> None:
     s = config.load()
     pending = s.features.not_built()
     if pending:
-        raise pulumi.RunError(
-            f"cold-reach:phase = {s.phase}: phase {s.phase} needs {', '.join(pending)}, "
-            "which this program does not build yet (phases 1 and 2 are built)"
+        # Declared, with nothing of theirs built yet: the rest of the phase evaluates, so each
+        # part can be planned and reviewed before the whole phase deploys.
+        pulumi.log.warn(
+            f"cold-reach:phase = {s.phase}: {', '.join(pending)} of phase {s.phase} are not "
+            "built by this program yet; do not deploy this phase until they are"
         )
     _warn_about(s)
     declared = topology.declare(s.features)
@@ -42,6 +44,7 @@ def main() -> None:
     front = edge.build(s, declared, net)
     apps = compute.build(s, declared, net, tiers, front)
     alerts = observability.build(s, declared)
+    eks = cluster.build(s, declared, net, front) if s.features.cluster else None
 
     db = tiers.database
     outputs: dict[str, pulumi.Input[object]] = {
@@ -65,6 +68,10 @@ def main() -> None:
         outputs["db_replica_identifier"] = db.replica.identifier
     if alerts is not None:
         outputs["alerts_topic_arn"] = alerts.topic.arn
+    if eks is not None:
+        outputs["eks_cluster_name"] = eks.cluster.name
+        outputs["eks_endpoint"] = eks.cluster.cluster.endpoint
+        outputs["eks_traffic_percent"] = s.cluster.traffic_percent if s.features.ecs else 100
     if tiers.cache is not None:
         outputs["redis_endpoint"] = tiers.cache.replication_group.primary_endpoint_address
     for key, value in outputs.items():

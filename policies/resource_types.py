@@ -162,12 +162,36 @@ TYPES: dict[str, ResourceType] = {
         ResourceType(t.SCALING_POLICY, "@name", name_key="name", max_name=255),
         ResourceType(
             t.EKS_CLUSTER,
+            "@name",
+            name_key="name",
+            max_name=100,
             stateful=True,
-            replaced_by=("name", "encryptionConfig"),
+            # ForceNew in the provider schema: the name, the role, the self-managed add-ons
+            # decision, the network config; encryption can be added in place, never removed.
+            replaced_by=(
+                "name",
+                "roleArn",
+                "bootstrapSelfManagedAddons",
+                "encryptionConfig",
+                "kubernetesNetworkConfig",
+            ),
             cost="eks_cluster",
             emulated=False,
         ),
-        ResourceType(t.EKS_NODE_GROUP, cost="eks_node_group", emulated=False),
+        ResourceType(
+            t.EKS_NODE_GROUP,
+            "@nodeGroupName",
+            name_key="nodeGroupName",
+            cost="eks_node_group",
+            emulated=False,
+        ),
+        # Rendered, not deployed: moto has no add-ons, access entries or launch-template
+        # driven node groups to hold them.
+        ResourceType(t.EKS_ADDON, emulated=False),
+        ResourceType(t.EKS_ACCESS_ENTRY, emulated=False),
+        ResourceType(t.EKS_ACCESS_POLICY, emulated=False),
+        ResourceType(t.LAUNCH_TEMPLATE, "lt-", name_key="name", max_name=128, emulated=False),
+        ResourceType(t.ASG_ATTACHMENT, "asgattach-", emulated=False),
         ResourceType(
             t.MSK_CLUSTER,
             stateful=True,

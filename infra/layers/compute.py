@@ -30,7 +30,7 @@ from components.service import (
 )
 from infra.config import Settings
 from infra.layers.data import Data
-from infra.layers.edge import Edge
+from infra.layers.edge import ECS_TARGETS, Edge
 from infra.topology import AWS_APIS, EDGE, SES, Kind, Platform, Service, Topology
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
@@ -164,7 +164,9 @@ class _App:
         depends_on: list[pulumi.Resource] = list(net.nat_routes) if f.private_compute else []
         load_balancer = None
         if service.load_balanced:
-            load_balancer = LoadBalancerTarget(self.edge.load_balancer.target_group.arn, APP_PORT)
+            load_balancer = LoadBalancerTarget(
+                self.edge.load_balancer.target_groups[ECS_TARGETS].arn, APP_PORT
+            )
             depends_on = [*self.edge.load_balancer.listeners, *depends_on]
         worker = service.kind is Kind.WORKER
         return FargateServiceArgs(
@@ -198,9 +200,11 @@ def _wire(topology: Topology, groups: dict[str, firewall.SecurityGroup]) -> None
     The internet's way to the edge is the load balancer's own (its listeners).
     """
     for flow in topology.flows():
+        if flow.source not in groups:
+            continue  # a cluster service: its pods' groups are wired with the workloads
         if flow.target == AWS_APIS:
             groups[flow.source].allow_https_out(HTTPS_OUT)
-        elif flow.source in groups:
+        elif flow.target in groups:
             firewall.connect(groups[flow.source], groups[flow.target], flow.port, flow.label)
 
 
@@ -222,7 +226,8 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
     groups = {name: service.security_group for name, service in services.items()}
     groups[EDGE] = edge.load_balancer.security_group
     for tier in topology.tiers:
-        groups[tier.name] = data.security_group(tier.name)
+        if tier.name not in topology.features.not_built():  # declared, not built yet
+            groups[tier.name] = data.security_group(tier.name)
     _wire(topology, groups)
 
     if edge.mail and s.mail.feedback_webhook:

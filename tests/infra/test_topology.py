@@ -131,7 +131,7 @@ def test_phase_table_reads_like_the_scaling_plan() -> None:
     one, two, three = (phases.of(p) for p in (1, 2, 3))
     assert (one.nat, one.queue, one.replica, one.cache) == (False, "inline", False, False)
     assert (two.nat, two.queue, two.replica, two.cache) == (True, "celery", True, True)
-    assert three.not_built() == ["cluster", "kafka", "shards", "tracing"]
+    assert three.not_built() == ["kafka", "shards", "tracing"]
     assert [s.name for s in topology.running(one)] == ["web"]
     assert [s.name for s in topology.running(two)] == ["web", "worker"]
 
