@@ -5,7 +5,7 @@ from __future__ import annotations
 from pulumi_policy import Policy
 
 # Importing the rule modules registers their rules.
-from policies import compute, data, edge, graph, network  # noqa: F401
+from policies import cluster, compute, data, edge, graph, network  # noqa: F401
 from policies.model import RULES, Rule, policy_of
 
 PACK_NAME = "cold-reach-security"

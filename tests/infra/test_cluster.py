@@ -8,7 +8,9 @@ import json
 from collections.abc import Callable
 
 import pytest
+from deployment_helpers import CERT
 
+from coldreach import policy_eval
 from coldreach.runtime import Deployment, ProgramError, Resource
 from components.eks.cluster import ADMIN_POLICY, LOG_TYPES
 from infra.config import ConfigError, parse
@@ -19,6 +21,7 @@ ADDON = "aws:eks/addon:Addon"
 ACCESS_POLICY = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 RUNNERS = "203.0.113.0/24,198.51.100.7/32"
+EKS_RULES = {"K1a", "K1b", "K2", "K3", "K4a", "K4b", "K5", "K6"}
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +241,24 @@ def test_outputs_name_the_cluster(staging3: Deployment) -> None:
     cluster = only(staging3, CLUSTER)
     assert staging3.output("eks_cluster_name") == cluster.get("name")
     assert staging3.output("eks_endpoint") == cluster.out("endpoint")
+
+
+# --- the policy pack over the whole phase-3 graph ---------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_phase_3_has_no_mandatory_violation(program: Callable[..., Deployment], stack: str) -> None:
+    overrides = {"certificateArn": CERT} if stack == "prod" else {}
+    found = policy_eval.evaluate(program(stack, 3, **overrides))
+    assert [(v.rule, v.resource, v.message) for v in found if v.mandatory] == []
+    cluster_rules = {v.rule for v in found if v.rule in EKS_RULES}
+    # Private endpoint everywhere by default: not even the advisory K1b fires.
+    assert cluster_rules == set()
+
+
+def test_a_runner_restricted_public_endpoint_is_advisory_only(
+    program: Callable[..., Deployment],
+) -> None:
+    found = policy_eval.evaluate(program("staging", 3, eksPublicAccessCidrs=RUNNERS))
+    assert [v.rule for v in found if v.rule in EKS_RULES] == ["K1b"]
+    assert not any(v.mandatory for v in found if v.rule in EKS_RULES)

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import cluster_cases
 import pytest
 from policy_helpers import MISSING, changed, check_resource
 from pulumi_policy.proxy import unknown_checking_proxy
@@ -632,6 +633,7 @@ CASES: list[Case] = [
     redis("KMS", "redis-missing", kmsKeyId=MISSING, expect="AWS-managed"),
     log_group("KMS", "log-missing", kmsKeyId=MISSING, expect="AWS-managed"),
 ]
+CASES += cluster_cases.CASES
 
 
 @pytest.mark.parametrize(
