@@ -132,11 +132,13 @@ def eks_standard_support_ends(path: Path = EKS_VERSIONS_FILE) -> dict[str, date]
 class Pricer:
     """Turns one deployment into cost items, one rule per resource type."""
 
-    def __init__(self, deployment: Deployment, table: PriceTable, today: date) -> None:
+    def __init__(
+        self, deployment: Deployment, table: PriceTable, today: date | None = None
+    ) -> None:
         self.d = deployment
         self.t = table
         self.hours = table.hours
-        self.today = today
+        self.today = today or date.today()
         self.warnings: list[str] = []
 
     def item(
@@ -415,7 +417,7 @@ def estimate(
 ) -> Estimate:
     table = table or PriceTable.load()
     phase = int(deployment.output("phase"))
-    pricer = Pricer(deployment, table, today or date.today())
+    pricer = Pricer(deployment, table, today)
     return Estimate(deployment.stack, phase, pricer.items(), pricer.warnings)
 
 

@@ -66,6 +66,7 @@ TYPES: dict[str, ResourceType] = {
         ResourceType(t.LOG_GROUP, "@name", name_key="name", max_name=512),
         ResourceType(t.IAM_ROLE, "@name", name_key="name", max_name=64),
         ResourceType(t.IAM_ROLE_POLICY, "@name", name_key="name", max_name=128),
+        ResourceType(t.IAM_ATTACHMENT, "rolepolicyattachment-"),
         ResourceType(t.KMS_KEY, "@keyId", cost="kms_key"),
         ResourceType(
             t.SECRET,
@@ -176,21 +177,16 @@ TYPES: dict[str, ResourceType] = {
                 "kubernetesNetworkConfig",
             ),
             cost="eks_cluster",
-            emulated=False,
         ),
         ResourceType(
-            t.EKS_NODE_GROUP,
-            "@nodeGroupName",
-            name_key="nodeGroupName",
-            cost="eks_node_group",
-            emulated=False,
+            t.EKS_NODE_GROUP, "@nodeGroupName", name_key="nodeGroupName", cost="eks_node_group"
         ),
-        # Rendered, not deployed: moto has no add-ons, access entries or launch-template
-        # driven node groups to hold them.
+        ResourceType(t.LAUNCH_TEMPLATE, "lt-", name_key="name", max_name=128),
+        # Rendered, not deployed: moto has no EKS add-ons or access entries, and the node
+        # group's Auto Scaling group exists there only as a name.
         ResourceType(t.EKS_ADDON, emulated=False),
         ResourceType(t.EKS_ACCESS_ENTRY, emulated=False),
         ResourceType(t.EKS_ACCESS_POLICY, emulated=False),
-        ResourceType(t.LAUNCH_TEMPLATE, "lt-", name_key="name", max_name=128, emulated=False),
         ResourceType(t.ASG_ATTACHMENT, "asgattach-", emulated=False),
         ResourceType(
             t.MSK_CLUSTER,

@@ -131,21 +131,12 @@ def test_local_up_refuses_an_unknown_stack_or_a_busy_port(
 
 def test_an_unsupported_type_stops_the_program_naming_it() -> None:
     def program() -> None:
-        vpc = aws.ec2.Vpc("net", cidr_block="10.0.0.0/16")
-        aws.msk.Cluster(
-            "events",
-            kafka_version="3.6.0",
-            number_of_broker_nodes=2,
-            broker_node_group_info={
-                "client_subnets": ["subnet-1", "subnet-2"],
-                "instance_type": "kafka.t3.small",
-                "security_groups": [vpc.default_security_group_id],
-            },
-        )
+        aws.ec2.Vpc("net", cidr_block="10.0.0.0/16")
+        aws.sqs.Queue("events")
 
     with (
         mock_aws(),
-        pytest.raises(UnsupportedResource, match=r"aws:msk/cluster:Cluster \('events'\)"),
+        pytest.raises(UnsupportedResource, match=r"aws:sqs/queue:Queue \('events'\)"),
     ):
         evaluate(
             program,

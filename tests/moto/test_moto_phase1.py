@@ -76,8 +76,8 @@ def test_secrets_hold_generated_values_not_placeholders(dev: Deployed) -> None:
 
 def test_an_unsupported_type_fails_naming_it() -> None:
     backend = MotoBackend(REGION)
-    with pytest.raises(UnsupportedResource, match=r"aws:msk/cluster:Cluster.*'events'"):
-        backend.create("urn:x", "aws:msk/cluster:Cluster", "events", {}, custom=True)
+    with pytest.raises(UnsupportedResource, match=r"aws:sqs/queue:Queue.*'events'"):
+        backend.create("urn:x", "aws:sqs/queue:Queue", "events", {}, custom=True)
 
 
 # --- verify: clean, then one misconfiguration at a time ----------------------------------------

@@ -1,0 +1,65 @@
+"""Phase 3's cluster deployed into moto: what moto holds (the EKS cluster, the node group,
+its launch template) is read back with boto3; what it cannot hold (add-ons, access entries,
+the node group's target-group attachment, the Kubernetes provider and objects) is rendered,
+not deployed, and listed as such."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from moto_helpers import Deployed, deployed
+
+from components.eks.cluster import LOG_TYPES
+
+
+@pytest.fixture(scope="module")
+def staging3() -> Iterator[Deployed]:
+    with deployed("staging", 3) as d:
+        yield d
+
+
+def test_the_cluster_exists_private_encrypted_and_logging(staging3: Deployed) -> None:
+    name = staging3.outputs["eks_cluster_name"]
+    cluster = staging3.client("eks").describe_cluster(name=name)["cluster"]
+    assert cluster["version"] == "1.35"
+    vpc = cluster["resourcesVpcConfig"]
+    assert (vpc["endpointPrivateAccess"], vpc["endpointPublicAccess"]) == (True, False)
+    (encryption,) = cluster["encryptionConfig"]
+    assert encryption["resources"] == ["secrets"]
+    key = staging3.client("kms").describe_key(KeyId=encryption["provider"]["keyArn"])
+    assert key["KeyMetadata"]["KeyState"] == "Enabled"
+    (logging,) = cluster["logging"]["clusterLogging"]
+    assert sorted(logging["types"]) == sorted(LOG_TYPES) and logging["enabled"]
+    assert staging3.outputs["eks_endpoint"] == cluster["endpoint"]
+
+
+def test_the_node_group_starts_from_the_hardened_template(staging3: Deployed) -> None:
+    eks = staging3.client("eks")
+    name = staging3.outputs["eks_cluster_name"]
+    (group_name,) = eks.list_nodegroups(clusterName=name)["nodegroups"]
+    group = eks.describe_nodegroup(clusterName=name, nodegroupName=group_name)["nodegroup"]
+    assert group["instanceTypes"] == ["m6i.large"]
+    assert group["amiType"] == "AL2023_x86_64_STANDARD"
+    template = staging3.client("ec2").describe_launch_template_versions(
+        LaunchTemplateId=group["launchTemplate"]["id"]
+    )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+    assert template["MetadataOptions"]["HttpTokens"] == "required"
+    assert template["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    assert template["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
+
+
+def test_what_moto_cannot_hold_is_rendered_and_listed_not_faked(staging3: Deployed) -> None:
+    rendered = {type_ for type_, _ in staging3.backend.rendered}
+    assert {
+        "aws:eks/addon:Addon",
+        "aws:eks/accessEntry:AccessEntry",
+        "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+        "aws:autoscaling/attachment:Attachment",
+        "pulumi:providers:kubernetes",
+    } <= rendered
+    created = {type_ for type_, _, _ in staging3.backend.created}
+    assert not rendered & created
+    # Still in the deployment the program saw, with ids, so the plan graph stays whole.
+    addons = staging3.deployment.of_type("aws:eks/addon:Addon")
+    assert len(addons) == 5 and all(a.id for a in addons)
