@@ -63,3 +63,18 @@ def test_what_moto_cannot_hold_is_rendered_and_listed_not_faked(staging3: Deploy
     # Still in the deployment the program saw, with ids, so the plan graph stays whole.
     addons = staging3.deployment.of_type("aws:eks/addon:Addon")
     assert len(addons) == 5 and all(a.id for a in addons)
+
+
+def test_the_listener_forwards_by_weight_to_ecs_and_the_cluster(staging3: Deployed) -> None:
+    elb = staging3.client("elbv2")
+    (lb,) = elb.describe_load_balancers()["LoadBalancers"]
+    (listener,) = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    (action,) = listener["DefaultActions"]
+    groups = {
+        elb.describe_target_groups(TargetGroupArns=[g["TargetGroupArn"]])["TargetGroups"][0][
+            "TargetType"
+        ]: g["Weight"]
+        for g in action["ForwardConfig"]["TargetGroups"]
+    }
+    # eksTrafficPercent defaults to 0: ECS tasks (ip) take everything, the nodes nothing yet.
+    assert groups == {"ip": 100, "instance": 0}
