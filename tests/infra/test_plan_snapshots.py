@@ -27,7 +27,7 @@ from infra.layers.compute import APP_DIR
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 CASES = {"dev": ("dev", None), "dev-phase2": ("dev", 2), "staging": ("staging", None),
-         "prod": ("prod", None)}  # fmt: skip
+         "prod": ("prod", None), "staging-phase3": ("staging", 3)}  # fmt: skip
 
 
 def _document(deployment: Deployment) -> dict[str, Any]:
