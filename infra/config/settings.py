@@ -231,6 +231,7 @@ def build(stack: str, region: str | None, values: Mapping[str, Any]) -> Settings
     _check_scaling(settings)
     _check_high_availability(settings)
     _check_cluster(settings.cluster)
+    _check_cutover(settings)
     _check_connections(settings)
     return settings
 
@@ -322,6 +323,18 @@ def _check_cluster(c: ClusterSettings) -> None:
         )
     if c.node_max_count < c.node_count:
         raise ConfigError("eksNodeMaxCount", c.node_max_count, f">= eksNodeCount ({c.node_count})")
+
+
+def _check_cutover(s: Settings) -> None:
+    """ECS retires only after the cluster takes every request: retiring first would move
+    the whole load in one step, untested."""
+    if s.retire_ecs and s.cluster.traffic_percent != 100:
+        raise ConfigError(
+            "retireEcs",
+            True,
+            f"only once eksTrafficPercent is 100 (it is {s.cluster.traffic_percent}): move the "
+            "traffic to the cluster first, then retire ECS",
+        )
 
 
 def _check_connections(s: Settings) -> None:

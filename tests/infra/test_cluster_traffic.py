@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from coldreach import replacement
 from coldreach.runtime import Deployment, Resource
 from infra.config import ConfigError, parse
 from infra.layers.edge import API_NODE_PORT
@@ -101,4 +102,24 @@ def test_the_nodes_admit_only_the_load_balancer_and_only_on_the_node_port(
 def test_traffic_share_is_a_percentage() -> None:
     get = {"phase": "3", "dbInstanceClass": "db.t3.medium", "eksTrafficPercent": "101"}.get
     with pytest.raises(ConfigError, match="eksTrafficPercent"):
+        parse("staging", get, "us-east-1")
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_promotion_to_phase_3_replaces_and_deletes_nothing(
+    program: Callable[..., Deployment], stack: str
+) -> None:
+    steps = replacement.compare(program(stack, 2), program(stack, 3))
+    changed = {(s.op, s.resource.name, s.inputs) for s in steps if s.op != "create"}
+    # In place only: the listener's action becomes weighted, and the database group's
+    # `coldreach:admits` tag names the cluster services the topology lets in.
+    assert changed == {
+        ("update", "edge-http", ("defaultActions",)),
+        ("update", "db-sg", ("tags",)),
+    }
+
+
+def test_ecs_retires_only_after_the_cluster_takes_every_request() -> None:
+    get = {"phase": "3", "dbInstanceClass": "db.t3.medium", "retireEcs": "true"}.get
+    with pytest.raises(ConfigError, match="eksTrafficPercent is 100"):
         parse("staging", get, "us-east-1")
