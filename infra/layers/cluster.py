@@ -4,6 +4,12 @@ Kubernetes provider the workloads are declared through, and the load balancer's 
 The load balancer reaches the API's pods through the nodes: its cluster target group
 (edge layer) holds the node group's instances on the API Service's NodePort, and the
 nodes' own security group admits the load balancer's on that port only (ADR 0004).
+
+What the workloads (components/workloads) take from here: `provider`, the cluster's
+name, `API_NODE_PORT` for the API Service (`type: NodePort`, `externalTrafficPolicy:
+Cluster`), and the two node groups a pod's own security group must admit: the nodes'
+group on the API's port (kube-proxy forwards from the node) and EKS's cluster group
+(kubelet's probes).
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ class ClusterLayer:
     @property
     def node_security_group(self) -> firewall.SecurityGroup:
         return self.nodes.security_group
+
+    @property
+    def cluster_security_group_id(self) -> pulumi.Output[str]:
+        return self.cluster.security_group_id
 
 
 def admin_roles(s: Settings) -> list[pulumi.Input[str]]:
