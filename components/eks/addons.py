@@ -42,16 +42,25 @@ def configuration(addon: str) -> str | None:
 def install(
     name: str,
     cluster_name: pulumi.Input[str],
+    kubernetes_version: pulumi.Input[str],
     addons: Sequence[str],
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] = (),
 ) -> list[aws.eks.Addon]:
-    """One managed add-on each, at the default version EKS pairs with the cluster's."""
+    """One managed add-on each, at the default version EKS pairs with the cluster's
+    Kubernetes version. Asked for explicitly: left unset, an add-on keeps the version it was
+    created with when the cluster is upgraded (kube-proxy then lags the control plane)."""
     return [
         aws.eks.Addon(
             f"{name}-{addon}",
             cluster_name=cluster_name,
             addon_name=addon,
+            addon_version=aws.eks.get_addon_version_output(
+                addon_name=addon,
+                kubernetes_version=kubernetes_version,
+                most_recent=False,
+                opts=pulumi.InvokeOptions(parent=parent),
+            ).version,
             configuration_values=configuration(addon),
             # Ours wins over whatever a node bootstrap left behind; on update, our
             # configuration is applied again rather than preserved drift.

@@ -79,7 +79,7 @@ def build(s: Settings, topology: Topology, net: Network, edge: Edge) -> ClusterL
             protect=s.protect,
         ),
     )
-    before = addons.install("eks-addon", cluster.name, addons.BEFORE_NODES, cluster)
+    before = addons.install("eks-addon", cluster.name, c.version, addons.BEFORE_NODES, cluster)
     nodes = eks.NodeGroup(
         "eks-nodes",
         eks.NodeGroupArgs(
@@ -98,7 +98,12 @@ def build(s: Settings, topology: Topology, net: Network, edge: Edge) -> ClusterL
         ),
     )
     after = addons.install(
-        "eks-addon", cluster.name, addons.AFTER_NODES, cluster, depends_on=[nodes.node_group]
+        "eks-addon",
+        cluster.name,
+        c.version,
+        addons.AFTER_NODES,
+        cluster,
+        depends_on=[nodes.node_group],
     )
 
     # The load balancer's cluster target group holds the nodes; it may reach them on the

@@ -262,3 +262,17 @@ def test_a_runner_restricted_public_endpoint_is_advisory_only(
     found = policy_eval.evaluate(program("staging", 3, eksPublicAccessCidrs=RUNNERS))
     assert [v.rule for v in found if v.rule in EKS_RULES] == ["K1b"]
     assert not any(v.mandatory for v in found if v.rule in EKS_RULES)
+
+
+def test_add_ons_follow_the_cluster_version(program: Callable[..., Deployment]) -> None:
+    """Pinned to the default build for the configured Kubernetes version, so an upgrade of
+    the control plane moves every add-on with it in the same deploy."""
+    before = {
+        a.get("addonName"): a.get("addonVersion") for a in program("staging", 3).of_type(ADDON)
+    }
+    after = {
+        a.get("addonName"): a.get("addonVersion")
+        for a in program("staging", 3, eksVersion="1.34").of_type(ADDON)
+    }
+    assert set(before) == set(after)
+    assert all(before[name] and before[name] != after[name] for name in before)
