@@ -15,7 +15,7 @@ is ever registered, so target health is skipped, not passed.
 Modules: `outputs` (where the outputs come from), `aws` (clients), `discovery`
 (what is deployed), one module of checks per concern (`rds`, `redis`,
 `network` for security groups and placement, `services` for ECS and the load
-balancer's targets), `render` (the table).
+balancer's targets, `cluster` for EKS), `render` (the table).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from coldreach.verify.aws import Aws
+from coldreach.verify.cluster import check_cluster
 from coldreach.verify.discovery import State, discover
 from coldreach.verify.findings import Finding
 from coldreach.verify.network import check_security_groups
@@ -40,6 +41,7 @@ CHECKS: list[Check] = [
     lambda s, _a: check_redis(s),
     check_services,
     check_targets,
+    check_cluster,
 ]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from moto_helpers import Deployed, deployed
+from moto_helpers import Deployed, deployed, describe, failures
 
 from components.eks.cluster import LOG_TYPES
 
@@ -78,3 +78,66 @@ def test_the_listener_forwards_by_weight_to_ecs_and_the_cluster(staging3: Deploy
     }
     # eksTrafficPercent defaults to 0: ECS tasks (ip) take everything, the nodes nothing yet.
     assert groups == {"ip": 100, "instance": 0}
+
+
+# --- verify: clean, then one misconfiguration at a time ----------------------------------------
+
+
+def test_verify_passes_the_cluster_checks(staging3: Deployed) -> None:
+    findings = [f for f in staging3.verify() if f.check.startswith("eks.")]
+    assert failures(findings) == [], describe(findings)
+    assert {f.check for f in findings} == {
+        "eks.endpoint",
+        "eks.secrets_encrypted",
+        "eks.logging",
+        "eks.nodes_family",
+        "eks.nodes_imds",
+    }
+
+
+def test_verify_fails_an_endpoint_opened_to_the_internet(staging3: Deployed) -> None:
+    eks = staging3.client("eks")
+    name = staging3.outputs["eks_cluster_name"]
+    # moto replaces the whole endpoint config where AWS merges it: restate the private side.
+    opened = {"endpointPrivateAccess": True, "endpointPublicAccess": True}
+    eks.update_cluster_config(
+        name=name, resourcesVpcConfig={**opened, "publicAccessCidrs": ["0.0.0.0/0"]}
+    )
+    try:
+        (found,) = failures(staging3.verify(), "eks.endpoint")
+        assert "0.0.0.0/0" in found.detail
+    finally:
+        closed = {"endpointPrivateAccess": True, "endpointPublicAccess": False}
+        eks.update_cluster_config(name=name, resourcesVpcConfig=closed)
+    assert failures(staging3.verify(), "eks.endpoint") == []
+
+
+def test_verify_fails_a_node_group_whose_template_allows_two_hops(staging3: Deployed) -> None:
+    eks, ec2 = staging3.client("eks"), staging3.client("ec2")
+    name = staging3.outputs["eks_cluster_name"]
+    (group,) = eks.list_nodegroups(clusterName=name)["nodegroups"]
+    good = eks.describe_nodegroup(clusterName=name, nodegroupName=group)["nodegroup"]
+    template = good["launchTemplate"]
+    # A second group started from a template version with IMDSv2 but two hops (moto cannot
+    # move the existing group to a new template version).
+    two_hops = {"MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 2}}
+    version = ec2.create_launch_template_version(
+        LaunchTemplateId=template["id"],
+        SourceVersion=str(template["version"]),
+        LaunchTemplateData=two_hops,
+    )["LaunchTemplateVersion"]["VersionNumber"]
+    eks.create_nodegroup(
+        clusterName=name,
+        nodegroupName="two-hops",
+        scalingConfig={"minSize": 1, "maxSize": 1, "desiredSize": 1},
+        subnets=good["subnets"],
+        nodeRole=good["nodeRole"],
+        instanceTypes=good["instanceTypes"],
+        launchTemplate={"id": template["id"], "version": str(version)},
+    )
+    try:
+        (found,) = failures(staging3.verify(), "eks.nodes_imds")
+        assert (found.resource, "hop limit 2" in found.detail) == ("two-hops", True)
+    finally:
+        eks.delete_nodegroup(clusterName=name, nodegroupName="two-hops")
+    assert failures(staging3.verify(), "eks.nodes_imds") == []
