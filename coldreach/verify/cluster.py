@@ -9,9 +9,7 @@ from typing import Any
 from coldreach.verify.aws import Aws
 from coldreach.verify.discovery import State
 from coldreach.verify.findings import FAIL, Finding, verdict
-
-LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
-WIDEST_PUBLIC_PREFIX = 16
+from policies.cluster import LOG_TYPES, WIDEST_PUBLIC_PREFIX
 
 
 def _endpoint(name: str, vpc: dict[str, Any]) -> Finding:

@@ -14,6 +14,7 @@ from coldreach import policy_eval
 from coldreach.runtime import Deployment, ProgramError, Resource
 from components.eks.cluster import ADMIN_POLICY, LOG_TYPES
 from infra.config import ConfigError, parse
+from policies.cluster import LOG_TYPES as policy_log_types
 
 CLUSTER = "aws:eks/cluster:Cluster"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
@@ -91,7 +92,8 @@ def test_every_control_plane_log_type_goes_to_a_log_group_with_retention(
 ) -> None:
     cluster = only(staging3, CLUSTER)
     assert sorted(cluster.get("enabledClusterLogTypes")) == sorted(LOG_TYPES)
-    assert len(LOG_TYPES) == 5
+    # The program, the pack and verify name the same five.
+    assert set(LOG_TYPES) == set(policy_log_types) and len(LOG_TYPES) == 5
     group = staging3.named("eks-control-plane")
     assert group.get("name") == f"/aws/eks/{cluster.get('name')}/cluster"
     assert group.get("retentionInDays") == 30
