@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from deployment_helpers import CERT
 
 from coldreach import replacement
 from coldreach.runtime import Deployment, Resource
@@ -123,3 +124,15 @@ def test_ecs_retires_only_after_the_cluster_takes_every_request() -> None:
     get = {"phase": "3", "dbInstanceClass": "db.t3.medium", "retireEcs": "true"}.get
     with pytest.raises(ConfigError, match="eksTrafficPercent is 100"):
         parse("staging", get, "us-east-1")
+
+
+def test_with_https_the_https_listener_is_weighted_and_http_still_redirects(
+    program: Callable[..., Deployment],
+) -> None:
+    d = program("staging", 3, certificateArn=CERT, eksTrafficPercent="40")
+    https, http = d.named("edge-https"), d.named("edge-http")
+    (forward,) = https.get("defaultActions")
+    groups = {d.resolve(g["arn"]).name: g["weight"] for g in forward["forward"]["targetGroups"]}
+    assert groups == {"edge-targets": 60, "edge-cluster-targets": 40}
+    (redirect,) = http.get("defaultActions")
+    assert redirect["type"] == "redirect"
