@@ -231,10 +231,13 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
     _wire(topology, groups)
 
     if edge.mail and s.mail.feedback_webhook:
-        (api,) = [svc for svc in topology.on(Platform.ECS) if svc.load_balanced]
+        # SNS confirms through the API: wait for it where it runs on ECS (after the cutover
+        # it runs on the cluster only, which serves the same path).
+        apis = [
+            services[svc.name].service for svc in topology.on(Platform.ECS) if svc.load_balanced
+        ]
         edge.mail.subscribe_webhook(
-            pulumi.Output.concat(edge.public_url, "/webhooks/ses"),
-            depends_on=[services[api.name].service],
+            pulumi.Output.concat(edge.public_url, "/webhooks/ses"), depends_on=apis
         )
     elif edge.mail:
         pulumi.log.warn(

@@ -136,3 +136,16 @@ def test_with_https_the_https_listener_is_weighted_and_http_still_redirects(
     assert groups == {"edge-targets": 60, "edge-cluster-targets": 40}
     (redirect,) = http.get("defaultActions")
     assert redirect["type"] == "redirect"
+
+
+def test_the_ses_webhook_survives_retiring_ecs(program: Callable[..., Deployment]) -> None:
+    d = program(
+        "staging",
+        3,
+        retireEcs="true",
+        eksTrafficPercent="100",
+        senderDomain="mail.example.com",
+        feedbackWebhook="true",
+    )
+    (subscription,) = d.of_type("aws:sns/topicSubscription:TopicSubscription")
+    assert subscription.get("endpoint").endswith("/webhooks/ses")
