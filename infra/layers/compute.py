@@ -233,7 +233,7 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
     if edge.mail and s.mail.feedback_webhook:
         # SNS confirms through the API: wait for it where it runs on ECS (after the cutover
         # it runs on the cluster only, which serves the same path).
-        apis = [
+        apis: list[pulumi.Resource] = [
             services[svc.name].service for svc in topology.on(Platform.ECS) if svc.load_balanced
         ]
         edge.mail.subscribe_webhook(
