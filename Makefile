@@ -56,6 +56,7 @@ image-check: setup
 bench: setup
 	$(RUN) python benchmarks/plan_wall_time.py --stack dev
 	$(RUN) python benchmarks/plan_wall_time.py --stack staging
+	$(RUN) python benchmarks/plan_wall_time.py --stack staging --phase 3
 
 .PHONY: app bench-app
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from infra.config import SCHEMA, ConfigError
 from policies.resource_types import TYPES
 
 PRICES_FILE = Path(__file__).with_name("data") / "prices.yaml"
+EKS_VERSIONS_FILE = Path(__file__).with_name("data") / "eks_versions.yaml"
+EKS_SUPPORT_NOTICE = timedelta(days=90)
+"""How long before the end of standard support the estimate starts warning."""
 ASSUMPTIONS_KEY = "cold-reach:costAssumptions"
 
 
@@ -92,6 +96,8 @@ class Estimate:
     stack: str
     phase: int
     items: list[Item] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What will change the bill without a config change (e.g. EKS extended support)."""
 
     @property
     def monthly_usd(self) -> float:
@@ -114,16 +120,26 @@ class Estimate:
             "monthly_usd": self.monthly_usd,
             "items": [{**asdict(i), "monthly_usd": round(i.monthly_usd, 2)} for i in self.items],
             "missing_prices": self.missing_prices,
+            "warnings": self.warnings,
         }
+
+
+def eks_standard_support_ends(path: Path = EKS_VERSIONS_FILE) -> dict[str, date]:
+    doc = yaml.safe_load(path.read_text())
+    return {str(v): d for v, d in doc["standard_support_ends"].items()}
 
 
 class Pricer:
     """Turns one deployment into cost items, one rule per resource type."""
 
-    def __init__(self, deployment: Deployment, table: PriceTable) -> None:
+    def __init__(
+        self, deployment: Deployment, table: PriceTable, today: date | None = None
+    ) -> None:
         self.d = deployment
         self.t = table
         self.hours = table.hours
+        self.today = today or date.today()
+        self.warnings: list[str] = []
 
     def item(
         self,
@@ -261,13 +277,62 @@ class Pricer:
         )
 
     def eks_cluster(self, r: Resource) -> Iterator[Item]:
-        yield self.item(r, "EKS control plane", "eks.cluster_hour", self.hours, "hours")
+        """Standard support at $0.10/h; past its end, extended support bills $0.60/h unless the
+        upgrade policy is STANDARD, in which case AWS upgrades the control plane instead."""
+        version = str(r.get("version"))
+        support = (r.get("upgradePolicy") or {}).get("supportType") or "EXTENDED"
+        ends = eks_standard_support_ends().get(version)
+        extended = False
+        if ends is None:
+            self.warnings.append(
+                f"{r.name}: Kubernetes {version} is not in coldreach/data/eks_versions.yaml; "
+                "its end of standard support is unknown"
+            )
+        elif ends <= self.today:
+            extended = support == "EXTENDED"
+            self.warnings.append(
+                f"{r.name}: Kubernetes {version} left EKS standard support on {ends}: "
+                + (
+                    "extended support bills $0.60 instead of $0.10 per cluster-hour"
+                    if extended
+                    else "AWS upgrades the control plane (upgrade policy STANDARD); the node "
+                    "group stays behind until cold-reach:eksVersion follows"
+                )
+            )
+        elif ends - self.today <= EKS_SUPPORT_NOTICE:
+            self.warnings.append(
+                f"{r.name}: Kubernetes {version} leaves EKS standard support on {ends}; "
+                + (
+                    "then extended support bills $0.60 per cluster-hour"
+                    if support == "EXTENDED"
+                    else "then AWS upgrades the control plane"
+                )
+            )
+        if extended:
+            yield self.item(
+                r,
+                f"EKS control plane, extended support ({version})",
+                "eks.cluster_hour_extended",
+                self.hours,
+                "hours",
+            )
+        else:
+            yield self.item(r, "EKS control plane", "eks.cluster_hour", self.hours, "hours")
 
     def eks_node_group(self, r: Resource) -> Iterator[Item]:
         size = int((r.get("scalingConfig") or {}).get("desiredSize") or 0)
         kind = (r.get("instanceTypes") or ["t3.medium"])[0]
         yield self.item(
             r, f"EC2 {size} x {kind}", f"ec2.{kind}.hour", size * self.hours, "instance-hours"
+        )
+        template_id = (r.get("launchTemplate") or {}).get("id")
+        gb = int(r.get("diskSize") or 20)
+        if template_id:
+            template = self.d.by_id(template_id)
+            for mapping in template.get("blockDeviceMappings") or []:
+                gb = int((mapping.get("ebs") or {}).get("volumeSize") or gb)
+        yield self.item(
+            r, f"EBS gp3 root {size} x {gb} GB", "ebs.gp3.gb_month", size * gb, "GB-months"
         )
 
     def msk_cluster(self, r: Resource) -> Iterator[Item]:
@@ -347,10 +412,13 @@ def assumptions_of(stack: stacks.StackConfig) -> dict[str, Any]:
         raise stacks.StackError(str(err)) from None
 
 
-def estimate(deployment: Deployment, table: PriceTable | None = None) -> Estimate:
+def estimate(
+    deployment: Deployment, table: PriceTable | None = None, today: date | None = None
+) -> Estimate:
     table = table or PriceTable.load()
     phase = int(deployment.output("phase"))
-    return Estimate(deployment.stack, phase, Pricer(deployment, table).items())
+    pricer = Pricer(deployment, table, today)
+    return Estimate(deployment.stack, phase, pricer.items(), pricer.warnings)
 
 
 def prices_for(stack: str, root: Path | None = None) -> PriceTable:

@@ -28,6 +28,7 @@ def build(deployment: Deployment) -> dict[str, Any]:
             "monthly_usd": estimate.monthly_usd,
             "by_resource": estimate.by_resource(),
             "missing_prices": estimate.missing_prices,
+            "warnings": estimate.warnings,
         },
         "policy": policy_section(policy_eval.evaluate(deployment)),
     }

@@ -13,12 +13,25 @@ from components.firewall import SecurityGroup
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
+@dataclass(frozen=True)
+class Target:
+    """One target group behind the listeners and its share of the requests."""
+
+    name: str
+    """Suffix of the group's logical name; `targets` is the phase-2 group (ECS tasks)."""
+    port: int
+    target_type: str
+    """`ip` for Fargate tasks; `instance` for cluster nodes, on the API's NodePort."""
+    weight: int = 1
+    """Relative share (0-999). With one target the listener forwards plainly."""
+
+
 @dataclass
 class LoadBalancerArgs:
     vpc_id: pulumi.Input[str]
     subnet_ids: Sequence[pulumi.Input[str]]
     """Public subnets: the ALB is the only thing the internet may reach."""
-    target_port: int
+    targets: Sequence[Target]
     health_check_path: str
     certificate_arn: str | None
     """With a certificate: HTTPS on 443 and HTTP redirecting to it. Without: plain HTTP."""
@@ -34,7 +47,8 @@ class LoadBalancerArgs:
 
 
 class LoadBalancer(pulumi.ComponentResource):
-    """An internet-facing ALB forwarding to one IP target group.
+    """An internet-facing ALB forwarding to its target groups, weighted when there are two
+    (the cutover from ECS to the cluster moves the weights, nothing else).
 
     Its security group admits 80 and 443 from anywhere and nothing else; it
     drops invalid headers and writes access logs to an encrypted, private
@@ -42,7 +56,8 @@ class LoadBalancer(pulumi.ComponentResource):
     """
 
     alb: aws.lb.LoadBalancer
-    target_group: aws.lb.TargetGroup
+    target_groups: dict[str, aws.lb.TargetGroup]
+    """By `Target.name`."""
     security_group: SecurityGroup
     listeners: list[aws.lb.Listener]
     log_bucket: aws.s3.Bucket
@@ -83,22 +98,25 @@ class LoadBalancer(pulumi.ComponentResource):
                 parent=self, depends_on=[self._log_policy, *args.depends_on]
             ),
         )
-        self.target_group = aws.lb.TargetGroup(
-            f"{name}-targets",
-            port=args.target_port,
-            protocol="HTTP",
-            target_type="ip",
-            vpc_id=args.vpc_id,
-            deregistration_delay=30,
-            health_check=aws.lb.TargetGroupHealthCheckArgs(
-                path=args.health_check_path,
-                matcher="200",
-                interval=15,
-                healthy_threshold=2,
-                unhealthy_threshold=3,
-            ),
-            opts=child,
-        )
+        self.target_groups = {
+            target.name: aws.lb.TargetGroup(
+                f"{name}-{target.name}",
+                port=target.port,
+                protocol="HTTP",
+                target_type=target.target_type,
+                vpc_id=args.vpc_id,
+                deregistration_delay=30,
+                health_check=aws.lb.TargetGroupHealthCheckArgs(
+                    path=args.health_check_path,
+                    matcher="200",
+                    interval=15,
+                    healthy_threshold=2,
+                    unhealthy_threshold=3,
+                ),
+                opts=child,
+            )
+            for target in args.targets
+        }
         self.listeners = self._listeners(name, args)
 
         self.register_outputs(
@@ -117,9 +135,7 @@ class LoadBalancer(pulumi.ComponentResource):
 
     def _listeners(self, name: str, args: LoadBalancerArgs) -> list[aws.lb.Listener]:
         child = pulumi.ResourceOptions(parent=self)
-        forward = aws.lb.ListenerDefaultActionArgs(
-            type="forward", target_group_arn=self.target_group.arn
-        )
+        forward = self._forward(args.targets)
         if args.certificate_arn is None:
             return [
                 aws.lb.Listener(
@@ -157,6 +173,26 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=child,
         )
         return [https, redirect]
+
+    def _forward(self, targets: Sequence[Target]) -> aws.lb.ListenerDefaultActionArgs:
+        if len(targets) == 1:
+            (only,) = targets
+            return aws.lb.ListenerDefaultActionArgs(
+                type="forward", target_group_arn=self.target_groups[only.name].arn
+            )
+        # No stickiness: a weight change moves new requests at once, and both platforms
+        # serve the same API from the same databases.
+        return aws.lb.ListenerDefaultActionArgs(
+            type="forward",
+            forward=aws.lb.ListenerDefaultActionForwardArgs(
+                target_groups=[
+                    aws.lb.ListenerDefaultActionForwardTargetGroupArgs(
+                        arn=self.target_groups[t.name].arn, weight=t.weight
+                    )
+                    for t in targets
+                ]
+            ),
+        )
 
     def _log_bucket(self, name: str, args: LoadBalancerArgs) -> aws.s3.Bucket:
         child = pulumi.ResourceOptions(parent=self)

@@ -16,6 +16,9 @@ import pulumi_docker_build as docker_build
 
 # Images kept per repository; older tagged images and any untagged layer expire.
 KEEP_IMAGES = 30
+IMAGE_PLATFORM = docker_build.Platform.LINUX_AMD64
+IMAGE_ARCHITECTURE = "x86_64"
+"""What the app image runs on: ECS task definitions and EKS nodes must match it."""
 
 
 class Registry(pulumi.ComponentResource):
@@ -205,7 +208,7 @@ class AppImage(pulumi.ComponentResource):
                 f"{name}-build",
                 context=docker_build.BuildContextArgs(location=str(context)),
                 dockerfile=docker_build.DockerfileArgs(location=str(context / "Dockerfile")),
-                platforms=[docker_build.Platform.LINUX_AMD64],
+                platforms=[IMAGE_PLATFORM],
                 push=True,
                 tags=[repo.repository_url.apply(lambda url: f"{url}:{tag}")],
                 registries=[

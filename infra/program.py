@@ -8,7 +8,7 @@ from __future__ import annotations
 import pulumi
 
 from infra import capacity, config, topology
-from infra.layers import compute, data, edge, network, observability
+from infra.layers import cluster, compute, data, edge, network, observability
 
 
 def _warn_about(s: config.Settings) -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     if pending:
         raise pulumi.RunError(
             f"cold-reach:phase = {s.phase}: phase {s.phase} needs {', '.join(pending)}, "
-            "which this program does not build yet (phases 1 and 2 are built)"
+            "which this program does not build yet"
         )
     _warn_about(s)
     declared = topology.declare(s.features)
@@ -45,6 +45,7 @@ def main() -> None:
     front = edge.build(s, declared, net)
     apps = compute.build(s, declared, net, tiers, front)
     alerts = observability.build(s, declared, tiers)
+    eks = cluster.build(s, declared, net, front) if s.features.cluster else None
 
     db = tiers.database
     outputs: dict[str, pulumi.Input[object]] = {
@@ -68,6 +69,10 @@ def main() -> None:
         outputs["db_replica_identifier"] = db.replica.identifier
     if alerts is not None:
         outputs["alerts_topic_arn"] = alerts.topic.arn
+    if eks is not None:
+        outputs["eks_cluster_name"] = eks.cluster.name
+        outputs["eks_endpoint"] = eks.cluster.cluster.endpoint
+        outputs["eks_traffic_percent"] = s.cluster.traffic_percent if s.features.ecs else 100
     if tiers.cache is not None:
         outputs["redis_endpoint"] = tiers.cache.replication_group.primary_endpoint_address
     outputs |= tiers.outputs()

@@ -5,7 +5,16 @@ from __future__ import annotations
 from pulumi_policy import Policy
 
 # Importing the rule modules registers their rules.
-from policies import compute, data, edge, graph, kubernetes, messaging, network  # noqa: F401
+from policies import (  # noqa: F401
+    cluster,
+    compute,
+    data,
+    edge,
+    graph,
+    kubernetes,
+    messaging,
+    network,
+)
 from policies.model import RULES, Rule, policy_of
 
 PACK_NAME = "cold-reach-security"

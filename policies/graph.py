@@ -142,12 +142,19 @@ def world_ingress_only_lb(args: StackValidationArgs) -> Iterator[Finding]:
 
 
 def app_groups(args: StackValidationArgs) -> dict[str, PolicyResource]:
-    """The app's security groups: those of the ECS services, by URN."""
-    return {
+    """The app's security groups, by URN: those of the ECS services, and those the cluster's
+    nodes start with (their node groups' launch templates), which the load balancer reaches
+    on the API's NodePort. EKS's own cluster group is not the stack's and is not listed."""
+    groups = {
         sg.urn: sg
         for svc in of_type(args, t.ECS_SERVICE)
         for sg in refs(svc, "networkConfiguration", t.SECURITY_GROUP)
     }
+    for nodes in of_type(args, t.EKS_NODE_GROUP):
+        for template in refs(nodes, "launchTemplate", t.LAUNCH_TEMPLATE):
+            for sg in refs(template, "vpcSecurityGroupIds", t.SECURITY_GROUP):
+                groups[sg.urn] = sg
+    return groups
 
 
 NODE_TAG = "coldreach:node"
@@ -342,8 +349,8 @@ def rds_tls_enforced(args: StackValidationArgs) -> Iterator[Finding]:
     sources=("ADR 0001 (phase-1 public task IPs)", "SH ECS.2 (compensating control)"),
     severity=Severity.HIGH,
     description=(
-        "The ECS services' security groups admit only a load balancer's security group, "
-        "never an address range or another group"
+        "The ECS services' and the cluster nodes' security groups admit only a load "
+        "balancer's security group, never an address range or another group"
     ),
 )
 def app_only_from_lb(args: StackValidationArgs) -> Iterator[Finding]:

@@ -67,6 +67,7 @@ TYPES: dict[str, ResourceType] = {
         ResourceType(t.LOG_GROUP, "@name", name_key="name", max_name=512),
         ResourceType(t.IAM_ROLE, "@name", name_key="name", max_name=64),
         ResourceType(t.IAM_ROLE_POLICY, "@name", name_key="name", max_name=128),
+        ResourceType(t.IAM_ATTACHMENT, "rolepolicyattachment-"),
         ResourceType(t.KMS_KEY, "@keyId", cost="kms_key"),
         ResourceType(
             t.SECRET,
@@ -163,6 +164,9 @@ TYPES: dict[str, ResourceType] = {
         ResourceType(t.SCALING_POLICY, "@name", name_key="name", max_name=255),
         ResourceType(
             t.EKS_CLUSTER,
+            "@name",
+            name_key="name",
+            max_name=100,
             stateful=True,
             # encryptionConfig: adding it is in place, removing it replaces the cluster.
             replaced_by=(
@@ -176,9 +180,17 @@ TYPES: dict[str, ResourceType] = {
                 "remoteNetworkConfig",
             ),
             cost="eks_cluster",
-            emulated=False,
         ),
-        ResourceType(t.EKS_NODE_GROUP, cost="eks_node_group", emulated=False),
+        ResourceType(
+            t.EKS_NODE_GROUP, "@nodeGroupName", name_key="nodeGroupName", cost="eks_node_group"
+        ),
+        ResourceType(t.LAUNCH_TEMPLATE, "lt-", name_key="name", max_name=128),
+        # Rendered, not deployed: moto has no EKS add-ons or access entries, and the node
+        # group's Auto Scaling group exists there only as a name.
+        ResourceType(t.EKS_ADDON, emulated=False),
+        ResourceType(t.EKS_ACCESS_ENTRY, emulated=False),
+        ResourceType(t.EKS_ACCESS_POLICY, emulated=False),
+        ResourceType(t.ASG_ATTACHMENT, "asgattach-", emulated=False),
         ResourceType(
             t.MSK_CLUSTER,
             "@arn",

@@ -55,3 +55,5 @@ def render(estimate: cost.Estimate, console: Console, detailed: bool = True) -> 
     )
     if estimate.missing_prices:
         console.print(f"[yellow]no price for:[/] {', '.join(estimate.missing_prices)}")
+    for warning in estimate.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")

@@ -7,6 +7,7 @@ import json
 import signal
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -84,9 +85,7 @@ def command(args: argparse.Namespace, out: Console, err: Console) -> int:
             f"Deployed stack [bold]{escape(args.stack)}[/] (phase {phase}): "
             f"{len(backend.created)} resources in {elapsed:.1f} s"
         )
-        if backend.rendered:
-            rendered = ", ".join(f"{n} ({t.split(':')[-1]})" for t, n, _ in backend.rendered)
-            err.print(f"Rendered, not deployed (moto has no API for them): {escape(rendered)}")
+        _print_rendered(err, backend.rendered)
         _print_outputs(out, outputs)
         _print_help(out, url, region, outputs, args.outputs, serving=args.serve)
         if args.outputs:
@@ -98,6 +97,20 @@ def command(args: argparse.Namespace, out: Console, err: Console) -> int:
         else:
             err.print("Stopping the moto server (use --serve to keep it running).")
     return 0
+
+
+def _print_rendered(err: Console, rendered: list[tuple[str, str]]) -> None:
+    """What the program declared but moto cannot hold: in the plan, not in the emulator."""
+    if not rendered:
+        return
+    counts = Counter(type_ for type_, _ in rendered)
+    err.print(
+        f"[yellow]Rendered, not deployed[/] ({len(rendered)}: moto cannot hold them; "
+        "they are in `coldreach plan` and the policy pack, and need a real cluster):"
+    )
+    for type_, n in sorted(counts.items()):
+        names = ", ".join(sorted(name for t, name in rendered if t == type_))
+        err.print(f"  {escape(type_)} x{n}: {escape(names)}")
 
 
 def _print_outputs(out: Console, outputs: dict[str, Any]) -> None:

@@ -79,6 +79,8 @@ def render(deployment: Deployment, console: Console) -> None:
         f"Monthly cost: [bold]${estimate.monthly_usd:,.2f}[/] (us-east-1, on-demand; "
         f"per resource: coldreach cost --stack {deployment.stack})"
     )
+    for warning in estimate.warnings:
+        console.print(f"[yellow]cost warning[/]: {warning}")
     render_policy(deployment, console)
 
 

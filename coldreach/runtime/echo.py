@@ -151,6 +151,34 @@ def _kms_key(who: Identity, urn: str, o: Outputs) -> Outputs:
     return {"keyId": key_id, "arn": f"arn:aws:kms:{who.region}:{who.account}:key/{key_id}"}
 
 
+def _eks_cluster(who: Identity, urn: str, o: Outputs) -> Outputs:
+    name = o["name"]
+    vpc = dict(reveal(o.get("vpcConfig") or {}))
+    vpc["clusterSecurityGroupId"] = "sg-" + digest(urn + "cluster-sg", 17)
+    ca = base64.b64encode(f"offline certificate authority of {name}".encode()).decode()
+    return {
+        "arn": f"arn:aws:eks:{who.region}:{who.account}:cluster/{name}",
+        "endpoint": f"https://{digest(urn, 32).upper()}.gr7.{who.region}.eks.amazonaws.com",
+        "certificateAuthority": {"data": ca},
+        "vpcConfig": vpc,
+        "platformVersion": "eks.1",
+        "status": "ACTIVE",
+    }
+
+
+def _node_group(who: Identity, urn: str, o: Outputs) -> Outputs:
+    name = o["nodeGroupName"]
+    return {
+        "arn": f"arn:aws:eks:{who.region}:{who.account}:nodegroup/{o['clusterName']}/{name}",
+        "resources": [{"autoscalingGroups": [{"name": f"eks-{name}-{digest(urn, 8)}"}]}],
+        "status": "ACTIVE",
+    }
+
+
+def _launch_template(who: Identity, urn: str, o: Outputs) -> Outputs:
+    return {"latestVersion": 1, "defaultVersion": 1}
+
+
 def _bucket(who: Identity, _urn: str, o: Outputs) -> Outputs:
     return {
         "arn": f"arn:aws:s3:::{o['bucket']}",
@@ -222,6 +250,9 @@ OUTPUTS: dict[str, Extra] = {
     t.TARGET_GROUP: _target_group,
     t.LISTENER: _listener,
     t.BUCKET: _bucket,
+    t.EKS_CLUSTER: _eks_cluster,
+    t.EKS_NODE_GROUP: _node_group,
+    t.LAUNCH_TEMPLATE: _launch_template,
     t.EMAIL_IDENTITY: _email_identity,
     t.CONFIGURATION_SET: _arn("ses", "configuration-set/{configurationSetName}"),
     t.CACHE_SUBNET_GROUP: _arn("elasticache", "subnetgroup:{name}"),

@@ -89,6 +89,19 @@ def answer(who: Identity, token: str, args: dict[str, Any]) -> dict[str, Any]:
             "arn": f"arn:aws:iam::{who.account}:user/offline",
             "userId": "AIDAOFFLINEUSER",
         }
+    if token == "aws:iam/getSessionContext:getSessionContext":
+        # An assumed-role ARN resolves to its role; any other identity to itself.
+        arn = str(args["arn"])
+        issuer = arn
+        if ":assumed-role/" in arn:
+            role = arn.split(":assumed-role/", 1)[1].rsplit("/", 1)[0]
+            issuer = f"arn:aws:iam::{who.account}:role/{role}"
+        return {"id": arn, "arn": arn, "issuerArn": issuer, "issuerName": issuer.rsplit("/")[-1]}
+    if token == "aws:eks/getAddonVersion:getAddonVersion":
+        # Offline there is no catalogue of add-on builds: a stand-in that changes with the
+        # Kubernetes version, as the real default does.
+        version = f"v{args['kubernetesVersion']}-offline-default"
+        return {**args, "id": args["addonName"], "version": version}
     if token == "aws:index/getPartition:getPartition":
         return {"id": "aws", "partition": "aws", "dnsSuffix": "amazonaws.com"}
     if token == "aws:elb/getServiceAccount:getServiceAccount":

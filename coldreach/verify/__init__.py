@@ -16,7 +16,7 @@ Modules: `outputs` (where the outputs come from), `aws` (clients), `discovery`
 (what is deployed), one module of checks per concern (`rds`, `redis`, `kafka` for
 MSK and the shards,
 `network` for security groups and placement, `services` for ECS and the load
-balancer's targets), `render` (the table).
+balancer's targets, `cluster` for EKS), `render` (the table).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from coldreach.verify.aws import Aws
+from coldreach.verify.cluster import check_cluster
 from coldreach.verify.discovery import State, discover
 from coldreach.verify.findings import Finding
 from coldreach.verify.kafka import check_kafka, check_shards
@@ -44,6 +45,7 @@ CHECKS: list[Check] = [
     check_kafka,
     check_services,
     check_targets,
+    check_cluster,
 ]
 
 

@@ -15,6 +15,7 @@ from infra.config.keys import SCHEMA
 from infra.config.schema import PROJECT, ConfigError, UnknownKeyError
 from infra.config.settings import (
     CacheSettings,
+    ClusterSettings,
     DatabaseSettings,
     EdgeSettings,
     MailSettings,
@@ -28,6 +29,7 @@ __all__ = [
     "PROJECT",
     "SCHEMA",
     "CacheSettings",
+    "ClusterSettings",
     "ConfigError",
     "DatabaseSettings",
     "EdgeSettings",

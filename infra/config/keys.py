@@ -55,6 +55,10 @@ ORIGINS = r"^https://[a-z0-9.-]+(:\d+)?(,https://[a-z0-9.-]+(:\d+)?)*$"
 LATER = (2, 3)
 """Keys of what phase 2 adds (replica, cache, NAT, autoscaling, the worker)."""
 PHASE3 = (3,)
+CIDR = r"(\d{1,3}\.){3}\d{1,3}/\d{1,2}"
+CIDR_LIST = rf"^{CIDR}(,{CIDR})*$"
+ROLE_ARN = r"arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]+"
+ROLE_ARNS = rf"^{ROLE_ARN}(,{ROLE_ARN})*$"
 """Keys of what phase 3 adds (MSK, shards)."""
 
 
@@ -351,6 +355,40 @@ KEYS: list[Key] = [
     # --- observability ---
     Key("alertEmail", "observability", "alert_email", Text(EMAIL, "an email address"), None,
         "Subscribed to the alarms topic (AWS sends a confirmation link first)", LATER),
+    # --- the EKS cluster (phase 3) ---
+    Key("eksVersion", "cluster", "version",
+        Text(r"^1\.\d{2}$", "a Kubernetes minor version, e.g. 1.35"), "1.35",
+        "Kubernetes version of the control plane and nodes; keep it in standard support "
+        "(`coldreach cost` warns when it is not)", PHASE3),
+    Key("eksSupportType", "cluster", "support_type",
+        Text(r"^(STANDARD|EXTENDED)$", "STANDARD or EXTENDED"),
+        Derived(lambda _, read: "EXTENDED" if read["production"] else "STANDARD",
+                "EXTENDED on production stacks, else STANDARD"),
+        "At the end of standard support: STANDARD upgrades the control plane, EXTENDED keeps the "
+        "version at $0.60 instead of $0.10 per cluster-hour", PHASE3),
+    Key("eksPublicAccessCidrs", "cluster", "public_access_cidrs",
+        Text(CIDR_LIST, "comma-separated IPv4 networks, e.g. 203.0.113.0/24,198.51.100.7/32"), None,
+        "Networks that may reach the cluster's public API endpoint (the deploy runners); unset, "
+        "the endpoint is private only and deploys must run inside the VPC", PHASE3),
+    Key("eksAdminRoleArns", "cluster", "admin_role_arns",
+        Text(ROLE_ARNS, "comma-separated IAM role ARNs"), None,
+        "Roles with cluster-admin access entries; unset, the role running `pulumi up` (the deploy "
+        "role in CI)", PHASE3),
+    Key("eksNodeInstanceType", "cluster", "node_instance_type",
+        Text(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", "an EC2 instance type such as m6i.large"),
+        "m6i.large", "Node instance type: one that supports security groups for pods (no t "
+        "family), of the image's architecture (x86_64)", PHASE3),
+    Key("eksNodeCount", "cluster", "node_count", Integer(maximum=100),
+        Derived(lambda _, read: 3 if read["production"] else 2, "3 on production stacks, else 2"),
+        "Nodes the group starts with, and its minimum", PHASE3),
+    Key("eksNodeMaxCount", "cluster", "node_max_count", Integer(maximum=100),
+        Derived(lambda _, read: 2 * read["eksNodeCount"], "twice eksNodeCount"),
+        "Most nodes the group may grow to", PHASE3),
+    Key("eksNodeDiskGb", "cluster", "node_disk_gb", Integer(minimum=20, maximum=1000), 20,
+        "Encrypted gp3 root volume of each node (GiB)", PHASE3),
+    Key("eksTrafficPercent", "cluster", "traffic_percent", Integer(minimum=0, maximum=100), 0,
+        "Share of the load balancer's requests the cluster's API receives (the rest go to ECS "
+        "until cold-reach:retireEcs)", PHASE3),
     # --- tooling ---
     Key("costAssumptions", "tooling", "cost_assumptions",
         JsonObject("a JSON object of usage assumptions (see coldreach/data/prices.yaml)"), None,

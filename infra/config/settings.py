@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +10,9 @@ from typing import Any
 from infra import capacity, phases, topology
 from infra.config.keys import FARGATE_SIZES, SCHEMA
 from infra.config.schema import ConfigError
+
+MIN_PUBLIC_PREFIX = 16
+"""The widest network eksPublicAccessCidrs accepts: a runner fleet's range, not the internet."""
 
 # Regions where every service the three phases use (ECS Fargate, RDS, ElastiCache,
 # SES v2, EKS, MSK) is offered.
@@ -159,6 +163,29 @@ class MailSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """The EKS cluster of phase 3 and the share of the API's traffic it takes."""
+
+    version: str
+    support_type: str
+    public_access_cidrs: str | None
+    admin_role_arns: str | None
+    node_instance_type: str
+    node_count: int
+    node_max_count: int
+    node_disk_gb: int
+    traffic_percent: int
+
+    @property
+    def public_cidrs(self) -> list[str]:
+        return self.public_access_cidrs.split(",") if self.public_access_cidrs else []
+
+    @property
+    def admins(self) -> list[str]:
+        return self.admin_role_arns.split(",") if self.admin_role_arns else []
+
+
+@dataclass(frozen=True)
 class Settings:
     stack: str
     phase: int
@@ -180,6 +207,7 @@ class Settings:
     workloads: WorkloadSettings
     pods: Mapping[str, PodSettings]
     """Phase 3's workloads on the cluster, by service name."""
+    cluster: ClusterSettings
     alert_email: str | None = None
     cost_assumptions: Mapping[str, Any] = field(default_factory=dict)
 
@@ -257,6 +285,7 @@ def build(stack: str, region: str | None, values: Mapping[str, Any]) -> Settings
         api=ApiSettings(**groups["api"]),
         workloads=WorkloadSettings(**groups["workloads"]),
         pods=pods,
+        cluster=ClusterSettings(**groups["cluster"]),
         alert_email=groups["observability"]["alert_email"],
         cost_assumptions=groups["tooling"]["cost_assumptions"] or {},
     )
@@ -266,6 +295,8 @@ def build(stack: str, region: str | None, values: Mapping[str, Any]) -> Settings
     _check_oidc(settings.api)
     _check_scaling(settings)
     _check_high_availability(settings)
+    _check_cluster(settings.cluster)
+    _check_cutover(settings)
     _check_connections(settings)
     _check_kafka(settings.kafka)
     return settings
@@ -348,6 +379,44 @@ def _check_kafka(kafka: KafkaSettings) -> None:
     if kafka.brokers % AZS:
         raise ConfigError(
             "kafkaBrokers", kafka.brokers, f"a multiple of {AZS} (one broker per private subnet)"
+        )
+
+
+def _check_cluster(c: ClusterSettings) -> None:
+    """What would make the cluster unsafe or unusable, refused before anything is declared."""
+    for cidr in c.public_cidrs:
+        try:
+            net = ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            raise ConfigError("eksPublicAccessCidrs", cidr, "IPv4 networks in CIDR form") from None
+        if net.prefixlen < MIN_PUBLIC_PREFIX:
+            raise ConfigError(
+                "eksPublicAccessCidrs",
+                cidr,
+                f"networks of /{MIN_PUBLIC_PREFIX} or smaller (the runners' egress addresses): "
+                "the Kubernetes API must not be open to the internet",
+            )
+    family = c.node_instance_type.split(".")[0]
+    if family.startswith("t"):
+        raise ConfigError(
+            "eksNodeInstanceType",
+            c.node_instance_type,
+            "a type outside the t family: security groups for pods need trunk ENIs, which "
+            "no t instance supports (m6i.large, c6i.large, r6i.large, ...)",
+        )
+    if c.node_max_count < c.node_count:
+        raise ConfigError("eksNodeMaxCount", c.node_max_count, f">= eksNodeCount ({c.node_count})")
+
+
+def _check_cutover(s: Settings) -> None:
+    """ECS retires only after the cluster takes every request: retiring first would move
+    the whole load in one step, untested."""
+    if s.retire_ecs and s.cluster.traffic_percent != 100:
+        raise ConfigError(
+            "retireEcs",
+            True,
+            f"only once eksTrafficPercent is 100 (it is {s.cluster.traffic_percent}): move the "
+            "traffic to the cluster first, then retire ECS",
         )
 
 

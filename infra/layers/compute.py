@@ -30,7 +30,7 @@ from components.service import (
 )
 from infra.config import Settings
 from infra.layers.data import Data
-from infra.layers.edge import Edge
+from infra.layers.edge import ECS_TARGETS, Edge
 from infra.topology import AWS_APIS, EDGE, SES, Flow, Kind, Platform, Service, Topology
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
@@ -166,7 +166,9 @@ class _App:
         depends_on: list[pulumi.Resource] = list(net.nat_routes) if f.private_compute else []
         load_balancer = None
         if service.load_balanced:
-            load_balancer = LoadBalancerTarget(self.edge.load_balancer.target_group.arn, APP_PORT)
+            load_balancer = LoadBalancerTarget(
+                self.edge.load_balancer.target_groups[ECS_TARGETS].arn, APP_PORT
+            )
             depends_on = [*self.edge.load_balancer.listeners, *depends_on]
         worker = service.kind is Kind.WORKER
         return FargateServiceArgs(
@@ -225,10 +227,13 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
     firewall.wire(flows, groups, AWS_APIS, HTTPS_OUT)
 
     if edge.mail and s.mail.feedback_webhook:
-        (api,) = [svc for svc in topology.on(Platform.ECS) if svc.load_balanced]
+        # SNS confirms through the API: wait for it where it runs on ECS (after the cutover
+        # it runs on the cluster only, which serves the same path).
+        apis: list[pulumi.Resource] = [
+            services[svc.name].service for svc in topology.on(Platform.ECS) if svc.load_balanced
+        ]
         edge.mail.subscribe_webhook(
-            pulumi.Output.concat(edge.public_url, "/webhooks/ses"),
-            depends_on=[services[api.name].service],
+            pulumi.Output.concat(edge.public_url, "/webhooks/ses"), depends_on=apis
         )
     elif edge.mail:
         pulumi.log.warn(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.load_balancer import LoadBalancer, LoadBalancerArgs, Target
 from components.mail import Mail, MailArgs
 from components.network import Network
 from components.waf import WebFirewall, WebFirewallArgs
@@ -15,6 +15,12 @@ from infra.config import Settings
 from infra.topology import EDGE, Platform, Topology
 
 HEALTH_PATH = "/healthz"
+ECS_TARGETS = "targets"
+"""The phase-2 target group (ECS tasks by IP), kept under its URN."""
+CLUSTER_TARGETS = "cluster-targets"
+"""Phase 3's target group: the cluster's nodes, on the API Service's NodePort (ADR 0004)."""
+API_NODE_PORT = 30080
+"""The fixed NodePort of the cluster's API Service, in the default 30000-32767 range."""
 
 
 @dataclass
@@ -26,15 +32,28 @@ class Edge:
     """Where users and SNS reach the app: the configured hostname, else the ALB's name."""
 
 
+def targets(s: Settings, topology: Topology) -> list[Target]:
+    """Where the listeners send requests: the ECS API, the cluster's API, or both, weighted
+    by `cold-reach:eksTrafficPercent` while both run."""
+    ecs = [svc for svc in topology.on(Platform.ECS) if svc.load_balanced]
+    eks = [svc for svc in topology.on(Platform.EKS) if svc.load_balanced]
+    share = s.cluster.traffic_percent
+    found: list[Target] = []
+    for api in ecs:
+        assert api.port is not None
+        found.append(Target(ECS_TARGETS, api.port, "ip", weight=100 - share))
+    if eks:
+        found.append(Target(CLUSTER_TARGETS, API_NODE_PORT, "instance", weight=share))
+    return found
+
+
 def build(s: Settings, topology: Topology, net: Network) -> Edge:
-    (api,) = [svc for svc in topology.on(Platform.ECS) if svc.load_balanced]
-    assert api.port is not None
     load_balancer = LoadBalancer(
         EDGE,
         LoadBalancerArgs(
             vpc_id=net.vpc.id,
             subnet_ids=net.public_subnet_ids,
-            target_port=api.port,
+            targets=targets(s, topology),
             health_check_path=HEALTH_PATH,
             certificate_arn=s.edge.certificate_arn,
             deletion_protection=s.edge.alb_deletion_protection,

@@ -31,7 +31,7 @@ def test_msk_and_the_shards_exist_in_moto(staging: Deployed) -> None:
 
 
 def test_what_moto_cannot_hold_is_listed_as_rendered(staging: Deployed) -> None:
-    rendered = {(t.split(":")[-1], n) for t, n, _ in staging.backend.rendered}
+    rendered = {(t.split(":")[-1], n) for t, n in staging.backend.rendered}
     assert rendered == {
         ("Configuration", "kafka-config"),
         ("Topic", "kafka-topic-email-send-v1"),

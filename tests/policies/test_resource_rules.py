@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import cluster_cases
 import pytest
 from kubernetes_cases import KUBERNETES_CASES
 from policy_helpers import MISSING, changed, check_resource
@@ -713,6 +714,7 @@ CASES: list[Case] = [
           expect="stops every acks=all"),
     *KUBERNETES_CASES,
 ]  # fmt: skip
+CASES += cluster_cases.CASES
 
 
 @pytest.mark.parametrize(

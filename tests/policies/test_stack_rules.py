@@ -521,3 +521,28 @@ def test_kafka_failing(rule: str, change: Change, resource: str, fragment: str) 
     change(g)
     found = check_stack(rule, g)
     assert any(urn == g.urn(resource) and fragment in message for urn, message in found), found
+def _with_cluster_nodes(g: Graph) -> Graph:
+    """Phase 3's nodes: a node group from a launch template whose group admits the ALB on
+    the API's NodePort."""
+    g.add(t.SECURITY_GROUP, "nodes-sg", {"description": "nodes", **tags("nodes", "")}, vpcId="vpc")
+    g.add(t.LAUNCH_TEMPLATE, "nodes-template", {}, vpcSecurityGroupIds=["nodes-sg"])
+    g.add(t.EKS_NODE_GROUP, "nodes", {}, launchTemplate="nodes-template")
+    return add_ingress(g, "nodes-in-lb", 30080, "nodes-sg", "lb-sg")
+
+
+def test_cluster_nodes_admit_only_the_load_balancer() -> None:
+    g = _with_cluster_nodes(stack())
+    assert check_stack("N9", g) == []
+    add_ingress(g, "nodes-in-web", 30080, "nodes-sg", "web-sg")
+    g.add(
+        t.INGRESS,
+        "nodes-in-cidr",
+        ingress(30080, cidrIpv4="10.0.0.0/8"),
+        securityGroupId="nodes-sg",
+    )
+    found = check_stack("N9", g)
+    assert (
+        g.urn("nodes-in-web"),
+        "nodes-sg admits web-sg, which is no load balancer's group",
+    ) in found
+    assert any(urn == g.urn("nodes-in-cidr") and "10.0.0.0/8" in m for urn, m in found), found

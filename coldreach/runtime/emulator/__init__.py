@@ -12,6 +12,7 @@ from coldreach.runtime.emulator import (  # noqa: F401  (each registers its hand
     ec2,
     ecr,
     ecs,
+    eks,
     elasticache,
     elbv2,
     generated,

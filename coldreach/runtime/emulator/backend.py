@@ -20,11 +20,13 @@ Two ways to reach moto:
 Not everything the program declares is AWS. `random:*` values are generated
 here; a `docker-build:index:Image` is not built (no Docker daemon is assumed):
 a small placeholder manifest is pushed to the moto ECR repository instead,
-so the tag and digest the task definitions use exist there. A type the
-registry marks `emulated=False` (moto has no API for it: MSK configurations and
-topics, ...) is answered by the echo backend and listed in `rendered`, "rendered,
-not deployed"; a type the registry does not know fails with `UnsupportedResource`,
-naming it.
+so the tag and digest the task definitions use exist there.
+
+What moto cannot hold is rendered, not deployed: a type the registry marks
+`emulated=False` (EKS add-ons, access entries, ...) and every Kubernetes object
+and provider get the echo backend's ids and outputs, so the program runs on, and
+are listed in `rendered` for the report; nothing pretends they exist in moto.
+Any other type without a handler fails with `UnsupportedResource`, naming it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from boto3.session import Session
 from botocore.config import Config
 
 from coldreach.runtime.echo import EchoBackend
-from coldreach.runtime.emulator.call import Call, Outputs, UnsupportedResource
+from coldreach.runtime.emulator.call import Call, NotHeld, Outputs, UnsupportedResource
 from coldreach.runtime.invokes import Identity, answer
 from policies.resource_types import TYPES
 
@@ -63,6 +65,15 @@ def handles(token: str) -> Callable[[Handler], Handler]:
     return register
 
 
+KUBERNETES = ("kubernetes:", "pulumi:providers:kubernetes")
+
+
+def rendered_only(type_: str) -> bool:
+    """Types moto cannot hold and the registry says so, or Kubernetes' own."""
+    known = TYPES.get(type_)
+    return type_.startswith(KUBERNETES) or (known is not None and not known.emulated)
+
+
 class MotoBackend:
     """Creates each resource in moto and answers with moto's ids and outputs."""
 
@@ -80,9 +91,8 @@ class MotoBackend:
         self._session = Session(region_name=region, **EMULATOR_CREDENTIALS)
         self.created: list[tuple[str, str, str]] = []
         """(type, name, id) in creation order, for progress and reports."""
-        self.rendered: list[tuple[str, str, str]] = []
-        """(type, name, id) of what moto cannot hold (the registry's `emulated=False`): the
-        echo backend's answer, listed as rendered, not deployed."""
+        self.rendered: list[tuple[str, str]] = []
+        """(type, name) of what was rendered, not deployed (see the module docstring)."""
         self._echo = EchoBackend(region, account)
         self.on_create: Callable[[str, str, str], None] | None = None
 
@@ -98,17 +108,15 @@ class MotoBackend:
         if not custom:
             return None, {}
         handler = HANDLERS.get(type_)
+        if handler is None and rendered_only(type_):
+            return self.render(Call(urn, type_, name, inputs))
         if handler is None:
-            known = TYPES.get(type_)
-            if known is None or known.emulated:
-                raise UnsupportedResource(type_, name)
-            # Rendered, not deployed: moto cannot hold it, so the echo backend answers
-            # and the type is listed, never passed off as created.
-            id_, outputs = self._echo.create(urn, type_, name, inputs, custom)
-            self.rendered.append((type_, name, id_ or ""))
-            return id_, outputs
+            raise UnsupportedResource(type_, name)
         call = Call(urn, type_, name, inputs)
-        id_, extra = handler(self, call)
+        try:
+            id_, extra = handler(self, call)
+        except NotHeld:
+            return self.render(Call(urn, type_, name, inputs))
         call.outputs.update(extra)
         call.outputs.pop("id", None)
         self.created.append((type_, name, id_))
@@ -147,6 +155,13 @@ class MotoBackend:
         return answer(self.identity, token, args)
 
     # --- helpers -----------------------------------------------------------------
+
+    def render(self, call: Call) -> tuple[str, Outputs]:
+        """Answers as the echo backend does, and lists the resource as rendered, not deployed."""
+        with self.lock:
+            self.rendered.append((call.type, call.name))
+        id_, outputs = self._echo.create(call.urn, call.type, call.name, call.raw, True)
+        return id_ or "", outputs
 
     def client(self, service: str) -> Any:
         with self.lock:

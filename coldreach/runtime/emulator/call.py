@@ -22,6 +22,11 @@ class UnsupportedResource(Exception):
         self.type = type_
 
 
+class NotHeld(Exception):
+    """Raised by a handler when moto cannot hold this particular resource: the backend then
+    renders it (echo ids and outputs) and lists it as rendered, not deployed."""
+
+
 class Call:
     """One registration: its names, its plain inputs and the outputs being built."""
 

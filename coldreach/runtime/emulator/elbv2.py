@@ -96,6 +96,14 @@ def listener(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
             action["TargetGroupArn"] = a["targetGroupArn"]
         if a.get("redirect"):
             action["RedirectConfig"] = pascal(a["redirect"])
+        if a.get("forward"):
+            # Weighted target groups (the ECS -> cluster cutover).
+            action["ForwardConfig"] = {
+                "TargetGroups": [
+                    {"TargetGroupArn": g["arn"], "Weight": int(g.get("weight", 1))}
+                    for g in a["forward"]["targetGroups"]
+                ]
+            }
         actions.append(action)
     listener = b.client("elbv2").create_listener(
         **drop_none(

@@ -1,9 +1,9 @@
-"""IAM roles and their inline policies."""
+"""IAM roles, their inline policies and their AWS managed policies."""
 
 from __future__ import annotations
 
 from coldreach.runtime.emulator.backend import MotoBackend, handles
-from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none
+from coldreach.runtime.emulator.call import Call, NotHeld, Outputs, aws_tags, drop_none
 from policies import tokens as t
 
 
@@ -34,3 +34,16 @@ def role_policy(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     role = c.get("role")
     b.client("iam").put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=c.get("policy"))
     return f"{role}:{name}", {}
+
+
+@handles(t.IAM_ATTACHMENT)
+def role_policy_attachment(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
+    role, arn = c.get("role"), c.get("policyArn")
+    iam = b.client("iam")
+    try:
+        iam.attach_role_policy(RoleName=role, PolicyArn=arn)
+    except iam.exceptions.NoSuchEntityException:
+        # moto loads AWS's managed policies only on request (MOTO_IAM_LOAD_MANAGED_POLICIES);
+        # without them the attachment is rendered, not deployed.
+        raise NotHeld from None
+    return f"{role}/{arn}", {}

@@ -1,0 +1,72 @@
+"""The cluster's EKS add-ons, in the order nodes need them.
+
+The cluster is created with `bootstrap_self_managed_addons=False`, so nothing
+runs until these exist. Networking (vpc-cni, kube-proxy) and the Pod Identity
+agent go in before the node group, or nodes never become Ready and pods
+cannot get credentials; CoreDNS and metrics-server are Deployments and wait
+for nodes (created earlier, they sit degraded and the add-on times out).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+VPC_CNI = "vpc-cni"
+BEFORE_NODES = (VPC_CNI, "kube-proxy", "eks-pod-identity-agent")
+AFTER_NODES = ("coredns", "metrics-server")
+
+VPC_CNI_CONFIGURATION = {
+    # NetworkPolicies are ignored unless the CNI's policy agent enforces them.
+    "enableNetworkPolicy": "true",
+    "env": {
+        # Security groups for pods: branch ENIs carry each pod's own group, so the data
+        # tiers keep admitting only the services the topology names.
+        "ENABLE_POD_ENI": "true",
+        # strict (the default): a pod with its own group sends everything through it.
+        "POD_SECURITY_GROUP_ENFORCING_MODE": "strict",
+    },
+    # kubelet's TCP probes reach pods on branch ENIs only with early demux off (EKS guide,
+    # "Configure the Amazon VPC CNI plugin for security groups for pods").
+    "init": {"env": {"DISABLE_TCP_EARLY_DEMUX": "true"}},
+}
+
+
+def configuration(addon: str) -> str | None:
+    return json.dumps(VPC_CNI_CONFIGURATION, sort_keys=True) if addon == VPC_CNI else None
+
+
+def install(
+    name: str,
+    cluster_name: pulumi.Input[str],
+    kubernetes_version: pulumi.Input[str],
+    addons: Sequence[str],
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> list[aws.eks.Addon]:
+    """One managed add-on each, at the default version EKS pairs with the cluster's
+    Kubernetes version. Asked for explicitly: left unset, an add-on keeps the version it was
+    created with when the cluster is upgraded (kube-proxy then lags the control plane)."""
+    return [
+        aws.eks.Addon(
+            f"{name}-{addon}",
+            cluster_name=cluster_name,
+            addon_name=addon,
+            addon_version=aws.eks.get_addon_version_output(
+                addon_name=addon,
+                kubernetes_version=kubernetes_version,
+                most_recent=False,
+                opts=pulumi.InvokeOptions(parent=parent),
+            ).version,
+            configuration_values=configuration(addon),
+            # Ours wins over whatever a node bootstrap left behind; on update, our
+            # configuration is applied again rather than preserved drift.
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+        )
+        for addon in addons
+    ]

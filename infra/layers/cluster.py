@@ -1,0 +1,134 @@
+"""The cluster layer (phase 3): the EKS control plane, its add-ons, the node group, the
+Kubernetes provider the workloads are declared through, and the load balancer's way in.
+
+The load balancer reaches the API's pods through the nodes: its cluster target group
+(edge layer) holds the node group's instances on the API Service's NodePort, and the
+nodes' own security group admits the load balancer's on that port only (ADR 0004).
+
+What the workloads (components/workloads) take from here: `provider`, the cluster's
+name, `API_NODE_PORT` for the API Service (`type: NodePort`, `externalTrafficPolicy:
+Cluster`), and the two node groups a pod's own security group must admit: the nodes'
+group on the API's port (kube-proxy forwards from the node) and EKS's cluster group
+(kubelet's probes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components import eks, firewall
+from components.eks import addons
+from components.network import Network
+from components.registry import IMAGE_ARCHITECTURE
+from infra.config import Settings
+from infra.layers.edge import API_NODE_PORT, CLUSTER_TARGETS, Edge
+from infra.topology import Topology
+
+NODES = "nodes"
+"""The nodes' security group in rule names and tags."""
+
+
+@dataclass
+class ClusterLayer:
+    cluster: eks.Cluster
+    nodes: eks.NodeGroup
+    provider: k8s.Provider
+    addons: list[aws.eks.Addon]
+
+    @property
+    def node_security_group(self) -> firewall.SecurityGroup:
+        return self.nodes.security_group
+
+    @property
+    def cluster_security_group_id(self) -> pulumi.Output[str]:
+        return self.cluster.security_group_id
+
+
+def admin_roles(s: Settings) -> list[pulumi.Input[str]]:
+    """The configured admin roles, else the IAM role behind the credentials running the
+    deploy (an assumed role's session resolves to the role itself)."""
+    if s.cluster.admins:
+        return list(s.cluster.admins)
+    caller = aws.get_caller_identity_output()
+    context = aws.iam.get_session_context_output(arn=caller.arn)
+    return [context.issuer_arn]
+
+
+def build(s: Settings, topology: Topology, net: Network, edge: Edge) -> ClusterLayer:
+    """The cluster, ready for the topology's cluster services (components/workloads)."""
+    c = s.cluster
+    if eks.architecture(c.node_instance_type) != IMAGE_ARCHITECTURE:
+        raise pulumi.RunError(
+            f"cold-reach:eksNodeInstanceType = {c.node_instance_type} runs "
+            f"{eks.architecture(c.node_instance_type)}, but the app image is built for "
+            f"{IMAGE_ARCHITECTURE}: pick a type of the image's architecture"
+        )
+    cluster = eks.Cluster(
+        "eks",
+        eks.ClusterArgs(
+            version=c.version,
+            support_type=c.support_type,
+            subnet_ids=net.private_subnet_ids,
+            public_access_cidrs=c.public_cidrs,
+            admin_role_arns=admin_roles(s),
+            log_retention_days=s.log_retention_days,
+            protect=s.protect,
+        ),
+    )
+    before = addons.install("eks-addon", cluster.name, c.version, addons.BEFORE_NODES, cluster)
+    nodes = eks.NodeGroup(
+        "eks-nodes",
+        eks.NodeGroupArgs(
+            cluster_name=cluster.name,
+            cluster_security_group_id=cluster.security_group_id,
+            version=cluster.cluster.version,
+            vpc_id=net.vpc.id,
+            subnet_ids=net.private_subnet_ids,
+            instance_type=c.node_instance_type,
+            count=c.node_count,
+            max_count=c.node_max_count,
+            disk_gb=c.node_disk_gb,
+            security_group_tags={"coldreach:node": NODES},
+            # Nodes pull images through the NAT and join only once the CNI is there.
+            depends_on=[*before, *net.nat_routes],
+        ),
+    )
+    after = addons.install(
+        "eks-addon",
+        cluster.name,
+        c.version,
+        addons.AFTER_NODES,
+        cluster,
+        depends_on=[nodes.node_group],
+    )
+
+    # The load balancer's cluster target group holds the nodes; it may reach them on the
+    # API's NodePort and nothing else.
+    lb = edge.load_balancer
+    if CLUSTER_TARGETS in lb.target_groups:
+        aws.autoscaling.Attachment(
+            "eks-nodes-api-targets",
+            autoscaling_group_name=nodes.autoscaling_group_name,
+            lb_target_group_arn=lb.target_groups[CLUSTER_TARGETS].arn,
+            opts=pulumi.ResourceOptions(parent=nodes),
+        )
+        firewall.connect(
+            lb.security_group,
+            nodes.security_group,
+            API_NODE_PORT,
+            "HTTP to the API's NodePort",
+        )
+
+    provider = eks.provider(
+        "eks-k8s",
+        cluster.name,
+        cluster.cluster.endpoint,
+        cluster.cluster.certificate_authority.data,  # type: ignore[arg-type]
+        s.region,
+        opts=pulumi.ResourceOptions(parent=cluster, depends_on=[*cluster.admins, *after]),
+    )
+    return ClusterLayer(cluster, nodes, provider, [*before, *after])
