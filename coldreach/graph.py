@@ -16,6 +16,9 @@ INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 WORLD = ("0.0.0.0/0", "::/0")
+EKS_CLUSTER = "aws:eks/cluster:Cluster"
+CLUSTER_NODE = "eks-cluster"
+"""EKS's cluster security group as a node of the `plumbing` flows."""
 
 # Types whose loss loses data or identity; a promotion must never replace or delete them.
 STATEFUL_TYPES = frozenset(STATEFUL)
@@ -115,13 +118,31 @@ def node_of(deployment: Deployment, group_id: str | None) -> str | None:
         return None
 
 
+def cluster_groups(deployment: Deployment) -> dict[str, str]:
+    """EKS's cluster security groups by id: EKS creates them, so no resource of the stack
+    carries a tag; the cluster reports the id."""
+    found: dict[str, str] = {}
+    for cluster in deployment.of_type(EKS_CLUSTER):
+        group = (cluster.out("vpcConfig") or {}).get("clusterSecurityGroupId")
+        if group:
+            found[group] = CLUSTER_NODE
+    return found
+
+
 def undeclared_ingress(deployment: Deployment) -> list[Ingress]:
-    """Ingress between the stack's groups that no flow of the `topology` output declares."""
-    flows = {(f["from"], f["to"], f["port"]) for f in deployment.output("topology")["flows"]}
+    """Ingress between the stack's groups that neither a flow of the `topology` output
+    declares nor the cluster's plumbing (its `plumbing` list: DNS, probes, NodePort)."""
+    shape = deployment.output("topology")
+    flows = {(f["from"], f["to"], f["port"]) for f in shape["flows"] + shape.get("plumbing", [])}
+    clusters = cluster_groups(deployment)
+
+    def node(group_id: str | None) -> str | None:
+        return clusters.get(group_id or "") or node_of(deployment, group_id)
+
     found: list[Ingress] = []
     for rule in ingress(deployment):
-        target = node_of(deployment, rule.group_id)
-        source = "internet" if rule.from_world else node_of(deployment, rule.source_group)
+        target = node(rule.group_id)
+        source = "internet" if rule.from_world else node(rule.source_group)
         ports = range(rule.port_from or 0, (rule.port_to or 65535) + 1)
         if rule.protocol == "-1" or not any((source, target, p) in flows for p in ports):
             found.append(rule)

@@ -45,7 +45,7 @@ def main() -> None:
     front = edge.build(s, declared, net)
     apps = compute.build(s, declared, net, tiers, front)
     alerts = observability.build(s, declared, tiers)
-    eks = cluster.build(s, declared, net, front) if s.features.cluster else None
+    eks = cluster.build(s, declared, net, tiers, front, apps) if s.features.cluster else None
 
     db = tiers.database
     outputs: dict[str, pulumi.Input[object]] = {
@@ -60,7 +60,6 @@ def main() -> None:
         "image": apps.image.ref,
         "repository_url": apps.registry.repository.repository_url,
         "mail_dkim_records": front.mail.dkim_records if front.mail else [],
-        "topology": declared.to_json(),
     }
     for name, service in apps.services.items():
         outputs[f"{name}_service_name"] = service.service.name
@@ -76,5 +75,9 @@ def main() -> None:
     if tiers.cache is not None:
         outputs["redis_endpoint"] = tiers.cache.replication_group.primary_endpoint_address
     outputs |= tiers.outputs()
+    shape = declared.to_json()
+    if eks is not None:
+        shape["plumbing"] = [flow.to_json() for flow in eks.plumbing]
+    outputs["topology"] = shape
     for key, value in outputs.items():
         pulumi.export(key, value)

@@ -29,8 +29,6 @@ class Kind(StrEnum):
     HTTP_API = "http-api"
     WORKER = "worker"
     GRPC = "grpc"
-    JOB = "job"
-    """Runs to completion once per deploy (a Kubernetes Job), e.g. creating Kafka topics."""
 
 
 class Platform(StrEnum):
@@ -230,15 +228,6 @@ SERVICES: tuple[Service, ...] = (
             Reach(SES),
             Reach("tracing", when=_tracing),
         ),
-    ),
-    Service(
-        "topics",
-        Kind.JOB,
-        runs=lambda f: f.cluster and f.kafka,
-        platform=Platform.EKS,
-        # Creates the declared topics (replication and min.insync fit the brokers); the
-        # brokers never auto-create one.
-        reaches=(Reach("kafka"),),
     ),
     Service(
         "tracing",

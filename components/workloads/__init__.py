@@ -3,18 +3,22 @@
 Entry point (the cluster layer calls it once the cluster and its node group exist):
 
     build(s, topology, provider, WorkloadsArgs(cluster_name=..., node_security_group_id=...,
-          vpc_id=..., vpc_cidr=..., image=..., kubernetes_version="1.35",
+          cluster_security_group_id=..., api_node_port=30080, vpc_id=..., vpc_cidr=...,
+          image=..., kubernetes_version="1.35",
           access=Access(shards=[...], groups={"edge": ..., "database": ..., "kafka": ...},
                         unsubscribe_secret_arn=..., public_url=..., kafka=Kafka(...),
                         mail=...))) -> Workloads
 
+(infra/layers/cluster.py is that caller.)
+
 For every service of the topology on `Platform.EKS`: a ServiceAccount, a Deployment
 (restricted security context, resources, probes for its kind, spread over zones), a
-Service (headless for gRPC, so clients balance per call; NodePort or ClusterIP for the
-HTTP API by `apiServiceType`; none for a worker), an autoscaling/v2 HPA and a PDB where it
-scales out, a pod security group with its SecurityGroupPolicy, and, when it calls AWS, a
-role through a Pod Identity association with exactly its grants. The namespace enforces Pod
-Security "restricted" and denies all traffic but the topology's flows (NetworkPolicies).
+Service (headless for gRPC, so clients balance per call; for the HTTP API a NodePort the
+load balancer's instance targets forward to; none for a worker), an autoscaling/v2 HPA
+and a PDB where it scales out, a pod security group with its SecurityGroupPolicy, and,
+when it calls AWS, a role through a Pod Identity association with exactly its grants. The
+namespace enforces Pod Security "restricted" and denies all traffic but the topology's
+flows (NetworkPolicies).
 Every object is a typed pulumi-kubernetes resource: the offline runtime records it like any
 other, so the tests can render and validate every manifest.
 """
@@ -30,25 +34,21 @@ import pulumi_kubernetes as k8s
 
 from components.firewall import SecurityGroup
 from components.workloads import network_policies, pod_network, tracing
-from components.workloads.access import Access, Kafka, Shard, Topic
+from components.workloads.access import Access, Kafka, Shard
 from components.workloads.environment import environment
 from components.workloads.identity import pod_role, statements
 from components.workloads.pods import Container, Manifest, labels, pod_template, probe_for
 from infra.config import Settings
-from infra.topology import Kind, Platform, Service, Topology
+from infra.topology import Flow, Kind, Platform, Service, Topology
 
-__all__ = ["Access", "Kafka", "Shard", "Topic", "Workloads", "WorkloadsArgs", "build"]
+__all__ = ["Access", "Kafka", "Shard", "Workloads", "WorkloadsArgs", "build"]
 
 NAMESPACE = "coldreach"
-API_NODE_PORT = 30080
-"""The HTTP API's fixed NodePort when `apiServiceType` is NodePort: the load balancer's
-target group forwards to it on every node."""
 COMMANDS: Mapping[str, tuple[str, ...]] = {
     "api": ("uvicorn", "openapi_server.main:app", "--host", "0.0.0.0", "--port", "8000"),
     "clients": ("coldreach-app", "serve-clients"),
     "campaigns": ("coldreach-app", "serve-campaigns"),
     "sender": ("coldreach-app", "consume"),
-    "topics": ("coldreach-app", "create-topics"),
 }
 """The phase-3 app's command per workload (the image's entry point runs them as given)."""
 GRACE_SECONDS = {Kind.WORKER: 60}
@@ -59,6 +59,13 @@ GRACE_SECONDS = {Kind.WORKER: 60}
 class WorkloadsArgs:
     cluster_name: pulumi.Input[str]
     node_security_group_id: pulumi.Input[str]
+    """Ours on the nodes: the load balancer's traffic arrives from it (kube-proxy forwards
+    from the NodePort to a pod)."""
+    cluster_security_group_id: pulumi.Input[str]
+    """EKS's cluster group, also on every node: the kubelet's probes come from it, and
+    CoreDNS answers behind it."""
+    api_node_port: int
+    """The API Service's fixed NodePort, where the load balancer's target group sends."""
     vpc_id: pulumi.Input[str]
     vpc_cidr: str
     image: pulumi.Input[str]
@@ -76,9 +83,11 @@ def _any(manifest: Manifest) -> Any:
 class Workloads(pulumi.ComponentResource):
     namespace: k8s.core.v1.Namespace
     deployments: dict[str, k8s.apps.v1.Deployment]
-    jobs: dict[str, k8s.batch.v1.Job]
     security_groups: dict[str, SecurityGroup]
     api_service: k8s.core.v1.Service | None
+    plumbing: list[Flow]
+    """What the pods' groups and EKS's cluster group admit beyond the topology's flows:
+    DNS, the kubelet's probes, the load balancer's NodePort traffic."""
 
     def __init__(
         self,
@@ -119,8 +128,8 @@ class Workloads(pulumi.ComponentResource):
         pod_network.wire(flows, self.security_groups, args.access.groups)
 
         self.deployments = {}
-        self.jobs = {}
         self.api_service = None
+        self.plumbing = []
         self._depends: list[pulumi.Resource] = []
         with_role = [svc.name for svc in services if self._workload(svc)]
 
@@ -195,16 +204,18 @@ class Workloads(pulumi.ComponentResource):
                 ports=ports,
                 probe=probe,
             )
-        pod_network.node_plumbing(
-            name, group, args.node_security_group_id, probe.port if probe else None, self
+        self.plumbing += pod_network.node_plumbing(
+            name,
+            group,
+            pod_network.Nodes(args.node_security_group_id, args.cluster_security_group_id),
+            probe.port if probe else None,
+            svc.port if svc.load_balanced else None,
+            self,
         )
 
         template = pod_template(
             labels(name), name, container, volumes, GRACE_SECONDS.get(svc.kind, 30)
         )
-        if svc.kind is Kind.JOB:
-            self._job(name, template)
-            return bool(grants)
         scales = pod.cpu_target is not None
         spec: Manifest = {
             "selector": {"matchLabels": labels(name)},
@@ -259,18 +270,6 @@ class Workloads(pulumi.ComponentResource):
         )
         return bool(grants)
 
-    def _job(self, name: str, template: Manifest) -> None:
-        """A run-to-completion workload. Its template is immutable, so a change (new topics)
-        replaces the Job; the name is left to autonaming so the new one can start before the
-        old one goes, and `pulumi up` waits until it completes (or fails the deploy)."""
-        template["spec"]["restartPolicy"] = "OnFailure"
-        self.jobs[name] = k8s.batch.v1.Job(
-            f"{name}-job",
-            metadata=_any({"namespace": NAMESPACE, "labels": labels(name)}),
-            spec=_any({"backoffLimit": 6, "activeDeadlineSeconds": 900, "template": template}),
-            opts=self._in_namespace,
-        )
-
     def _service(self, svc: Service) -> None:
         assert svc.port is not None
         port: Manifest = {
@@ -284,12 +283,13 @@ class Workloads(pulumi.ComponentResource):
             # Headless: DNS answers with every ready pod, and gRPC's round_robin spreads calls.
             spec["clusterIP"] = "None"
             port["appProtocol"] = "kubernetes.io/h2c"
-        elif self._s.workloads.api_service_type == "NodePort":
-            spec["type"] = "NodePort"
-            # Cluster (the default) spreads load-balanced traffic over every pod; Local is
+        elif svc.load_balanced:
+            # The load balancer's instance targets forward to this port on every node (ADR
+            # 0004). Cluster (the default) spreads its traffic over every pod; Local is
             # unsupported for pods with their own security group in strict mode.
+            spec["type"] = "NodePort"
             spec["externalTrafficPolicy"] = "Cluster"
-            port["nodePort"] = API_NODE_PORT
+            port["nodePort"] = self._args.api_node_port
         else:
             spec["type"] = "ClusterIP"
         service = self._object(k8s.core.v1.Service, f"{svc.name}-service", svc.name, spec)

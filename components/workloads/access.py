@@ -1,5 +1,5 @@
 """What the workloads reach outside the cluster, as the layers that own it hand it over:
-the shards (address and credentials secret), MSK and its topics, SES and the shared
+the shards (address and credentials secret), MSK and its topics' ARNs, SES and the shared
 secrets. The cluster layer builds these from the data and edge layers' results."""
 
 from __future__ import annotations
@@ -27,30 +27,13 @@ class Shard:
 
 
 @dataclass(frozen=True)
-class Topic:
-    """A topic as the MSK layer declares it (replication and min.insync fit its brokers)."""
-
-    name: str
-    partitions: int
-    replication: int
-    min_insync: int
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "partitions": self.partitions,
-            "replication_factor": self.replication,
-            "config": {"min.insync.replicas": str(self.min_insync)},
-        }
-
-
-@dataclass(frozen=True)
 class Kafka:
     cluster_arn: pulumi.Input[str]
     bootstrap_brokers: pulumi.Input[str]
     """The IAM-authenticated bootstrap string (TLS, port 9098)."""
-    topics: Sequence[Topic]
-    """Every topic the `topics` Job creates; the send and dead-letter topics among them."""
+    topic_arns: Mapping[str, pulumi.Input[str]]
+    """Each topic's ARN by name, as MSK's topic API created it (components/kafka.py): the
+    per-topic IAM grants name these, the send and dead-letter topics among them."""
     send_topic: str = "email.send.v1"
     dead_letter_topic: str = "email.send.dlq.v1"
     consumer_group: str = "sender"

@@ -8,8 +8,6 @@ does not reach.
 
 from __future__ import annotations
 
-import json
-
 import pulumi
 
 from components.workloads.access import DIRECTORY_DATABASE, Access
@@ -68,11 +66,12 @@ def environment(
         env["OTEL_SERVICE_NAME"] = service.name
     if service.may_reach(f, "kafka") and access.kafka is not None:
         kafka = access.kafka
-        env |= {"KAFKA_BOOTSTRAP": kafka.bootstrap_brokers, "KAFKA_AUTH": "iam"}
-        if service.kind is Kind.JOB:
-            env["KAFKA_TOPICS"] = json.dumps([topic.to_json() for topic in kafka.topics])
-        else:
-            env |= {"QUEUE_BACKEND": "kafka", "KAFKA_SEND_TOPIC": kafka.send_topic}
+        env |= {
+            "KAFKA_BOOTSTRAP": kafka.bootstrap_brokers,
+            "KAFKA_AUTH": "iam",
+            "QUEUE_BACKEND": "kafka",
+            "KAFKA_SEND_TOPIC": kafka.send_topic,
+        }
         if consumes(service):
             env["KAFKA_DEAD_LETTER_TOPIC"] = kafka.dead_letter_topic
             env["KAFKA_GROUP"] = kafka.consumer_group

@@ -35,37 +35,29 @@ def secret_arns(service: Service, topology: Topology, access: Access) -> list[pu
 
 
 def consumes(service: Service) -> bool:
-    """A worker that reaches Kafka consumes the send topic; a job administers the topics;
-    any other reacher produces to the send topic."""
+    """A worker that reaches Kafka consumes the send topic; any other reacher produces to it."""
     return service.kind is Kind.WORKER
 
 
-def _sub_arn(cluster_arn: pulumi.Input[str], kind: str, name: str) -> pulumi.Output[str]:
-    """MSK's topic and group ARNs sit beside the cluster's:
-    arn:aws:kafka:<region>:<account>:<kind>/<cluster name>/<cluster uuid>/<name>."""
+def _group_arn(cluster_arn: pulumi.Input[str], group: str) -> pulumi.Output[str]:
+    """MSK's consumer-group ARNs sit beside the cluster's (no resource declares a group):
+    arn:aws:kafka:<region>:<account>:group/<cluster name>/<cluster uuid>/<group>."""
     return pulumi.Output.from_input(cluster_arn).apply(
-        lambda arn: arn.replace(":cluster/", f":{kind}/", 1) + f"/{name}"
+        lambda arn: arn.replace(":cluster/", ":group/", 1) + f"/{group}"
     )
 
 
-TOPIC_ADMIN = (
-    "kafka-cluster:CreateTopic",
-    "kafka-cluster:DescribeTopic",
-    "kafka-cluster:AlterTopic",
-    "kafka-cluster:DescribeTopicDynamicConfiguration",
-    "kafka-cluster:AlterTopicDynamicConfiguration",
-)
-"""What creating a topic and setting its min.insync.replicas takes, on that topic alone."""
+def _topic_arn(kafka: Kafka, topic: str) -> pulumi.Input[str]:
+    try:
+        return kafka.topic_arns[topic]
+    except KeyError:
+        raise ValueError(
+            f"topic {topic!r} is not among the topics MSK creates ({', '.join(kafka.topic_arns)})"
+        ) from None
 
 
 def kafka_statements(service: Service, kafka: Kafka) -> list[iam.Statement]:
-    if service.kind is Kind.JOB:
-        topics = [_sub_arn(kafka.cluster_arn, "topic", topic.name) for topic in kafka.topics]
-        return [
-            iam.allow(["kafka-cluster:Connect"], [kafka.cluster_arn]),
-            iam.allow(list(TOPIC_ADMIN), topics),
-        ]
-    send = _sub_arn(kafka.cluster_arn, "topic", kafka.send_topic)
+    send = _topic_arn(kafka, kafka.send_topic)
     # Idempotent producers (the outbox relay, the sender's dead-letter writes) need the
     # cluster-level WriteDataIdempotently beside WriteData on the topic.
     cluster = iam.allow(
@@ -74,8 +66,8 @@ def kafka_statements(service: Service, kafka: Kafka) -> list[iam.Statement]:
     if not consumes(service):
         writes = iam.allow(["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"], [send])
         return [cluster, writes]
-    dead_letters = _sub_arn(kafka.cluster_arn, "topic", kafka.dead_letter_topic)
-    group = _sub_arn(kafka.cluster_arn, "group", kafka.consumer_group)
+    dead_letters = _topic_arn(kafka, kafka.dead_letter_topic)
+    group = _group_arn(kafka.cluster_arn, kafka.consumer_group)
     return [
         cluster,
         iam.allow(["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"], [send]),

@@ -10,9 +10,12 @@ Caveats from AWS's documentation that shape this:
   on the node's link-local address (aws/amazon-vpc-cni-k8s#2797), and kubelet probes need
   DISABLE_TCP_EARLY_DEMUX; in standard mode traffic leaving the VPC takes the node's
   address and group, so the pods' HTTPS-out rule is a statement of intent there;
-- the kubelet probes from the node, so each group admits the node group on the probe port;
-- CoreDNS runs with the node's group, so each pod group may send DNS (TCP and UDP 53) to
-  it and the node group admits DNS from each pod group;
+- the kubelet probes from the node, so each group admits EKS's cluster group (on every
+  node) on the probe port; the API's group also admits our node group on its port, where
+  kube-proxy forwards the load balancer's NodePort traffic (externalTrafficPolicy Cluster);
+- CoreDNS runs with the node's groups, so each pod group may send DNS (TCP and UDP 53) to
+  EKS's cluster group and that group admits DNS from each pod group (AWS's own walkthrough
+  adds exactly these two rules); our node group stays open to the load balancer alone;
 - only trunk-capable (Nitro, non-t) instances attach branch interfaces, and each has a
   limit (m5.large and m6i.large: 9 pods with their own group per node).
 """
@@ -20,6 +23,7 @@ Caveats from AWS's documentation that shape this:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -27,6 +31,11 @@ import pulumi_aws as aws
 from components import firewall
 from components.workloads.pods import Manifest, labels
 from infra.topology import AWS_APIS, Flow, Topology
+
+NODES = "nodes"
+"""Our security group on the nodes, as a node of the wiring (its `coldreach:node` tag)."""
+CLUSTER = "eks-cluster"
+"""EKS's cluster security group (EKS creates it; the cluster reports its id)."""
 
 HTTPS_OUT = "HTTPS to AWS APIs (Secrets Manager, SES, STS)"
 DNS_PORT = 53
@@ -55,22 +64,40 @@ def wire(
     firewall.wire(flows, {**others, **pods}, AWS_APIS, HTTPS_OUT)
 
 
+@dataclass(frozen=True)
+class Nodes:
+    """The two groups every node carries (components/eks/nodes.py)."""
+
+    security_group_id: pulumi.Input[str]
+    """Ours: the load balancer's traffic to the API's NodePort arrives through it."""
+    cluster_security_group_id: pulumi.Input[str]
+    """EKS's cluster group: the kubelet probes from the node's primary interface, and
+    CoreDNS answers behind it."""
+
+
 def node_plumbing(
     name: str,
     group: firewall.SecurityGroup,
-    node_group_id: pulumi.Input[str],
+    nodes: Nodes,
     probe_port: int | None,
+    load_balanced_port: int | None,
     parent: pulumi.Resource,
-) -> None:
-    """DNS to CoreDNS on the nodes both ways, and the kubelet's probes in."""
+) -> list[Flow]:
+    """DNS to CoreDNS through the cluster group both ways, the kubelet's probes in, and for
+    the API the load balancer's requests that kube-proxy forwards from the NodePort. Returns
+    the ingress it opened, as flows between `name`, `NODES` and `CLUSTER`."""
     opts = pulumi.ResourceOptions(parent=parent)
     for protocol in ("udp", "tcp"):
         group.allow_to_group(
-            f"nodes-dns-{protocol}", node_group_id, DNS_PORT, "DNS to CoreDNS", protocol
+            f"cluster-dns-{protocol}",
+            nodes.cluster_security_group_id,
+            DNS_PORT,
+            "DNS to CoreDNS",
+            protocol,
         )
         aws.vpc.SecurityGroupIngressRule(
-            f"nodes-in-{name}-dns-{protocol}",
-            security_group_id=node_group_id,
+            f"cluster-in-{name}-dns-{protocol}",
+            security_group_id=nodes.cluster_security_group_id,
             referenced_security_group_id=group.id,
             ip_protocol=protocol,
             from_port=DNS_PORT,
@@ -78,8 +105,16 @@ def node_plumbing(
             description=f"DNS to CoreDNS: from {group.name}",
             opts=opts,
         )
+    wired = [Flow(name, CLUSTER, DNS_PORT, "DNS to CoreDNS")]
     if probe_port is not None:
-        group.allow_from_group("nodes", node_group_id, probe_port, "kubelet probes: from the nodes")
+        label = "kubelet probes: from the nodes"
+        group.allow_from_group("cluster", nodes.cluster_security_group_id, probe_port, label)
+        wired.append(Flow(CLUSTER, name, probe_port, label))
+    if load_balanced_port is not None:
+        label = "HTTP from the load balancer, forwarded from the nodes' NodePort"
+        group.allow_from_group("nodes", nodes.security_group_id, load_balanced_port, label)
+        wired.append(Flow(NODES, name, load_balanced_port, label))
+    return wired
 
 
 def policy(name: str, group_id: pulumi.Input[str]) -> Manifest:

@@ -268,14 +268,9 @@ KEYS: list[Key] = [
     *pod_keys("clients", cpu=250, memory=384, replicas=2, max_replicas=6, pool=(5, 5)),
     *pod_keys("campaigns", cpu=250, memory=384, replicas=2, max_replicas=6, pool=(5, 5)),
     *pod_keys("sender", cpu=250, memory=384, replicas=2, max_replicas=8, pool=(4, 4)),
-    *pod_keys("topics", cpu=100, memory=256, scalable=False),
     # One Jaeger pod: Badger is a single-writer store, and spans split across in-memory
     # replicas would make traces incomplete.
     *pod_keys("tracing", cpu=250, memory=1024, scalable=False),
-    Key("apiServiceType", "workloads", "api_service_type",
-        Text(r"^(NodePort|ClusterIP)$", "NodePort or ClusterIP"), "NodePort",
-        "How the load balancer reaches the API's pods: instance targets on a NodePort, or "
-        "IP targets through a ClusterIP Service (docs/adr, the EKS traffic decision)", PHASE3),
     Key("tracingStorage", "workloads", "tracing_storage",
         Text(r"^(memory|badger)$", "memory or badger"),
         Derived(lambda _, read: "badger" if read["production"] else "memory",

@@ -92,7 +92,6 @@ class PodSettings:
 
 @dataclass(frozen=True)
 class WorkloadSettings:
-    api_service_type: str
     tracing_storage: str
     tracing_storage_gb: int
     tracing_retention_hours: int

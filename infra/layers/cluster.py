@@ -5,11 +5,12 @@ The load balancer reaches the API's pods through the nodes: its cluster target g
 (edge layer) holds the node group's instances on the API Service's NodePort, and the
 nodes' own security group admits the load balancer's on that port only (ADR 0004).
 
-What the workloads (components/workloads) take from here: `provider`, the cluster's
-name, `API_NODE_PORT` for the API Service (`type: NodePort`, `externalTrafficPolicy:
-Cluster`), and the two node groups a pod's own security group must admit: the nodes'
-group on the API's port (kube-proxy forwards from the node) and EKS's cluster group
-(kubelet's probes).
+The workloads (components/workloads) are declared here once the cluster exists, through
+its provider: the API Service on `API_NODE_PORT` (`type: NodePort`,
+`externalTrafficPolicy: Cluster`), each pod security group admitting the nodes' group on
+the API's port (kube-proxy forwards from the node) and EKS's cluster group on the probe
+port (the kubelet), and the data tiers as the data layer built them: the shards, MSK's
+cluster, brokers and topic ARNs.
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import eks, firewall
+from components import eks, firewall, workloads
 from components.eks import addons
 from components.network import Network
 from components.registry import IMAGE_ARCHITECTURE
+from components.workloads import pod_network
 from infra.config import Settings
+from infra.layers.compute import Compute
+from infra.layers.data import Data
 from infra.layers.edge import API_NODE_PORT, CLUSTER_TARGETS, Edge
-from infra.topology import Topology
+from infra.topology import EDGE, TIERS, Flow, Topology
 
-NODES = "nodes"
+NODES = pod_network.NODES
 """The nodes' security group in rule names and tags."""
 
 
@@ -38,6 +42,10 @@ class ClusterLayer:
     nodes: eks.NodeGroup
     provider: k8s.Provider
     addons: list[aws.eks.Addon]
+    workloads: workloads.Workloads
+    plumbing: list[Flow]
+    """Ingress the cluster needs beyond the topology's flows (the load balancer to the
+    nodes, DNS, probes): part of the `topology` output, so checks of the graph know it."""
 
     @property
     def node_security_group(self) -> firewall.SecurityGroup:
@@ -58,8 +66,36 @@ def admin_roles(s: Settings) -> list[pulumi.Input[str]]:
     return [context.issuer_arn]
 
 
-def build(s: Settings, topology: Topology, net: Network, edge: Edge) -> ClusterLayer:
-    """The cluster, ready for the topology's cluster services (components/workloads)."""
+def access(topology: Topology, data: Data, edge: Edge, apps: Compute) -> workloads.Access:
+    """What the workloads reach outside the cluster, as the data, edge and compute layers
+    built it."""
+    port = TIERS["database"].port
+    kafka = None
+    if data.kafka is not None:
+        kafka = workloads.Kafka(
+            data.kafka.cluster.arn,
+            data.kafka.bootstrap_brokers,
+            {name: topic.arn for name, topic in data.kafka.topics.items()},
+        )
+    groups = {EDGE: edge.load_balancer.security_group}
+    groups |= {tier.name: data.security_group(tier.name) for tier in topology.tiers}
+    return workloads.Access(
+        shards=[
+            workloads.Shard(shard.address, port, shard.name, shard.secret_arn)
+            for shard in data.shards or [data.database]
+        ],
+        groups=groups,
+        unsubscribe_secret_arn=apps.unsubscribe_key.arn,
+        public_url=edge.public_url,
+        kafka=kafka,
+        mail=edge.mail,
+    )
+
+
+def build(
+    s: Settings, topology: Topology, net: Network, data: Data, edge: Edge, apps: Compute
+) -> ClusterLayer:
+    """The cluster and the topology's cluster services on it (components/workloads)."""
     c = s.cluster
     if eks.architecture(c.node_instance_type) != IMAGE_ARCHITECTURE:
         raise pulumi.RunError(
@@ -109,6 +145,7 @@ def build(s: Settings, topology: Topology, net: Network, edge: Edge) -> ClusterL
     # The load balancer's cluster target group holds the nodes; it may reach them on the
     # API's NodePort and nothing else.
     lb = edge.load_balancer
+    plumbing: list[Flow] = []
     if CLUSTER_TARGETS in lb.target_groups:
         aws.autoscaling.Attachment(
             "eks-nodes-api-targets",
@@ -122,6 +159,7 @@ def build(s: Settings, topology: Topology, net: Network, edge: Edge) -> ClusterL
             API_NODE_PORT,
             "HTTP to the API's NodePort",
         )
+        plumbing.append(Flow(EDGE, NODES, API_NODE_PORT, "HTTP to the API's NodePort"))
 
     provider = eks.provider(
         "eks-k8s",
@@ -131,4 +169,22 @@ def build(s: Settings, topology: Topology, net: Network, edge: Edge) -> ClusterL
         s.region,
         opts=pulumi.ResourceOptions(parent=cluster, depends_on=[*cluster.admins, *after]),
     )
-    return ClusterLayer(cluster, nodes, provider, [*before, *after])
+    services = workloads.build(
+        s,
+        topology,
+        provider,
+        workloads.WorkloadsArgs(
+            cluster_name=cluster.name,
+            node_security_group_id=nodes.security_group.id,
+            cluster_security_group_id=cluster.security_group_id,
+            api_node_port=API_NODE_PORT,
+            vpc_id=net.vpc.id,
+            vpc_cidr=s.network.vpc_cidr,
+            image=apps.image.ref,
+            kubernetes_version=c.version,
+            access=access(topology, data, edge, apps),
+        ),
+    )
+    return ClusterLayer(
+        cluster, nodes, provider, [*before, *after], services, [*plumbing, *services.plumbing]
+    )

@@ -35,7 +35,6 @@ def test_every_workload_on_the_cluster_has_its_pod_keys() -> None:
     [
         ("apiPodCpu", "10", ">= 50"),
         ("senderPodMemory", "32", ">= 64"),
-        ("apiServiceType", "LoadBalancer", "NodePort or ClusterIP"),
         ("tracingStorage", "cassandra", "memory or badger"),
         ("tracingImage", "jaegertracing/jaeger:latest", "a version tag"),
         ("clientsMaxReplicas", "1", ">= clientsReplicas (2)"),

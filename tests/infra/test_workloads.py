@@ -1,47 +1,47 @@
-"""Phase 3's workloads on the cluster: every object valid for the cluster's Kubernetes
-version, Pod Security "restricted", NetworkPolicies and security groups equal to the
-topology's flows, and each role granting exactly its workload's reaches."""
+"""Phase 3's workloads on the cluster, as the real program declares them: every object
+valid for the cluster's Kubernetes version, Pod Security "restricted", NetworkPolicies and
+security groups equal to the topology's flows, and each role granting exactly its
+workload's reaches."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
 from deployment_helpers import CERT
-from workloads_program import (
-    KAFKA_ARN,
-    KUBERNETES_VERSION,
-    SHARD_2_SECRET,
-    TOPICS,
-    evaluate_workloads,
-)
 
 from coldreach import manifests, policy_eval
 from coldreach.runtime import Deployment, Resource
-from components.workloads import API_NODE_PORT, NAMESPACE
+from components.workloads import NAMESPACE
 from components.workloads.network_policies import DEFAULT_DENY, PLUMBING
 from infra import phases, topology
+from infra.config.keys import SCHEMA
+from infra.layers.cluster import NODES
+from infra.layers.edge import API_NODE_PORT
 from infra.topology import AWS_APIS, EDGE, INTERNET, TIERS, Platform
 from policies import catalog
 from policies import tokens as t
 from policies.kubernetes import pod_spec
 
 EKS = [s.name for s in topology.running(phases.of(3), Platform.EKS)]
-JOBS = ["topics"]
-LONG_RUNNING = [name for name in EKS if name not in JOBS]
 DEPLOYMENT = t.K8S_DEPLOYMENT
+KUBERNETES_VERSION = SCHEMA.by_name["eksVersion"].default
+"""The cluster's version (no stack overrides it): what the objects validate against."""
+CLUSTER_GROUP = "eks-cluster-group"
+"""EKS creates the cluster's security group; the graph holds only its id."""
 
 
 @pytest.fixture(scope="module")
-def staging() -> Deployment:
-    return evaluate_workloads("staging")
+def staging(program: Callable[..., Deployment]) -> Deployment:
+    return program("staging", 3)
 
 
 @pytest.fixture(scope="module")
-def prod() -> Deployment:
-    return evaluate_workloads("prod", certificateArn=CERT, senderDomain="mail.example.com")
+def prod(program: Callable[..., Deployment]) -> Deployment:
+    return program("prod", 3, certificateArn=CERT, senderDomain="mail.example.com")
 
 
 def _k8s(d: Deployment, type_: str) -> dict[str, Resource]:
@@ -60,7 +60,8 @@ def test_every_object_validates_strictly_against_the_clusters_schema(
     kinds = {o["kind"] for o in objects}
     assert {"Namespace", "Deployment", "Service", "HorizontalPodAutoscaler",
             "PodDisruptionBudget", "ServiceAccount", "NetworkPolicy",
-            "SecurityGroupPolicy", "ConfigMap", "Job"} <= kinds  # fmt: skip
+            "SecurityGroupPolicy", "ConfigMap"} <= kinds  # fmt: skip
+    assert "Job" not in kinds  # MSK's topic API creates the topics
     if stack == "prod":
         assert {"PersistentVolumeClaim", "StorageClass"} <= kinds
     found = {f"{o['kind']}/{o['metadata']['name']}": manifests.problems(o, KUBERNETES_VERSION)
@@ -105,10 +106,8 @@ def test_every_pod_meets_pod_security_restricted_and_the_workload_rules(
 
 def test_pods_are_restricted_by_their_own_fields(staging: Deployment) -> None:
     deployments = _k8s(staging, DEPLOYMENT)
-    assert sorted(deployments) == sorted(LONG_RUNNING)
-    [job] = staging.of_type(t.K8S_JOB)
+    assert sorted(deployments) == sorted(EKS)
     pods = [(n, pod_spec(DEPLOYMENT, {"spec": r.get("spec")})) for n, r in deployments.items()]
-    pods.append(("topics", pod_spec(t.K8S_JOB, {"spec": job.get("spec")})))
     for name, spec in pods:
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["runAsUser"] == 10001
@@ -158,7 +157,7 @@ def test_probes_fit_each_kind_and_images_are_immutable(staging: Deployment) -> N
 # --- services, scaling, disruption ---------------------------------------------------------
 
 
-def test_grpc_services_are_headless_and_the_api_service_type_is_a_parameter(
+def test_grpc_services_are_headless_and_the_api_is_on_the_load_balancers_node_port(
     staging: Deployment,
 ) -> None:
     services = _k8s(staging, t.K8S_SERVICE)
@@ -166,11 +165,12 @@ def test_grpc_services_are_headless_and_the_api_service_type_is_a_parameter(
     for name in ("clients", "campaigns", "tracing"):
         assert services[name].get("spec")["clusterIP"] == "None"
     api = services["api"].get("spec")
-    assert api["type"] == "NodePort" and api["ports"][0]["nodePort"] == API_NODE_PORT
-    assert api["externalTrafficPolicy"] == "Cluster"
-    other = evaluate_workloads("staging", apiServiceType="ClusterIP")
-    api = _k8s(other, t.K8S_SERVICE)["api"].get("spec")
-    assert api["type"] == "ClusterIP" and "nodePort" not in api["ports"][0]
+    assert api["type"] == "NodePort" and api["externalTrafficPolicy"] == "Cluster"
+    # The port the load balancer's cluster target group sends to.
+    [targets] = [g for g in staging.of_type("aws:lb/targetGroup:TargetGroup")
+                 if g.get("targetType") == "instance"]  # fmt: skip
+    assert api["ports"][0]["nodePort"] == targets.get("port") == API_NODE_PORT
+    assert api["ports"][0]["targetPort"] == 8000
 
 
 def test_hpa_owns_the_replicas_and_every_workload_has_a_pdb(staging: Deployment) -> None:
@@ -186,7 +186,7 @@ def test_hpa_owns_the_replicas_and_every_workload_has_a_pdb(staging: Deployment)
     # Jaeger's storage is single-writer: one pod, no autoscaler.
     assert deployments["tracing"].get("spec")["replicas"] == 1
     pdbs = _k8s(staging, t.K8S_PDB)
-    assert sorted(pdbs) == sorted(LONG_RUNNING)
+    assert sorted(pdbs) == sorted(EKS)
     assert all(p.get("spec")["maxUnavailable"] == 1 for p in pdbs.values())
 
 
@@ -237,7 +237,7 @@ def test_network_policies_are_exactly_the_topologys_flows(staging: Deployment) -
     assert {p["protocol"] for p in dns[0]["ports"]} == {"UDP", "TCP"}
     credentials = policies["allow-pod-identity"].get("spec")
     assert credentials["podSelector"]["matchExpressions"][0]["values"] == [
-        "api", "campaigns", "clients", "sender", "topics"
+        "api", "campaigns", "clients", "sender"
     ]  # fmt: skip
     assert credentials["egress"][0]["to"] == [{"ipBlock": {"cidr": "169.254.170.23/32"}}]
 
@@ -251,15 +251,26 @@ def _group_of(d: Deployment, node: str) -> Resource:
     return group
 
 
+def _cluster_group_id(d: Deployment) -> str:
+    [cluster] = d.of_type("aws:eks/cluster:Cluster")
+    return cluster.out("vpcConfig")["clusterSecurityGroupId"]
+
+
 def _admitted(d: Deployment, group: Resource) -> dict[str, set[int]]:
-    """Following the graph by ids: the nodes whose groups the group's ingress rules name."""
+    """Following the graph by ids: the nodes whose groups the group's ingress rules name
+    (EKS's cluster group by the id the cluster reports)."""
+    cluster_group = _cluster_group_id(d)
     found: dict[str, set[int]] = {}
     for rule in d.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
         if rule.get("securityGroupId") != group.id:
             continue
         assert rule.get("cidrIpv4") is None, rule.name
-        source = d.by_id(rule.get("referencedSecurityGroupId"))
-        node = (source.get("tags") or {}).get("coldreach:node", source.name)
+        referenced = rule.get("referencedSecurityGroupId")
+        if referenced == cluster_group:
+            node = CLUSTER_GROUP
+        else:
+            source = d.by_id(referenced)
+            node = (source.get("tags") or {}).get("coldreach:node", source.name)
         found.setdefault(node, set()).add(rule.get("fromPort"))
     return found
 
@@ -284,12 +295,20 @@ def test_each_workloads_pods_get_their_own_group(staging: Deployment) -> None:
         assert spec["securityGroups"]["groupIds"] == [group.id]
         assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == name
         admitted = _admitted(staging, group)
-        peers = {n for n in admitted if n != "stand-in-nodes"}
+        peers = {n for n in admitted if n not in (NODES, CLUSTER_GROUP)}
         assert peers == set(declared.admits(name)), name
-    # The kubelet probes from the nodes, on the probe port only.
-    assert _admitted(staging, _group_of(staging, "api"))["stand-in-nodes"] == {8000}
-    assert _admitted(staging, _group_of(staging, "tracing"))["stand-in-nodes"] == {13132}
-    assert "stand-in-nodes" not in _admitted(staging, _group_of(staging, "sender"))
+    # The kubelet probes from the nodes (EKS's cluster group), on the probe port only.
+    probes = {"api": 8000, "clients": 50051, "campaigns": 50052, "tracing": 13132}
+    for name, port in probes.items():
+        assert _admitted(staging, _group_of(staging, name))[CLUSTER_GROUP] == {port}, name
+    # kube-proxy forwards the load balancer's NodePort traffic from our node group, to
+    # the API's pods alone.
+    assert _admitted(staging, _group_of(staging, "api"))[NODES] == {8000}
+    for name in EKS:
+        if name != "api":
+            assert NODES not in _admitted(staging, _group_of(staging, name)), name
+    sender = _admitted(staging, _group_of(staging, "sender"))
+    assert CLUSTER_GROUP not in sender and NODES not in sender  # no probe, no port
 
 
 # --- roles and grants ----------------------------------------------------------------------
@@ -317,52 +336,44 @@ def _grants(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 def test_each_role_grants_exactly_its_reaches(prod: Deployment) -> None:
     roles = _roles(prod)
-    assert sorted(roles) == ["api", "campaigns", "clients", "sender", "topics"]  # not tracing
-    [db] = [r for r in prod.of_type("aws:rds/instance:Instance") if not r.get("replicateSourceDb")]
-    [shard_1] = [r.out("arn") for r in prod.of_type("aws:secretsmanager/secret:Secret")
-                 if r.name == "db-credentials"]  # fmt: skip
-    [unsubscribe] = [r.out("arn") for r in prod.of_type("aws:secretsmanager/secret:Secret")
-                     if r.name == "unsubscribe-key-secret"]  # fmt: skip
-    assert db
+    assert sorted(roles) == ["api", "campaigns", "clients", "sender"]  # not tracing
+    secrets = {r.name: r.out("arn") for r in prod.of_type("aws:secretsmanager/secret:Secret")}
+    shard_1, shard_2 = secrets["db-credentials"], secrets["shard2-credentials"]
+    unsubscribe = secrets["unsubscribe-key-secret"]
+    [cluster] = prod.of_type("aws:msk/cluster:Cluster")
+    kafka = cluster.out("arn")
+    topics = {r.get("name"): r.out("arn") for r in prod.of_type("aws:msk/topic:Topic")}
+    send, dead_letters = topics["email.send.v1"], topics["email.send.dlq.v1"]
+    group = kafka.replace(":cluster/", ":group/") + "/sender"
     read = "secretsmanager:GetSecretValue"
-    topic = KAFKA_ARN.replace(":cluster/", ":topic/")
-    group = KAFKA_ARN.replace(":cluster/", ":group/")
     assert _grants(roles["api"][1]) == {(read, shard_1), (read, unsubscribe)}
-    assert _grants(roles["clients"][1]) == {(read, shard_1), (read, SHARD_2_SECRET)}
+    assert _grants(roles["clients"][1]) == {(read, shard_1), (read, shard_2)}
     assert _grants(roles["campaigns"][1]) == {
-        (read, shard_1), (read, SHARD_2_SECRET),
-        ("kafka-cluster:Connect", KAFKA_ARN), ("kafka-cluster:WriteDataIdempotently", KAFKA_ARN),
-        ("kafka-cluster:DescribeTopic", f"{topic}/email.send.v1"),
-        ("kafka-cluster:WriteData", f"{topic}/email.send.v1"),
+        (read, shard_1), (read, shard_2),
+        ("kafka-cluster:Connect", kafka), ("kafka-cluster:WriteDataIdempotently", kafka),
+        ("kafka-cluster:DescribeTopic", send), ("kafka-cluster:WriteData", send),
     }  # fmt: skip
     sender = _grants(roles["sender"][1])
     ses = {g for g in sender if g[0] == "ses:SendEmail"}
     assert ses and all(g[1].startswith("arn:aws:ses:") for g in ses)
     assert sender - ses == {
-        (read, shard_1), (read, SHARD_2_SECRET), (read, unsubscribe),
-        ("kafka-cluster:Connect", KAFKA_ARN), ("kafka-cluster:WriteDataIdempotently", KAFKA_ARN),
-        ("kafka-cluster:DescribeTopic", f"{topic}/email.send.v1"),
-        ("kafka-cluster:ReadData", f"{topic}/email.send.v1"),
-        ("kafka-cluster:DescribeTopic", f"{topic}/email.send.dlq.v1"),
-        ("kafka-cluster:WriteData", f"{topic}/email.send.dlq.v1"),
-        ("kafka-cluster:DescribeGroup", f"{group}/sender"),
-        ("kafka-cluster:AlterGroup", f"{group}/sender"),
+        (read, shard_1), (read, shard_2), (read, unsubscribe),
+        ("kafka-cluster:Connect", kafka), ("kafka-cluster:WriteDataIdempotently", kafka),
+        ("kafka-cluster:DescribeTopic", send), ("kafka-cluster:ReadData", send),
+        ("kafka-cluster:DescribeTopic", dead_letters), ("kafka-cluster:WriteData", dead_letters),
+        ("kafka-cluster:DescribeGroup", group), ("kafka-cluster:AlterGroup", group),
     }  # fmt: skip
-    assert _grants(roles["topics"][1]) == {("kafka-cluster:Connect", KAFKA_ARN)} | {
-        (action, f"{topic}/{name}")
-        for action in (
-            "kafka-cluster:CreateTopic", "kafka-cluster:DescribeTopic", "kafka-cluster:AlterTopic",
-            "kafka-cluster:DescribeTopicDynamicConfiguration",
-            "kafka-cluster:AlterTopicDynamicConfiguration",
-        )
-        for name in ("email.send.v1", "email.send.dlq.v1")
-    }  # fmt: skip
+    # Nobody may create, alter or delete topics: MSK's topic API does that from the program.
+    granted = {action for _, statements in roles.values() for action, _ in _grants(statements)}
+    assert not {a for a in granted if "Topic" in a and not a.endswith("DescribeTopic")}
+    [eks] = prod.of_type("aws:eks/cluster:Cluster")
+    eks_name = eks.out("name")
     for name, (trust, _) in roles.items():
         [statement] = trust["Statement"]
         assert statement["Principal"] == {"Service": "pods.eks.amazonaws.com"}
         assert statement["Action"] == ["sts:AssumeRole", "sts:TagSession"]
         assert statement["Condition"]["StringEquals"] == {
-            "aws:RequestTag/eks-cluster-name": "cold-reach",
+            "aws:RequestTag/eks-cluster-name": eks_name,
             "aws:RequestTag/kubernetes-namespace": NAMESPACE,
             "aws:RequestTag/kubernetes-service-account": name,
         }
@@ -378,33 +389,38 @@ def test_environment_follows_the_reaches_and_holds_no_secret(prod: Deployment) -
     assert api["CAMPAIGN_SERVICE_ADDR"] == f"dns:///campaigns.{NAMESPACE}.svc.cluster.local:50052"
     assert api["DB_DIRECTORY"].endswith(":5432/coldreach_directory")
     assert "DB_SHARD_1" not in api and "KAFKA_BOOTSTRAP" not in api
-    assert clients["DB_SHARD_2"] == "postgresql://shard-2.example.internal:5432/coldreach"
-    assert clients["DB_SHARD_2_SECRET_ARN"] == SHARD_2_SECRET
+    shards = [r for r in prod.of_type("aws:rds/instance:Instance") if r.name == "shard2-instance"]
+    [shard_2] = shards
+    secrets = {r.name: r.out("arn") for r in prod.of_type("aws:secretsmanager/secret:Secret")}
+    assert clients["DB_SHARD_2"] == f"postgresql://{shard_2.out('address')}:5432/coldreach"
+    assert clients["DB_SHARD_2_SECRET_ARN"] == secrets["shard2-credentials"]
     assert "CAMPAIGN_SERVICE_ADDR" not in clients and "MAILER" not in clients
-    assert sender["KAFKA_BOOTSTRAP"] and sender["KAFKA_GROUP"] == "sender"
+    [msk] = prod.of_type("aws:msk/cluster:Cluster")
+    assert sender["KAFKA_BOOTSTRAP"] == msk.out("bootstrapBrokersSaslIam")
+    assert sender["KAFKA_GROUP"] == "sender"
     assert sender["MAILER"] == "ses"
     for env in (api, clients, sender):
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == (
             f"http://tracing.{NAMESPACE}.svc.cluster.local:4317"
         )
     words = ("PASSWORD", "password")
-    for name in LONG_RUNNING:
+    for name in EKS:
         for key, value in _env(prod, name).items():
             assert not any(w in key or w in str(value) for w in words), (name, key)
 
 
-def test_the_topics_job_creates_the_declared_topics_once_per_change(staging: Deployment) -> None:
-    [job] = staging.of_type(t.K8S_JOB)
-    assert "name" not in job.get("metadata")  # autonamed: a changed Job replaces the old one
-    spec = job.get("spec")
-    assert spec["backoffLimit"] == 6 and spec["template"]["spec"]["restartPolicy"] == "OnFailure"
-    [c] = spec["template"]["spec"]["containers"]
-    assert c["args"] == ["coldreach-app", "create-topics"]
-    env = {e["name"]: e["value"] for e in c["env"]}
-    assert json.loads(env["KAFKA_TOPICS"]) == [topic.to_json() for topic in TOPICS]
-    assert json.loads(env["KAFKA_TOPICS"])[0]["config"] == {"min.insync.replicas": "1"}
-    assert "QUEUE_BACKEND" not in env and "DB_DIRECTORY" not in env
-    assert not [h for h in staging.of_type(t.K8S_HPA) if h.get("metadata")["name"] == "topics"]
+def test_the_topics_the_pods_use_are_the_ones_msk_creates(staging: Deployment) -> None:
+    """No Job and no admin client: the send and dead-letter topics the pods are told are
+    `aws.msk.Topic` resources of the same cluster."""
+    assert not staging.of_type(t.K8S_JOB)
+    [msk] = staging.of_type("aws:msk/cluster:Cluster")
+    created = {r.get("name") for r in staging.of_type("aws:msk/topic:Topic")
+               if r.get("clusterArn") == msk.out("arn")}  # fmt: skip
+    campaigns, sender = _env(staging, "campaigns"), _env(staging, "sender")
+    assert campaigns["KAFKA_SEND_TOPIC"] == sender["KAFKA_SEND_TOPIC"] == "email.send.v1"
+    assert {sender["KAFKA_SEND_TOPIC"], sender["KAFKA_DEAD_LETTER_TOPIC"]} <= created
+    assert campaigns["QUEUE_BACKEND"] == sender["QUEUE_BACKEND"] == "kafka"
+    assert "KAFKA_DEAD_LETTER_TOPIC" not in campaigns
 
 
 # --- tracing -------------------------------------------------------------------------------
