@@ -46,10 +46,14 @@ def test_phase_3_costs_the_cluster_on_top_of_phase_2(
 ) -> None:
     two = cost.estimate(evaluate_stack("staging"), table, today=BEFORE_1_35_ENDS)
     three = cost.estimate(staging3, table, today=BEFORE_1_35_ENDS)
-    cluster = 0.10 * H + 2 * 0.096 * H + 2 * 20 * 0.08 + 1.00
+    cluster = 0.10 * H + 2 * 0.096 * H + 2 * 20 * 0.08 + 1.00  # 217.36
+    # Phase 3's data rows (tests/cost/test_cost_phase3_data.py): 2 x kafka.m5.large with
+    # 20 GB each and their key, shard 2 (db.t3.medium, 20 GB gp3) and its secret.
+    data = 2 * 0.21 * H + 2 * 20 * 0.10 + 1.00 + 0.072 * H + 20 * 0.115 + 0.40  # 366.86
     # The control plane's log group adds no fixed cost (logs are priced per GB ingested,
-    # once per stack), and the ECS services keep running until the cutover.
-    assert round(three.monthly_usd - two.monthly_usd, 2) == round(cluster, 2)
+    # once per stack), the workloads' roles, groups and Kubernetes objects cost nothing of
+    # their own, and the ECS services keep running until the cutover.
+    assert round(three.monthly_usd - two.monthly_usd, 2) == round(cluster + data, 2) == 584.22
 
 
 def test_a_version_past_standard_support_bills_extended_support_and_warns(
