@@ -26,8 +26,12 @@ VPC_CNI_CONFIGURATION = {
         # Security groups for pods: branch ENIs carry each pod's own group, so the data
         # tiers keep admitting only the services the topology names.
         "ENABLE_POD_ENI": "true",
-        # strict (the default): a pod with its own group sends everything through it.
-        "POD_SECURITY_GROUP_ENFORCING_MODE": "strict",
+        # standard, not the default strict: in strict mode a pod with its own group cannot
+        # reach the Pod Identity agent on the node's link-local address, so no workload
+        # would get AWS credentials (EKS User Guide, Pod Identity considerations;
+        # aws/amazon-vpc-cni-k8s#2797, aws/amazon-vpc-resource-controller-k8s#618). Traffic
+        # leaving the VPC then takes the node's group; the tiers still see the pods' own.
+        "POD_SECURITY_GROUP_ENFORCING_MODE": "standard",
     },
     # kubelet's TCP probes reach pods on branch ENIs only with early demux off (EKS guide,
     # "Configure the Amazon VPC CNI plugin for security groups for pods").

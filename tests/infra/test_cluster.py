@@ -153,6 +153,8 @@ def test_vpc_cni_enforces_network_policies_and_gives_pods_their_own_groups(
     config = json.loads(addon(staging3, "vpc-cni").get("configurationValues"))
     assert config["enableNetworkPolicy"] == "true"
     assert config["env"]["ENABLE_POD_ENI"] == "true"
+    # Pods with their own group reach the Pod Identity agent only in standard mode.
+    assert config["env"]["POD_SECURITY_GROUP_ENFORCING_MODE"] == "standard"
     assert config["init"]["env"]["DISABLE_TCP_EARLY_DEMUX"] == "true"
     # Trunk ENIs are created by the control plane's VPC resource controller.
     role = staging3.resolve(only(staging3, CLUSTER).get("roleArn"))
