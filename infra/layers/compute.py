@@ -26,7 +26,9 @@ from components.service import (
     FargateService,
     FargateServiceArgs,
     LoadBalancerTarget,
+    OneOffTask,
     Scaling,
+    TaskArgs,
 )
 from infra.config import Settings
 from infra.layers.data import Data
@@ -43,6 +45,12 @@ BACKLOG_METRIC = "QueuedEmails"
 # ...and the number of emails whose send outcome is unknown; an alarm watches it.
 STUCK_METRIC = "StuckSendingEmails"
 HTTPS_OUT = "HTTPS to AWS APIs (ECR, Secrets Manager, SES, logs)"
+# The database roles `bootstrap_db` creates (app/README.md, "Database roles"): the services
+# sign in as the app role (DML only), the migrate task as the schema owner.
+APP_DB_USER = "coldreach_app"
+OWNER_DB_USER = "coldreach_owner"
+BOOTSTRAP_COMMAND = ("python", "-m", "openapi_server.bootstrap_db")
+MIGRATE_COMMAND = ("python", "-m", "openapi_server.migrate")
 
 
 @dataclass
@@ -51,6 +59,10 @@ class Compute:
     image: AppImage
     cluster: aws.ecs.Cluster
     services: dict[str, FargateService]
+    db_tasks: dict[str, OneOffTask]
+    """`bootstrap` and `migrate`, run by an operator (docs/database-access.md)."""
+    db_task_network: dict[str, pulumi.Input[object]] | None = None
+    """Where those tasks run: the subnets and security group of the service they stand in for."""
 
 
 def backlog_namespace(s: Settings) -> str:
@@ -92,13 +104,14 @@ class _App:
         database = self.data.database
         if "primary" in endpoints:
             settings = s.service(service.name)
-            env |= {
-                "DB_HOST": database.address,
-                "DB_PORT": str(DB_PORT),
-                "DB_NAME": database.name,
+            env |= self.database_address() | {
                 "DB_POOL_SIZE": str(settings.db_pool_size),
                 "DB_MAX_OVERFLOW": str(settings.db_max_overflow),
             }
+            if s.database.services_on_iam:
+                # A fresh IAM token per connection, as the DML-only role; that role
+                # cannot create tables, so the migrate task runs the migrations.
+                env |= {"DB_IAM_AUTH": "1", "DB_USER": APP_DB_USER, "AUTO_MIGRATE": "0"}
         if "replica" in endpoints and database.replica is not None:
             env["DB_READ_HOST"] = database.replica.address
         if service.kind is Kind.HTTP_API:
@@ -111,23 +124,37 @@ class _App:
             }
         return env
 
+    def database_address(self) -> dict[str, pulumi.Input[str]]:
+        database = self.data.database
+        return {"DB_HOST": database.address, "DB_PORT": str(DB_PORT), "DB_NAME": database.name}
+
     def secrets(self, service: Service) -> dict[str, SecretRef]:
         """Credentials, injected by ECS from Secrets Manager: exactly what it reaches."""
         f = self.topology.features
         found: dict[str, SecretRef] = {}
-        if service.database_endpoints(f):
-            found |= {
-                "DB_USER": self.data.database.credential("username"),
-                "DB_PASSWORD": self.data.database.credential("password"),
-            }
+        if service.database_endpoints(f) and not self.s.database.services_on_iam:
+            found |= self.master_credentials()
         found["UNSUBSCRIBE_SECRET"] = self.unsubscribe_key.ref()
         if service.may_reach(f, "cache") and self.data.cache is not None:
             found["REDIS_URL"] = self.data.cache.url.ref()
         return found
 
+    def master_credentials(self) -> dict[str, SecretRef]:
+        database = self.data.database
+        return {
+            "DB_USER": database.credential("username"),
+            "DB_PASSWORD": database.credential("password"),
+        }
+
     def permissions(self, service: Service) -> list[iam.Statement]:
         """What the app may do in AWS (the task role)."""
         found: list[iam.Statement] = []
+        endpoints = service.database_endpoints(self.topology.features)
+        if endpoints and self.s.database.services_on_iam:
+            # Exactly the app role, on each instance it reads or writes: the replica has
+            # a resource id of its own.
+            arns = [self.data.database.connect_arn(APP_DB_USER, e) for e in endpoints]
+            found.append(iam.allow(["rds-db:connect"], arns))
         if service.may_reach(self.topology.features, SES) and self.edge.mail:
             found.append(self.edge.mail.send_permission())
         if service.kind is Kind.WORKER:
@@ -180,6 +207,13 @@ class _App:
             log_retention_days=s.log_retention_days,
             environment=self.environment(service),
             secrets=self.secrets(service),
+            # Stage `services`: the previous revision signed in with the master password,
+            # and ECS's rollback to it must still be able to read it.
+            readable_secrets=(
+                [self.data.database.credentials]
+                if service.database_endpoints(f) and s.database.iam_auth == "services"
+                else []
+            ),
             repository_arn=None if s.image else self.registry.repository.arn,
             task_permissions=self.permissions(service),
             command=WORKER_COMMAND if worker else None,
@@ -190,6 +224,42 @@ class _App:
             depends_on=depends_on,
             security_group_tags=self.topology.tags(service.name),
         )
+
+    def one_off(
+        self,
+        command: tuple[str, ...],
+        environment: dict[str, pulumi.Input[str]],
+        secrets: dict[str, SecretRef],
+        permissions: list[iam.Statement],
+    ) -> TaskArgs:
+        return TaskArgs(
+            image=self.image.ref,
+            cpu=256,
+            memory=512,
+            log_retention_days=self.s.log_retention_days,
+            command=command,
+            environment={"AWS_REGION": self.s.region, **self.database_address(), **environment},
+            secrets=secrets,
+            repository_arn=None if self.s.image else self.registry.repository.arn,
+            task_permissions=permissions,
+        )  # fmt: skip
+
+    def db_tasks(self) -> dict[str, OneOffTask]:
+        """`bootstrap` creates the roles with the master credentials (the only task that ever
+        sees them once the services use IAM); `migrate` runs the migrations as the owner."""
+        database = self.data.database
+        roles = {"DB_OWNER_USER": OWNER_DB_USER, "DB_APP_USER": APP_DB_USER}
+        bootstrap = self.one_off(BOOTSTRAP_COMMAND, roles, self.master_credentials(), [])
+        migrate = self.one_off(
+            MIGRATE_COMMAND,
+            {"DB_IAM_AUTH": "1", "DB_USER": OWNER_DB_USER},
+            {},
+            [iam.allow(["rds-db:connect"], [database.connect_arn(OWNER_DB_USER)])],
+        )
+        return {
+            "bootstrap": OneOffTask("bootstrap", bootstrap),
+            "migrate": OneOffTask("migrate", migrate),
+        }
 
 
 def _wire(topology: Topology, groups: dict[str, firewall.SecurityGroup]) -> None:
@@ -219,9 +289,20 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
 
     groups = {name: service.security_group for name, service in services.items()}
     groups[EDGE] = edge.load_balancer.security_group
-    for tier in topology.tiers:
-        groups[tier.name] = data.security_group(tier.name)
+    groups |= data.groups(topology)
     _wire(topology, groups)
+
+    db_tasks = app.db_tasks() if s.database.roles else {}
+    network = None
+    if db_tasks:
+        # They run where the API runs, in its security group: the one the database admits.
+        (api,) = [svc for svc in topology.services if svc.load_balanced]
+        private = topology.features.private_compute
+        network = {
+            "subnets": net.private_subnet_ids if private else net.public_subnet_ids,
+            "securityGroups": [services[api.name].security_group.id],
+            "assignPublicIp": "DISABLED" if private else "ENABLED",
+        }
 
     if edge.mail and s.mail.feedback_webhook:
         (api,) = [svc for svc in topology.services if svc.load_balanced]
@@ -235,4 +316,4 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
             "Once the public hostname resolves to the ALB, turn it on and run `pulumi up` "
             "(README.md, Deploying for real)."
         )
-    return Compute(registry, image, cluster, services)
+    return Compute(registry, image, cluster, services, db_tasks, network)

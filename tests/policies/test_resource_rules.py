@@ -435,6 +435,8 @@ CASES: list[Case] = [
     task_def("E5", "plain"),
     task_def("E5", "env-missing", container(environment=MISSING)),
     task_def("E5", "empty-value", env("DB_PASSWORD", "")),
+    task_def("E5", "switch", env("DB_IAM_AUTH", "1")),
+    task_def("E5", "switch-word", env("AUTH_REQUIRED", "true")),
     task_def("E5", "url-no-password", env("DATABASE_URL", "postgresql://db:5432/app")),
     task_def("E5", "password", env("DB_PASSWORD", "hunter2"), expect="DB_PASSWORD looks like"),
     task_def("E5", "secret", env("UNSUBSCRIBE_SECRET", "x"), expect="looks like a secret"),
