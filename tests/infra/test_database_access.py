@@ -5,8 +5,10 @@ stages without losing anything stateful."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from infra import topology
 from infra.config import ConfigError, parse
 
 STAGES = ("off", "roles", "services", "on")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _container(d: Deployment, name: str) -> dict[str, Any]:
@@ -80,7 +83,7 @@ def test_a_new_stack_starts_with_iam_and_existing_ones_are_pinned_to_a_stage() -
     with pytest.raises(ConfigError, match=r"cold-reach:dbIamAuth = 'yes' is not allowed: off, "):
         parse("new", {"dbIamAuth": "yes"}.get, "us-east-1")
     for stack in ("dev", "staging", "prod"):
-        text = open(f"Pulumi.{stack}.yaml").read()
+        text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
         assert "cold-reach:dbIamAuth: roles" in text, stack
 
 
@@ -239,9 +242,7 @@ def test_the_topology_admits_the_rotation_to_the_database_and_nothing_else_new(
     assert graph.undeclared_ingress(staging_on) == []
     rotation_sg = staging_on.named("db-rotation-sg")
     egress = [
-        r
-        for r in staging_on.of_type(graph.EGRESS)
-        if r.get("securityGroupId") == rotation_sg.id
+        r for r in staging_on.of_type(graph.EGRESS) if r.get("securityGroupId") == rotation_sg.id
     ]
     assert sorted(
         (graph.node_of(staging_on, r.get("referencedSecurityGroupId")), r.get("fromPort"))
@@ -277,7 +278,7 @@ def test_promotion_through_the_stages_keeps_every_stateful_resource(
 ) -> None:
     for stack in ("dev", "staging"):
         stages = [program(stack, dbIamAuth=stage) for stage in STAGES]
-        for before, after in zip(stages, stages[1:], strict=False):
+        for before, after in itertools.pairwise(stages):
             assert [s.reason() for s in compare(before, after) if s.destructive] == []
             for r in graph.stateful(before):
                 promoted = after.by_urn(r.urn)
