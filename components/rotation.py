@@ -49,7 +49,7 @@ def package(build_dir: Path = BUILD_DIR) -> Path:
     files = {"rotation_function.py": HANDLER.read_bytes()}
     for dist in DRIVER:
         for entry in importlib.metadata.files(dist) or []:
-            if entry.suffix == ".py" and "__pycache__" not in entry.parts:
+            if _packaged(entry.parts):
                 files[entry.as_posix()] = Path(str(entry.locate())).read_bytes()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -67,6 +67,18 @@ def package(build_dir: Path = BUILD_DIR) -> Path:
         partial.write_bytes(data)
         os.replace(partial, final)
     return final
+
+
+# What an install adds to a distribution's metadata and differs between machines.
+INSTALL_RECORDS = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
+
+
+def _packaged(parts: tuple[str, ...]) -> bool:
+    """Sources, and the metadata that the driver reads at import (`importlib.metadata`)
+    with its licence files; no bytecode and nothing an installer wrote."""
+    if parts[0].endswith(".dist-info"):
+        return parts[-1] not in INSTALL_RECORDS
+    return parts[-1].endswith(".py") and "__pycache__" not in parts
 
 
 @dataclass

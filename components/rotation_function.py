@@ -34,8 +34,6 @@ PASSWORD_LENGTH = 32
 CONNECT_TIMEOUT_S = 5
 
 Secret = dict[str, Any]
-Connect = Callable[[Secret], Any]
-"""Opens a connection with the secret's credentials, or returns None if they are refused."""
 
 
 def tls_context() -> ssl.SSLContext | None:
@@ -52,6 +50,7 @@ def tls_context() -> ssl.SSLContext | None:
 
 
 def connect(secret: Secret) -> pg8000.native.Connection | None:
+    """A connection with the secret's credentials, or None if they are refused."""
     try:
         return pg8000.native.Connection(
             user=secret["username"],
@@ -104,7 +103,7 @@ def create_secret(client: Any, arn: str, token: str) -> None:
     log.info("createSecret: pending version %s", token)
 
 
-def set_secret(client: Any, arn: str, token: str, connect: Connect = connect) -> None:
+def set_secret(client: Any, arn: str, token: str) -> None:
     """The database takes the pending password, signed in with the current one (or the
     previous one, when an earlier run changed the password but did not finish)."""
     pending = _get(client, arn, "AWSPENDING", token)
@@ -132,7 +131,7 @@ def set_secret(client: Any, arn: str, token: str, connect: Connect = connect) ->
     raise ValueError("setSecret: neither the current nor the previous password signs in")
 
 
-def test_secret(client: Any, arn: str, token: str, connect: Connect = connect) -> None:
+def test_secret(client: Any, arn: str, token: str) -> None:
     conn = connect(_get(client, arn, "AWSPENDING", token))
     if conn is None:
         raise ValueError("testSecret: the pending password does not sign in")
