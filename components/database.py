@@ -191,7 +191,8 @@ class Database(pulumi.ComponentResource):
             "copy_tags_to_snapshot": True,
             "performance_insights_enabled": True,
             "performance_insights_retention_period": 7,
-            "enabled_cloudwatch_logs_exports": ["postgresql", "upgrade"],
+            # iam-db-auth-error: why an IAM token was refused (the only place RDS says).
+            "enabled_cloudwatch_logs_exports": ["postgresql", "upgrade", "iam-db-auth-error"],
             "iam_database_authentication_enabled": True,
             "auto_minor_version_upgrade": True,
             "ca_cert_identifier": "rds-ca-rsa2048-g1",
