@@ -10,6 +10,7 @@ not name a tier gets none of it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,10 +229,11 @@ class _App:
     def one_off(
         self,
         command: tuple[str, ...],
-        environment: dict[str, pulumi.Input[str]],
+        environment: Mapping[str, pulumi.Input[str]],
         secrets: dict[str, SecretRef],
         permissions: list[iam.Statement],
     ) -> TaskArgs:
+        """A task an operator runs to completion, in the app's image, beside the database."""
         return TaskArgs(
             image=self.image.ref,
             cpu=256,

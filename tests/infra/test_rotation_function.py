@@ -261,7 +261,9 @@ def test_the_statement_changes_a_real_password_whatever_it_holds(pg_role: str) -
     assert conn is not None, "connect() reaches the local PostgreSQL without TLS"
 
     def verifier() -> str:
-        [[value]] = conn.run("SELECT rolpassword FROM pg_authid WHERE rolname = :r", r=pg_role)
+        rows = conn.run("SELECT rolpassword FROM pg_authid WHERE rolname = :r", r=pg_role)
+        assert rows is not None
+        [[value]] = rows
         return str(value)
 
     before = verifier()
