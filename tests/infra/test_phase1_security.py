@@ -81,7 +81,11 @@ def test_database_is_private_encrypted_backed_up_and_protected(dev: Deployment) 
     assert db.protect is True
     assert db.get("engine") == "postgres" and db.get("engineVersion").startswith("16")
     assert db.get("performanceInsightsEnabled") is True
-    assert set(db.get("enabledCloudwatchLogsExports")) == {"postgresql", "upgrade"}
+    assert set(db.get("enabledCloudwatchLogsExports")) == {
+        "postgresql",
+        "upgrade",
+        "iam-db-auth-error",
+    }
     # The replica of phase 2 needs a password RDS does not manage.
     assert not db.get("manageMasterUserPassword")
     assert "identifier" not in db.inputs, "autonamed, so a replacement can never collide"
