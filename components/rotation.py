@@ -104,7 +104,8 @@ class MasterRotation(pulumi.ComponentResource):
     endpoint_security_group: SecurityGroup
     endpoint: aws.ec2.VpcEndpoint
     function: aws.lambda_.Function
-    rotation: aws.secretsmanager.SecretRotation
+    rotation: aws.secretsmanager.SecretRotation | None = None
+    """Set by `schedule`, once the caller has opened the function's network paths."""
 
     def __init__(
         self, name: str, args: RotationArgs, opts: pulumi.ResourceOptions | None = None
@@ -204,7 +205,7 @@ class MasterRotation(pulumi.ComponentResource):
             # function; IAM is eventually consistent.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )
-        permission = aws.lambda_.Permission(
+        self._permission = aws.lambda_.Permission(
             f"{name}-invoke",
             action="lambda:InvokeFunction",
             function=self.function.name,
@@ -214,20 +215,7 @@ class MasterRotation(pulumi.ComponentResource):
             source_account=account,
             opts=child,
         )
-        self.rotation = aws.secretsmanager.SecretRotation(
-            name,
-            secret_id=args.secret.secret.arn,
-            rotation_lambda_arn=self.function.arn,
-            rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(
-                automatically_after_days=args.schedule_days
-            ),
-            # Rotating at once proves the whole path (network, permissions, password
-            # change) while whoever turned it on is watching.
-            rotate_immediately=True,
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[permission, args.secret.version, self.endpoint]
-            ),
-        )
+        self._name, self._args = name, args
         self.register_outputs(
             {
                 "function_name": self.function.name,
@@ -235,3 +223,23 @@ class MasterRotation(pulumi.ComponentResource):
                 "security_group_id": self.security_group.id,
             }
         )
+
+    def schedule(self, depends_on: Sequence[pulumi.Resource]) -> aws.secretsmanager.SecretRotation:
+        """Turns the rotation on: every `schedule_days` days, and once right away, which
+        proves the whole path (network, permissions, password change) while whoever turned
+        it on is watching. `depends_on`: the security-group rules the function needs."""
+        secret = self._args.secret
+        self.rotation = aws.secretsmanager.SecretRotation(
+            self._name,
+            secret_id=secret.secret.arn,
+            rotation_lambda_arn=self.function.arn,
+            rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(
+                automatically_after_days=self._args.schedule_days
+            ),
+            rotate_immediately=True,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self._permission, secret.version, self.endpoint, *depends_on],
+            ),
+        )
+        return self.rotation

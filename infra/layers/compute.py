@@ -34,7 +34,7 @@ from components.service import (
 from infra.config import Settings
 from infra.layers.data import Data
 from infra.layers.edge import Edge
-from infra.topology import AWS_APIS, EDGE, SES, Kind, Service, Topology
+from infra.topology import AWS_APIS, EDGE, ROTATION, SES, Kind, Service, Topology
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 APP_PORT = 8000
@@ -264,16 +264,24 @@ class _App:
         }
 
 
-def _wire(topology: Topology, groups: dict[str, firewall.SecurityGroup]) -> None:
+def _wire(
+    topology: Topology, groups: dict[str, firewall.SecurityGroup]
+) -> dict[str, list[pulumi.Resource]]:
     """One pair of rules per declared flow between our groups, and HTTPS out to AWS's APIs.
+    Returns the rules each node's flows opened, by the node they start from.
 
     The internet's way to the edge is the load balancer's own (its listeners).
     """
+    opened: dict[str, list[pulumi.Resource]] = {}
     for flow in topology.flows():
         if flow.target == AWS_APIS:
             groups[flow.source].allow_https_out(HTTPS_OUT)
         elif flow.source in groups:
-            firewall.connect(groups[flow.source], groups[flow.target], flow.port, flow.label)
+            rules = firewall.connect(
+                groups[flow.source], groups[flow.target], flow.port, flow.label
+            )
+            opened.setdefault(flow.source, []).extend(rules)
+    return opened
 
 
 def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge) -> Compute:
@@ -292,7 +300,11 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
     groups = {name: service.security_group for name, service in services.items()}
     groups[EDGE] = edge.load_balancer.security_group
     groups |= data.groups(topology)
-    _wire(topology, groups)
+    opened = _wire(topology, groups)
+    if data.rotation is not None:
+        # The first rotation starts at once: only once the function can reach the
+        # database and the endpoint.
+        data.rotation.schedule(depends_on=opened[ROTATION])
 
     db_tasks = app.db_tasks() if s.database.roles else {}
     network = None

@@ -192,6 +192,14 @@ def test_rotation_is_wired_and_the_program_never_undoes_it(staging_on: Deploymen
     [permission] = d.of_type("aws:lambda/permission:Permission")
     assert permission.get("principal") == "secretsmanager.amazonaws.com"
     assert permission.get("sourceArn") == master and permission.urn in rotation.dependencies
+    # The first rotation starts at once, so only after the function's paths are open.
+    rotation_sg = d.named("db-rotation-sg").id
+    paths = [
+        r
+        for r in d.of_type(graph.INGRESS) + d.of_type(graph.EGRESS)
+        if rotation_sg in (r.get("securityGroupId"), r.get("referencedSecurityGroupId"))
+    ]
+    assert len(paths) == 4 and {r.urn for r in paths} <= set(rotation.dependencies)
     # Rotation owns the password: `pulumi up` must not set the generated one back.
     assert "password" in d.named("db-instance").ignore_changes
     [version] = [
