@@ -70,7 +70,8 @@ def main() -> None:
     tiers = data.build(s, declared, net)
     front = edge.build(s, declared, net)
     apps = compute.build(s, declared, net, tiers, front)
-    alerts = observability.build(s, declared)
+    rotation = tiers.rotation.function.name if tiers.rotation is not None else None
+    alerts = observability.build(s, declared, rotation)
 
     db = tiers.database
     outputs: dict[str, pulumi.Input[object]] = {

@@ -5,13 +5,17 @@ The worker publishes the figures (phase 2 on); a phase without one has nothing t
 
 from __future__ import annotations
 
+import pulumi
+
 from components.alerts import Alerts, AlertsArgs
 from infra.config import Settings
 from infra.layers.compute import STUCK_METRIC, backlog_namespace
 from infra.topology import Kind, Topology
 
 
-def build(s: Settings, topology: Topology) -> Alerts | None:
+def build(
+    s: Settings, topology: Topology, rotation_function: pulumi.Input[str] | None = None
+) -> Alerts | None:
     if not any(service.kind is Kind.WORKER for service in topology.services):
         return None
     alerts = Alerts("alerts", AlertsArgs(email=s.alert_email))
@@ -23,4 +27,16 @@ def build(s: Settings, topology: Topology) -> Alerts | None:
         "them by hand, never resend blindly. Runbook: app/README.md, 'Runbook: messages "
         "stuck in sending'.",
     )
+    if rotation_function is not None:
+        # Secrets Manager reports a failed rotation nowhere else; the function's errors
+        # are the signal (each failed step is one).
+        alerts.above_zero(
+            "db-rotation-errors",
+            "AWS/Lambda",
+            "Errors",
+            "The database's master password rotation failed a step. Read the function's "
+            "log; the secret and the database may disagree until a rotation completes. "
+            "Runbook: docs/database-access.md.",
+            dimensions={"FunctionName": rotation_function},
+        )
     return alerts

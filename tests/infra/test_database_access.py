@@ -305,3 +305,14 @@ def test_the_rotated_stack_passes_the_policy_pack(staging_on: Deployment) -> Non
     assert not [f for f in findings if f.policy == "rds-credentials-rotation"]
     mandatory = [f for f in findings if f.enforcement == "mandatory"]
     assert mandatory == [], mandatory
+
+
+def test_a_failed_rotation_step_alarms(staging_on: Deployment, dev_on: Deployment) -> None:
+    [function] = staging_on.of_type("aws:lambda/function:Function")
+    [alarm] = [a for a in staging_on.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+               if a.get("namespace") == "AWS/Lambda"]  # fmt: skip
+    assert alarm.get("metricName") == "Errors" and alarm.get("threshold") == 0
+    assert alarm.get("dimensions") == {"FunctionName": function.out("name")}
+    assert alarm.get("alarmActions") == [staging_on.output("alerts_topic_arn")]
+    # Phase 1 has no alerts topic yet (it comes with the worker's metrics).
+    assert not dev_on.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")

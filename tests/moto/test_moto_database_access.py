@@ -44,6 +44,18 @@ def test_the_master_secret_rotates_through_the_function(dev_on: Deployed) -> Non
     assert dev_on.outputs["db_secret_arn"] in json.dumps(statement["Condition"])
 
 
+def test_the_rotation_alarm_watches_the_function_in_phase_2() -> None:
+    with deployed("staging", overrides={"cold-reach:dbIamAuth": "on"}) as d:
+        findings = d.verify()
+        assert failures(findings) == [], describe(findings)
+        alarms = d.client("cloudwatch").describe_alarms()["MetricAlarms"]
+        [alarm] = [a for a in alarms if a["Namespace"] == "AWS/Lambda"]
+        assert alarm["Dimensions"] == [
+            {"Name": "FunctionName", "Value": d.outputs["db_rotation_function"]}
+        ]
+        assert alarm["AlarmActions"] == [d.outputs["alerts_topic_arn"]]
+
+
 def test_the_function_sits_in_the_private_subnets_behind_its_own_group(dev_on: Deployed) -> None:
     ec2 = dev_on.client("ec2")
     function = dev_on.client("lambda").get_function(
@@ -53,7 +65,9 @@ def test_the_function_sits_in_the_private_subnets_behind_its_own_group(dev_on: D
     subnets = ec2.describe_subnets(SubnetIds=vpc["SubnetIds"])["Subnets"]
     assert {t["Value"] for s in subnets for t in s["Tags"] if t["Key"] == "tier"} == {"private"}
     assert vpc["SecurityGroupIds"] == [dev_on.group_id("db-rotation-sg")]
-    [endpoint] = ec2.describe_vpc_endpoints()["VpcEndpoints"]
+    [endpoint] = ec2.describe_vpc_endpoints(
+        Filters=[{"Name": "vpc-id", "Values": [dev_on.outputs["vpc_id"]]}]
+    )["VpcEndpoints"]
     assert endpoint["ServiceName"] == "com.amazonaws.us-east-1.secretsmanager"
     assert endpoint["PrivateDnsEnabled"] is False
     assert function["Environment"]["Variables"]["SECRETS_MANAGER_ENDPOINT"].startswith(
