@@ -1,9 +1,12 @@
 """The compute layer: the app image, the ECS cluster and one Fargate service per running
-service of the topology, wired to exactly what each service reaches.
+service of the topology, wired to exactly what each service reaches; and the database's
+one-off tasks (`bootstrap`, `migrate`) that an operator runs.
 
 Everything a service gets is derived from its declaration: reaching the
-database gives it the database's address, credentials and pool settings and
-a security-group rule on 5432; reaching the cache gives it the Redis URL and a
+database gives it the database's address and pool settings, a way to sign in
+(the master credentials, or from `cold-reach:dbIamAuth services` an IAM token as
+the app role with `rds-db:connect` on each instance it reaches) and a
+security-group rule on 5432; reaching the cache gives it the Redis URL and a
 rule on 6379; reaching SES gives it the send permission. A service that does
 not name a tier gets none of it.
 """
@@ -244,7 +247,7 @@ class _App:
             secrets=secrets,
             repository_arn=None if self.s.image else self.registry.repository.arn,
             task_permissions=permissions,
-        )  # fmt: skip
+        )
 
     def db_tasks(self) -> dict[str, OneOffTask]:
         """`bootstrap` creates the roles with the master credentials (the only task that ever
