@@ -13,7 +13,8 @@ when every desired task is accounted for as running or pending; and no target
 is ever registered, so target health is skipped, not passed.
 
 Modules: `outputs` (where the outputs come from), `aws` (clients), `discovery`
-(what is deployed), one module of checks per concern (`rds`, `redis`,
+(what is deployed), one module of checks per concern (`rds`, with the master
+secret's rotation, `redis`,
 `network` for security groups and placement, `services` for ECS and the load
 balancer's targets), `render` (the table).
 """
@@ -27,7 +28,7 @@ from coldreach.verify.aws import Aws
 from coldreach.verify.discovery import State, discover
 from coldreach.verify.findings import Finding
 from coldreach.verify.network import check_security_groups
-from coldreach.verify.rds import check_rds
+from coldreach.verify.rds import check_rds, check_rotation
 from coldreach.verify.redis import check_redis
 from coldreach.verify.services import check_services, check_targets
 
@@ -36,6 +37,7 @@ __all__ = ["Aws", "Finding", "verify"]
 Check = Callable[[State, Aws], list[Finding]]
 CHECKS: list[Check] = [
     lambda s, _a: check_rds(s),
+    check_rotation,
     lambda s, _a: check_security_groups(s),
     lambda s, _a: check_redis(s),
     check_services,

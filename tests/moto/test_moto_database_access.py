@@ -24,6 +24,25 @@ def test_verify_passes_with_the_rotation_admitted(dev_on: Deployed) -> None:
     assert "web, db-rotation" in database.detail
 
 
+def test_a_secret_that_stopped_rotating_is_named(dev_on: Deployed) -> None:
+    arn = dev_on.outputs["db_secret_arn"]
+    [before] = [f for f in dev_on.verify() if f.check == "rds.rotation"]
+    assert not before.failed and "every 30 days" in before.detail
+    secrets = dev_on.client("secretsmanager")
+    secrets.cancel_rotate_secret(SecretId=arn)
+    try:
+        [after] = failures(dev_on.verify(), "rds.rotation")
+        assert "does not rotate" in after.detail
+    finally:
+        secrets.rotate_secret(
+            SecretId=arn,
+            RotationLambdaARN=secrets.describe_secret(SecretId=arn)["RotationLambdaARN"],
+            RotationRules={"AutomaticallyAfterDays": 30},
+            RotateImmediately=False,
+        )
+    assert failures(dev_on.verify(), "rds.rotation") == []
+
+
 def test_the_master_secret_rotates_through_the_function(dev_on: Deployed) -> None:
     secret = dev_on.client("secretsmanager").describe_secret(
         SecretId=dev_on.outputs["db_secret_arn"]
