@@ -332,6 +332,12 @@ def _document_findings(document: Any, where: str) -> Iterator[str]:
             if action == "*" or action.endswith(":*"):
                 yield f"{where}: action {action} is a wildcard"
         resources = strings(s.get("Resource"))
+        if "rds-db:connect" in actions:
+            # A token for any user (`.../dbuser:<id>/*`) or any instance is a password
+            # for all of them.
+            for resource in resources:
+                if "*" in resource:
+                    yield f"{where}: rds-db:connect on {resource}; name the user and instance"
         if "*" in resources and "Condition" not in s:
             broad = sorted(set(actions) - RESOURCELESS_ACTIONS)
             if broad:
@@ -357,7 +363,8 @@ def _document_findings(document: Any, where: str) -> Iterator[str]:
     severity=Severity.HIGH,
     description=(
         "Policies grant named actions on named resources: no wildcard actions, no NotAction, "
-        "Resource * only for actions that take no ARN, no admin managed policies"
+        "Resource * only for actions that take no ARN, rds-db:connect only as named database "
+        "users, no admin managed policies"
     ),
 )
 def iam_least_privilege(args: ResourceValidationArgs) -> Iterator[str]:

@@ -495,6 +495,23 @@ CASES: list[Case] = [
         allow("s3:ListBucket", "*", Condition={"StringEquals": {"aws:ResourceTag/app": "x"}}),
     ),
     policy_case("I1a", "deny-star", {"Effect": "Deny", "Action": "*", "Resource": "*"}),
+    policy_case(
+        "I1a",
+        "db-user",
+        allow("rds-db:connect", "arn:aws:rds-db:us-east-1:1:dbuser:db-ABC/coldreach_app"),
+    ),
+    policy_case(
+        "I1a",
+        "db-any-user",
+        allow("rds-db:connect", "arn:aws:rds-db:us-east-1:1:dbuser:db-ABC/*"),
+        expect="rds-db:connect on arn:aws:rds-db:us-east-1:1:dbuser:db-ABC/*",
+    ),
+    policy_case(
+        "I1a",
+        "db-any-instance",
+        allow("rds-db:connect", "arn:aws:rds-db:us-east-1:1:dbuser:*/coldreach_app"),
+        expect="name the user and instance",
+    ),
     policy_case("I1a", "star", allow("*", "arn:x"), expect="action * is a wildcard"),
     policy_case(
         "I1a",
