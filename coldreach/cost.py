@@ -166,6 +166,7 @@ class Pricer:
             "rds_instance": self.rds_instance,
             "replication_group": self.replication_group,
             "nat_gateway": self.nat_gateway,
+            "vpc_endpoint": self.vpc_endpoint,
             "eip": self.eip,
             "load_balancer": self.load_balancer,
             "web_acl": self.web_acl,
@@ -238,6 +239,18 @@ class Pricer:
         yield self.item(r, "NAT gateway", "nat.hour", self.hours, "hours")
         gb = self.t.assumptions["nat_gb_per_month"]
         yield self.item(r, "NAT data processed", "nat.gb", gb, "GB", usage_based=True)
+
+    def vpc_endpoint(self, r: Resource) -> Iterator[Item]:
+        # Billed per AZ it has a network interface in. Its traffic (a secret rotation a
+        # month) is a few KB: the per-GB charge rounds to nothing and is left out.
+        azs = len(r.get("subnetIds") or [])
+        yield self.item(
+            r,
+            f"Interface endpoint ({r.get('serviceName')}) in {azs} AZs",
+            "vpc_endpoint.interface.az_hour",
+            azs * self.hours,
+            "AZ-hours",
+        )
 
     def eip(self, r: Resource) -> Iterator[Item]:
         yield self.ipv4(r, 1, "Elastic IP")

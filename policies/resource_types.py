@@ -63,6 +63,7 @@ TYPES: dict[str, ResourceType] = {
         ResourceType(t.FLOW_LOG, "fl-"),
         ResourceType(t.EIP, "eipalloc-", cost="eip"),
         ResourceType(t.NAT_GATEWAY, "nat-", cost="nat_gateway"),
+        ResourceType(t.VPC_ENDPOINT, "vpce-", cost="vpc_endpoint"),
         # --- logs, IAM, keys, secrets --------------------------------------------------------
         ResourceType(t.LOG_GROUP, "@name", name_key="name", max_name=512),
         ResourceType(t.IAM_ROLE, "@name", name_key="name", max_name=64),
@@ -78,6 +79,8 @@ TYPES: dict[str, ResourceType] = {
             cost="secret",
         ),
         ResourceType(t.SECRET_VERSION, "@versionId"),
+        # AWS names a rotation by its secret's ARN.
+        ResourceType(t.SECRET_ROTATION, "@secretId", id_suffix="/rotation"),
         ResourceType(t.RANDOM_PASSWORD, "password-"),
         ResourceType(t.RANDOM_ID, "@b64Url"),
         # --- data tiers ----------------------------------------------------------------------
@@ -160,6 +163,9 @@ TYPES: dict[str, ResourceType] = {
         ResourceType(t.TASK_DEFINITION, "@family"),
         ResourceType(t.ECS_SERVICE, "@arn", name_key="name", max_name=255, cost="ecs_service"),
         ResourceType(t.SCALING_TARGET, "@resourceId"),
+        # A handful of invocations a month (one rotation, four steps): within the free tier.
+        ResourceType(t.LAMBDA_FUNCTION, "@name", name_key="name", max_name=64),
+        ResourceType(t.LAMBDA_PERMISSION, "@statementId", name_key="statementId", max_name=100),
         ResourceType(t.SCALING_POLICY, "@name", name_key="name", max_name=255),
         ResourceType(
             t.EKS_CLUSTER,

@@ -13,8 +13,8 @@ when every desired task is accounted for as running or pending; and no target
 is ever registered, so target health is skipped, not passed.
 
 Modules: `outputs` (where the outputs come from), `aws` (clients), `discovery`
-(what is deployed), one module of checks per concern (`rds`, `redis`, `kafka` for
-MSK and the shards,
+(what is deployed), one module of checks per concern (`rds`, with the master
+secret's rotation, `redis`, `kafka` for MSK and the shards,
 `network` for security groups and placement, `services` for ECS and the load
 balancer's targets), `render` (the table).
 """
@@ -29,7 +29,7 @@ from coldreach.verify.discovery import State, discover
 from coldreach.verify.findings import Finding
 from coldreach.verify.kafka import check_kafka, check_shards
 from coldreach.verify.network import check_security_groups
-from coldreach.verify.rds import check_rds
+from coldreach.verify.rds import check_rds, check_rotation
 from coldreach.verify.redis import check_redis
 from coldreach.verify.services import check_services, check_targets
 
@@ -38,6 +38,7 @@ __all__ = ["Aws", "Finding", "verify"]
 Check = Callable[[State, Aws], list[Finding]]
 CHECKS: list[Check] = [
     lambda s, _a: check_rds(s),
+    check_rotation,
     lambda s, _a: check_security_groups(s),
     lambda s, _a: check_redis(s),
     lambda s, _a: check_shards(s),

@@ -8,6 +8,7 @@ package does for all of them.
 
 from coldreach.runtime.emulator import (  # noqa: F401  (each registers its handlers)
     appautoscaling,
+    awslambda,
     cloudwatch,
     ec2,
     ecr,

@@ -36,6 +36,7 @@ from typing import Any
 
 from boto3.session import Session
 from botocore.config import Config
+from moto.core.config import default_user_config
 
 from coldreach.runtime.echo import EchoBackend
 from coldreach.runtime.emulator.call import Call, Outputs, UnsupportedResource
@@ -78,6 +79,9 @@ class MotoBackend:
         # The program registers resources from several threads; boto3 sessions
         # are not thread-safe to create, clients are safe to share.
         self._session = Session(region_name=region, **EMULATOR_CREDENTIALS)
+        # Functions are stored, never run (no Docker): moto's Lambda without containers.
+        # Replacing the key (not updating the nested dict) lets `mock_aws` restore it.
+        default_user_config["lambda"] = {"use_docker": False}
         self.created: list[tuple[str, str, str]] = []
         """(type, name, id) in creation order, for progress and reports."""
         self.rendered: list[tuple[str, str, str]] = []

@@ -280,3 +280,30 @@ def nat_gateway(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
         "networkInterfaceId": addresses[0].get("NetworkInterfaceId"),
         "connectivityType": "public",
     }
+
+
+@handles(t.VPC_ENDPOINT)
+def vpc_endpoint(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
+    endpoint = b.client("ec2").create_vpc_endpoint(
+        **drop_none(
+            {
+                "VpcId": c.get("vpcId"),
+                "ServiceName": c.get("serviceName"),
+                "VpcEndpointType": c.get("vpcEndpointType"),
+                "SubnetIds": c.get("subnetIds"),
+                "SecurityGroupIds": c.get("securityGroupIds"),
+                "PrivateDnsEnabled": c.get("privateDnsEnabled"),
+                "TagSpecifications": tag_spec("vpc-endpoint", c.get("tags")) or None,
+            }
+        )
+    )["VpcEndpoint"]
+    endpoint_id = endpoint["VpcEndpointId"]
+    return endpoint_id, {
+        "arn": b.arn("ec2", f"vpc-endpoint/{endpoint_id}"),
+        "dnsEntries": [
+            {"dnsName": e.get("DnsName"), "hostedZoneId": e.get("HostedZoneId")}
+            for e in endpoint.get("DnsEntries", [])
+        ],
+        "networkInterfaceIds": endpoint.get("NetworkInterfaceIds", []),
+        "state": endpoint.get("State", "available"),
+    }
