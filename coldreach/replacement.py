@@ -58,7 +58,7 @@ class Step:
         return f"{r.name} ({r.type}) would be replaced: {changed} changed"
 
 
-def _changed_inputs(before: Resource, after: Resource) -> tuple[str, ...]:
+def changed_inputs(before: Resource, after: Resource) -> tuple[str, ...]:
     keys = set(before.inputs) | set(after.inputs)
     return tuple(
         sorted(k for k in keys if reveal(before.inputs.get(k)) != reveal(after.inputs.get(k)))
@@ -79,7 +79,7 @@ def compare(current: Deployment, target: Deployment) -> list[Step]:
         if forced:
             steps.append(Step("replace", r, forced))
             continue
-        changed = _changed_inputs(r, other)
+        changed = changed_inputs(r, other)
         if changed:
             steps.append(Step("update", other, changed))
     steps += [Step("create", r) for urn, r in after.items() if urn not in before]

@@ -15,7 +15,8 @@ is ever registered, so target health is skipped, not passed.
 Modules: `outputs` (where the outputs come from), `aws` (clients), `discovery`
 (what is deployed), one module of checks per concern (`rds`, `redis`,
 `network` for security groups and placement, `services` for ECS and the load
-balancer's targets), `render` (the table).
+balancer's targets), `kept` (stateful resources unchanged by a promotion, against
+a baseline recorded before it), `render` (the table).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 from coldreach.verify.aws import Aws
 from coldreach.verify.discovery import State, discover
 from coldreach.verify.findings import Finding
+from coldreach.verify.kept import check_kept
 from coldreach.verify.network import check_security_groups
 from coldreach.verify.rds import check_rds
 from coldreach.verify.redis import check_redis
@@ -43,10 +45,15 @@ CHECKS: list[Check] = [
 ]
 
 
-def verify(outputs: dict[str, Any], aws: Aws) -> list[Finding]:
-    """Runs every check against the deployment the outputs describe."""
+def verify(
+    outputs: dict[str, Any], aws: Aws, baseline: dict[str, Any] | None = None
+) -> list[Finding]:
+    """Runs every check against the deployment the outputs describe; with a baseline from
+    before a promotion, also that every stateful resource kept its identity and data."""
     state = discover(aws, outputs)
     findings: list[Finding] = []
     for check in CHECKS:
         findings += check(state, aws)
+    if baseline is not None:
+        findings += check_kept(baseline, aws)
     return findings
