@@ -3,8 +3,10 @@ update of it, every stateful resource keeping its id and data (and `verify --kep
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -12,15 +14,16 @@ import pytest
 from moto import mock_aws
 
 import components.database
-from coldreach import promote, stacks
+from coldreach import cli, promote, stacks
 from coldreach.evaluation import evaluate_stack
+from coldreach.local import moto_server
 from coldreach.rehearsal import Protected, Rehearsal, UpdateBackend, rehearse
 from coldreach.replacement import compare
 from coldreach.runtime.emulator import MotoBackend, UnsupportedChange
 from coldreach.runtime.model import reveal
 from coldreach.verify import Aws, verify
 from coldreach.verify.findings import FAIL, PASS
-from coldreach.verify.kept import MARKER_TAG, check_kept
+from coldreach.verify.kept import MARKER_TAG, check_kept, write
 from policies import tokens as t
 
 REGION = "us-east-1"
@@ -188,3 +191,37 @@ def test_a_change_the_emulator_cannot_apply_is_refused_by_name() -> None:
                 backend=UpdateBackend(moto, deployed),
                 overrides={"cold-reach:logRetentionDays": "90"},
             )
+
+
+def test_the_commands_rehearse_then_verify_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`local rehearse` against its own server writes the baseline and the outputs and
+    prints every stateful id as kept; `verify --kept` reads a baseline, and refuses a bad one."""
+    baseline, outputs = tmp_path / "baseline.json", tmp_path / "outputs.json"
+    args = ["--baseline", str(baseline), "--outputs", str(outputs)]
+    assert cli.main(["local", "rehearse", "--stack", "dev", *args]) == 0
+    out = capsys.readouterr().out
+    assert "Stage 'phase 2': 34 created, 3 updated, 1 replaced, 0 deleted" in out
+    assert "CHANGED" not in out and out.count("kept") >= 5
+    assert f"--kept {baseline}" in out and "uv run coldreach verify --outputs" in out
+    doc = json.loads(baseline.read_text())
+    assert doc["phase"] == 1 and len(doc["resources"]) == 5
+    assert json.loads(outputs.read_text())["phase"] == 2
+
+    with moto_server() as url:
+        result = rehearse("dev", MotoBackend(REGION, endpoint_url=url), Aws(REGION, url), 1)
+        write(baseline, result.baseline)
+        outputs.write_text(json.dumps(reveal(result.after.outputs)))
+        verify_args = ["verify", "--outputs", str(outputs), "--endpoint-url", url]
+        assert cli.main([*verify_args, "--kept", str(baseline), "--json"]) == 0
+        findings = json.loads(capsys.readouterr().out)["findings"]
+        assert sum(f["check"].startswith("kept.") for f in findings) == 5
+        baseline.write_text('{"resources": [{"type": "aws:ec2/vpc:Vpc"}]}')
+        assert cli.main([*verify_args, "--kept", str(baseline)]) == 2
+        assert "resource types verify cannot read" in capsys.readouterr().err
+
+
+def test_rehearse_refuses_a_stack_without_a_route_before_starting() -> None:
+    assert cli.main(["local", "rehearse", "--stack", "staging"]) == 2
+    assert cli.main(["local", "rehearse", "--stack", "staging", "--from", "3"]) == 2
