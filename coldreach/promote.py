@@ -242,24 +242,24 @@ def qualified_stack(stack: str) -> str:
 
 
 def runbook(stack: str, phase: int, region: str = "us-east-1") -> list[str]:
-    """The rest of the procedure after the stack file changed, in order (docs/promotion.md)."""
+    """The rest of the procedure after the stack file changed, in order (docs/promotion.md).
+    The laptop records, snapshots and opens the pull request; the deploy workflow applies."""
     full = qualified_stack(stack)
-    pack = f"--policy-pack policies --policy-pack-config policies/config/{stack}.json"
-    snapshot = f"{stack}-before-phase-{phase}-$(date -u +%Y%m%d%H%M)"
+    branch = f"promote-{stack}-phase-{phase}"
     return [
         f'IMAGE=$(pulumi stack output image --stack "{full}"); echo "$IMAGE"'
-        "   # record it for a rollback",
-        f'pulumi preview --diff --stack "{full}" {pack}',
-        f'pulumi preview --json --stack "{full}" {pack} > preview.json && '
-        + coldreach("gate preview.json"),
-        f"SNAP={snapshot}; echo $SNAP   # keep it",
+        "   # the image running now, for a rollback",
+        f"git switch -c {branch} && git commit -m 'Promote {stack} to phase {phase}' "
+        f"Pulumi.{stack}.yaml && git push -u origin {branch}",
+        f"open the pull request with $IMAGE in its description; read its preview of {stack} "
+        "(pulumi preview with the policy pack, run by CI): no stateful replace or delete",
+        f'SNAP={stack}-before-phase-{phase}-$(date -u +%Y%m%d%H%M); echo "$SNAP"'
+        "   # right before merging; add it to the description",
         f"aws rds create-db-snapshot --region {region} --db-instance-identifier "
         f'"$(pulumi stack output db_identifier --stack "{full}")" '
         '--db-snapshot-identifier "$SNAP"',
         f'aws rds wait db-snapshot-available --region {region} --db-snapshot-identifier "$SNAP"',
-        f"git switch -c promote-{stack}-phase-{phase} && git commit -m "
-        f"'Promote {stack} to phase {phase}' Pulumi.{stack}.yaml && git push -u origin HEAD",
-        "open the pull request; on merge the deploy workflow runs preview, gate, "
-        f"pulumi up and verify for {stack}",
+        f"merge; the deploy workflow runs preview, gate, pulumi up and verify for {stack}",
+        f'curl -fsS "$(pulumi stack output url --stack "{full}")/readyz"',
         coldreach(f"verify --stack {full}"),
     ]

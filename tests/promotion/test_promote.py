@@ -46,19 +46,23 @@ def test_dev_promotes_safely_and_only_the_phase_line_changes(
     assert "34 to create, 3 to update, 1 to replace, 0 to delete" in out
     assert "$59.81 -> $139.39 (+$79.58)" in out
     stack = '--stack "$PULUMI_ORG/cold-reach/dev"'
-    pack = "--policy-pack policies --policy-pack-config policies/config/dev.json"
     for command in (
         f"pulumi stack output image {stack}",
-        f"pulumi preview --diff {stack} {pack}",
-        "uv run coldreach gate preview.json",
+        "git commit -m 'Promote dev to phase 2' Pulumi.dev.yaml",
         "aws rds create-db-snapshot --region us-east-1",
         'aws rds wait db-snapshot-available --region us-east-1 --db-snapshot-identifier "$SNAP"',
         "uv run coldreach verify --stack $PULUMI_ORG/cold-reach/dev",
     ):
         assert command in out, command
     # Applied by the deploy workflow after review, never by a laptop `pulumi up`.
-    steps = out.split("Now, in order:")[1].splitlines()
-    assert not [line for line in steps if line.split(". ", 1)[-1].startswith("pulumi up")]
+    steps = [line.split(". ", 1)[-1] for line in out.split("Now, in order:")[1].splitlines()]
+    assert not [line for line in steps if line.startswith(("pulumi up", "pulumi preview"))]
+    # The snapshot comes after the review, right before the merge that applies it.
+    order = [
+        next(i for i, line in enumerate(steps) if key in line)
+        for key in ("git commit", "create-db-snapshot", "db-snapshot-available", "merge")
+    ]
+    assert order == sorted(order)
 
 
 def test_dry_run_writes_nothing(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
