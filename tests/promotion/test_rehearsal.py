@@ -116,6 +116,18 @@ class TestDevOneToTwo:
         assert any(f.check == "rds.replica" for f in findings)  # phase 2 is what verify saw
 
 
+def test_prod_sizes_rehearse_with_every_stateful_id_kept() -> None:
+    """Production settings (Multi-AZ, a NAT per AZ, two cache nodes) from phase 1."""
+    with mock_aws():
+        aws = Aws(REGION, emulator=True)
+        result = rehearse("prod", MotoBackend(REGION), aws, 1)
+        kept = check_kept(result.baseline, aws)
+    assert result.stateful_ids() and result.changed_ids == []
+    assert len(kept) == 5 and {f.result for f in kept} == {PASS}
+    creates = [s for s in result.stages[0].steps if s.op == "create"]
+    assert sum(s.resource.type == "aws:ec2/natGateway:NatGateway" for s in creates) == 2
+
+
 def test_verify_kept_fails_when_data_or_identity_changed() -> None:
     """Lost data and a stand-in resource under the same name are both caught."""
     with mock_aws():
