@@ -159,6 +159,14 @@ class Rehearsal:
         return [(r, now) for r, now in self.stateful_ids() if now != r.id]
 
 
+def route_for(stack: str, source: int | None = None) -> tuple[stacks.StackConfig, promote.Route]:
+    """The stack's config and the route from `source` (default: its phase) to the next phase;
+    a user error when there is none, before anything starts."""
+    config = stacks.load(stacks.find_root(), stack)
+    start = source or config.phase
+    return config, promote.route_to(config.with_phase(start), start + 1)
+
+
 def rehearse(
     stack: str,
     moto: MotoBackend,
@@ -169,9 +177,8 @@ def rehearse(
     """Deploys `stack` at `source` (default: its configured phase) into the moto account
     `moto` speaks to, records the baseline through `aws`, then applies every stage of the
     route to the next phase as an update."""
-    config = stacks.load(stacks.find_root(), stack)
-    source = source or config.phase
-    route = promote.route_to(config.with_phase(source), source + 1)
+    config, route = route_for(stack, source)
+    source = route.source
     say = on_stage or (lambda _message: None)
     say(f"deploying {stack} at phase {source}")
     before = deploy(stack, moto, source)

@@ -22,7 +22,7 @@ from coldreach.cli.options import phase_arg
 from coldreach.errors import UserError
 from coldreach.hints import coldreach
 from coldreach.local import deploy, moto_server, stack_outputs, write_outputs
-from coldreach.rehearsal import Protected, Rehearsal, rehearse
+from coldreach.rehearsal import Protected, Rehearsal, rehearse, route_for
 from coldreach.runtime.emulator import MotoBackend, UnsupportedChange
 from coldreach.verify import Aws, kept
 
@@ -147,6 +147,7 @@ def _finish(args: argparse.Namespace, err: Console, url: str) -> None:
 
 def rehearse_command(args: argparse.Namespace, out: Console, err: Console) -> int:
     region = _region(args)
+    route_for(args.stack, args.source)  # no route to the next phase: refused before the server
     started = time.monotonic()
     with err.status("Starting the moto server...") as status, moto_server(args.port) as url:
         err.print(f"moto server listening on [bold]{url}[/]")
@@ -192,7 +193,7 @@ def _print_rehearsal(out: Console, result: Rehearsal) -> None:
                 f"{counts.get(op, 0)} {op}d" for op in ("create", "update", "replace", "delete")
             )
         )
-        table = Table(title=f"Applied in place or replaced: {run.stage.name}")
+        table = Table(title=f"Updated, replaced or deleted: {run.stage.name}")
         for column in ("op", "resource", "type", "inputs"):
             table.add_column(column, overflow="fold")
         for step in sorted(run.steps, key=lambda s: (s.op, s.resource.name)):
