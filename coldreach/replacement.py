@@ -2,8 +2,10 @@
 
 The inputs are curated per type in the registry (policies/resource_types.py),
 from the `ForceNew` arguments of the terraform-provider-aws schemas that
-pulumi-aws bridges. A stateful resource must never see a change to one of these
-in a promotion.
+pulumi-aws bridges: every stateful type, and the stateless ones a promotion
+replaces (a task definition). A stateful resource must never see a change to one
+of these in a promotion. `promote` (offline) and the emulator rehearsal
+(coldreach/rehearsal.py) both decide replacements here.
 """
 
 from __future__ import annotations
