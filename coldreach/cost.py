@@ -101,6 +101,20 @@ class Estimate:
     def missing_prices(self) -> list[str]:
         return sorted({i.price_key for i in self.items if i.unit_usd is None})
 
+    @property
+    def warning(self) -> str | None:
+        """Says what the total leaves out: an unknown price (often a misspelled instance
+        class, `db.t3.medum`) is counted as $0, never silently."""
+        unpriced = [i for i in self.items if i.unit_usd is None]
+        if not unpriced:
+            return None
+        names = ", ".join(sorted({f"{i.resource} ({i.price_key})" for i in unpriced}))
+        return (
+            f"no price for {names}: counted as $0, so ${self.monthly_usd:,.2f} is a lower "
+            "bound. Check the spelling of the instance class or node type, or add the "
+            "price to coldreach/data/prices.yaml"
+        )
+
     def by_resource(self) -> dict[str, float]:
         totals: dict[str, float] = {}
         for i in self.items:
@@ -114,6 +128,7 @@ class Estimate:
             "monthly_usd": self.monthly_usd,
             "items": [{**asdict(i), "monthly_usd": round(i.monthly_usd, 2)} for i in self.items],
             "missing_prices": self.missing_prices,
+            "warning": self.warning,
         }
 
 

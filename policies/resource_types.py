@@ -57,7 +57,13 @@ TYPES: dict[str, ResourceType] = {
         ResourceType(t.ROUTE, "r-"),
         ResourceType(t.ROUTE_TABLE_ASSOCIATION, "rtbassoc-"),
         ResourceType(t.DEFAULT_SG, "sg-"),
-        ResourceType(t.SECURITY_GROUP, "sg-", name_key="name", max_name=255),
+        ResourceType(
+            t.SECURITY_GROUP,
+            "sg-",
+            name_key="name",
+            max_name=255,
+            replaced_by=("name", "namePrefix", "description", "vpcId"),
+        ),
         ResourceType(t.INGRESS, "sgr-"),
         ResourceType(t.EGRESS, "sgr-"),
         ResourceType(t.FLOW_LOG, "fl-"),
@@ -160,7 +166,24 @@ TYPES: dict[str, ResourceType] = {
         ResourceType(t.ECR_LIFECYCLE, "@repository", id_suffix="/lifecycle"),
         ResourceType(t.DOCKER_IMAGE, "@ref"),
         ResourceType(t.ECS_CLUSTER, "@arn", name_key="name", max_name=255),
-        ResourceType(t.TASK_DEFINITION, "@family"),
+        # Every argument but tags is ForceNew: a changed container definition is a new
+        # revision (the old one deregistered), never an update in place.
+        ResourceType(
+            t.TASK_DEFINITION,
+            "@family",
+            replaced_by=(
+                "family",
+                "containerDefinitions",
+                "cpu",
+                "memory",
+                "networkMode",
+                "executionRoleArn",
+                "taskRoleArn",
+                "requiresCompatibilities",
+                "runtimePlatform",
+                "volumes",
+            ),
+        ),
         ResourceType(t.ECS_SERVICE, "@arn", name_key="name", max_name=255, cost="ecs_service"),
         ResourceType(t.SCALING_TARGET, "@resourceId"),
         # A handful of invocations a month (one rotation, four steps): within the free tier.

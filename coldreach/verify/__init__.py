@@ -16,7 +16,8 @@ Modules: `outputs` (where the outputs come from), `aws` (clients), `discovery`
 (what is deployed), one module of checks per concern (`rds`, with the master
 secret's rotation, `redis`, `kafka` for MSK and the shards,
 `network` for security groups and placement, `services` for ECS and the load
-balancer's targets), `render` (the table).
+balancer's targets), `kept` (stateful resources unchanged by a promotion, against
+a baseline recorded before it), `render` (the table).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from coldreach.verify.aws import Aws
 from coldreach.verify.discovery import State, discover
 from coldreach.verify.findings import Finding
 from coldreach.verify.kafka import check_kafka, check_shards
+from coldreach.verify.kept import check_kept
 from coldreach.verify.network import check_security_groups
 from coldreach.verify.rds import check_rds, check_rotation
 from coldreach.verify.redis import check_redis
@@ -48,10 +50,15 @@ CHECKS: list[Check] = [
 ]
 
 
-def verify(outputs: dict[str, Any], aws: Aws) -> list[Finding]:
-    """Runs every check against the deployment the outputs describe."""
+def verify(
+    outputs: dict[str, Any], aws: Aws, baseline: dict[str, Any] | None = None
+) -> list[Finding]:
+    """Runs every check against the deployment the outputs describe; with a baseline from
+    before a promotion, also that every stateful resource kept its identity and data."""
     state = discover(aws, outputs)
     findings: list[Finding] = []
     for check in CHECKS:
         findings += check(state, aws)
+    if baseline is not None:
+        findings += check_kept(baseline, aws)
     return findings

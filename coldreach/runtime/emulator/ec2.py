@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from coldreach.runtime.emulator.backend import MotoBackend, handles
+from coldreach.runtime.emulator.backend import MotoBackend, handles, updates
 from coldreach.runtime.emulator.call import (
     Call,
     Outputs,
@@ -14,6 +14,7 @@ from coldreach.runtime.emulator.call import (
     drop_none,
     tag_spec,
 )
+from coldreach.runtime.model import Resource
 from policies import tokens as t
 
 
@@ -178,6 +179,21 @@ def security_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
         "ingress": [],
         "egress": [],
     }
+
+
+@updates(t.SECURITY_GROUP)
+def security_group_tags(b: MotoBackend, c: Call, old: Resource) -> Outputs:
+    """Only tags change in place; name, description and VPC replace the group."""
+    c.refuse_other_changes(old, {"tags"})
+    ec2 = b.client("ec2")
+    group_id = str(old.id)
+    before, after = old.get("tags") or {}, c.get("tags") or {}
+    gone = [{"Key": k} for k in before if k not in after]
+    if gone:
+        ec2.delete_tags(Resources=[group_id], Tags=gone)
+    if after:
+        ec2.create_tags(Resources=[group_id], Tags=aws_tags(after))
+    return {}
 
 
 def _permission(c: Call) -> dict[str, Any]:

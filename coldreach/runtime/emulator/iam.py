@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from coldreach.runtime.emulator.backend import MotoBackend, handles
+from coldreach.runtime.emulator.backend import MotoBackend, handles, updates
 from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none
+from coldreach.runtime.model import Resource
 from policies import tokens as t
 
 
@@ -34,3 +35,10 @@ def role_policy(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     role = c.get("role")
     b.client("iam").put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=c.get("policy"))
     return f"{role}:{name}", {}
+
+
+@updates(t.IAM_ROLE_POLICY)
+def role_policy_document(b: MotoBackend, c: Call, old: Resource) -> Outputs:
+    """A new document replaces the old one under the same name (PutRolePolicy)."""
+    c.refuse_other_changes(old, {"policy"})
+    return role_policy(b, c)[1]
