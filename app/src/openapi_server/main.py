@@ -29,6 +29,7 @@ from .pipeline import Pipeline
 from .queues import CeleryQueue, InlineQueue, QueueBackend
 from .quota import QuotaExceeded
 from .ratelimit import make_rate_limiter
+from .refusals import Refused
 from .security import SECURITY_SCHEMES, GuardedRoute, unguarded
 from .sns import Fetcher, SnsVerifier, default_fetcher
 from .startup import MigrateAtStartup
@@ -147,6 +148,11 @@ def create_app(
             detail = [{"loc": ["body"], "msg": "body is not valid JSON", "type": "json_invalid"}]
             return JSONResponse({"detail": detail}, status_code=422)
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(Refused)
+    async def _on_refused(_: Request, exc: Refused) -> JSONResponse:
+        # The body FastAPI gives an HTTPException: {"detail": [{loc, msg, type}]}.
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
 
     @app.exception_handler(QuotaExceeded)
     async def _on_quota(_: Request, exc: QuotaExceeded) -> JSONResponse:

@@ -1,0 +1,26 @@
+"""A request refused for a reason the caller can fix, independent of the transport.
+
+The operations raise `Refused`; the HTTP app answers it with its status and the same
+`{"detail": [...]}` body FastAPI gives an HTTPException, and the gRPC services turn it
+into a status code the HTTP edge maps back (rpc/status.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+
+class Refused(Exception):
+    def __init__(self, status: int, detail: list[dict[str, Any]]) -> None:
+        super().__init__(detail[0]["msg"] if detail else str(status))
+        self.status = status
+        self.detail = detail
+
+
+def fail(status: int, loc: Sequence[str | int], msg: str, kind: str) -> NoReturn:
+    raise Refused(status, [{"loc": list(loc), "msg": msg, "type": kind}])
+
+
+def not_found(loc: Sequence[str | int], what: str, ident: int) -> NoReturn:
+    fail(404, loc, f"{what} {ident} not found", "not_found")
