@@ -12,15 +12,23 @@ from typing import Any, NoReturn
 
 
 class Refused(Exception):
-    def __init__(self, status: int, detail: list[dict[str, Any]]) -> None:
-        super().__init__(detail[0]["msg"] if detail else str(status))
+    def __init__(self, status: int, detail: list[dict[str, Any]] | str) -> None:
+        super().__init__(str(detail))
         self.status = status
         self.detail = detail
 
 
+def detail(loc: Sequence[str | int], msg: str, kind: str) -> list[dict[str, Any]]:
+    return [{"loc": list(loc), "msg": msg, "type": kind}]
+
+
 def fail(status: int, loc: Sequence[str | int], msg: str, kind: str) -> NoReturn:
-    raise Refused(status, [{"loc": list(loc), "msg": msg, "type": kind}])
+    raise Refused(status, detail(loc, msg, kind))
+
+
+def not_found_detail(loc: Sequence[str | int], what: str, ident: int) -> list[dict[str, Any]]:
+    return detail(loc, f"{what} {ident} not found", "not_found")
 
 
 def not_found(loc: Sequence[str | int], what: str, ident: int) -> NoReturn:
-    fail(404, loc, f"{what} {ident} not found", "not_found")
+    raise Refused(404, not_found_detail(loc, what, ident))
