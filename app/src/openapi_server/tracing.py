@@ -21,6 +21,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 
 if TYPE_CHECKING:
+    import grpc
     from fastapi import FastAPI
     from opentelemetry.sdk.trace import TracerProvider
 
@@ -78,12 +79,14 @@ def grpc_aio_client_interceptors(provider: TracerProvider | None) -> list[Any]:
     return list(aio_client_interceptors(tracer_provider=provider))
 
 
-def grpc_client_interceptors(provider: TracerProvider | None) -> list[Any]:
+def traced_channel(channel: grpc.Channel, provider: TracerProvider | None) -> grpc.Channel:
+    """A blocking channel whose calls are CLIENT spans carrying `traceparent` metadata."""
     if provider is None:
-        return []
+        return channel
     from opentelemetry.instrumentation.grpc import client_interceptor
+    from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
 
-    return [client_interceptor(tracer_provider=provider)]
+    return intercept_channel(channel, client_interceptor(tracer_provider=provider))
 
 
 def inject_into(carrier: MutableMapping[str, str]) -> MutableMapping[str, str]:

@@ -68,8 +68,8 @@ def target(address: str) -> str:
 def blocking_channel(address: str, provider: TracerProvider | None = None) -> grpc.Channel:
     """For the HTTP edge: its routes run in worker threads, one blocking call each."""
     channel = grpc.insecure_channel(target(address), options=OPTIONS)
-    interceptors = [*tracing.grpc_client_interceptors(provider), WorkspaceClientInterceptor()]
-    return grpc.intercept_channel(channel, *interceptors)
+    channel = grpc.intercept_channel(channel, WorkspaceClientInterceptor())
+    return tracing.traced_channel(channel, provider)
 
 
 def aio_channel(address: str, provider: TracerProvider | None = None) -> grpc.aio.Channel:
