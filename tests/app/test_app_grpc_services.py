@@ -8,13 +8,17 @@ calls only, and round robin over several addresses.
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import grpc
 import grpc.aio
 import pytest
+from app_helpers import wait_for, worker_env
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from openapi_server.apikeys import get_or_create_workspace
@@ -273,3 +277,47 @@ def test_round_robin_spreads_calls_over_every_resolved_address() -> None:
         for server in servers:
             loop.run(server.stop(0))
         loop.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", ["serve-clients", "serve-campaigns"])
+def test_serve_commands_answer_health_and_stop_on_sigterm(
+    grpc_settings: Settings, tmp_path, command: str
+) -> None:
+    port = _free_port()
+    env = worker_env(
+        grpc_settings,
+        QUEUE_BACKEND="inline",
+        GRPC_BIND="127.0.0.1",
+        GRPC_PORT=str(port),
+        CLIENT_SERVICE_ADDR="127.0.0.1:1",  # the Campaign Service starts without it answering
+        GRPC_SHUTDOWN_GRACE_S="1",
+    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "openapi_server.cli", command],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: b"ready on port" in log.read_bytes(), timeout=30, interval=0.1)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=5
+        )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        channel.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
