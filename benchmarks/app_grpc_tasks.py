@@ -5,9 +5,11 @@ Both on one throwaway PostgreSQL database, each as its own processes, as deploye
 - phase 3: the same uvicorn app with CLIENT_SERVICE_ADDR/CAMPAIGN_SERVICE_ADDR set, plus
   `coldreach-app serve-clients` and `coldreach-app serve-campaigns`. Each POST /tasks is
   edge -> CreateTask -> GetClient -> insert.
-POST /tasks is driven sequentially (per-request overhead) and from 8 keep-alive
-connections; the load generator shares the machine's 2 cores with every process.
-Prints one JSON row per (mode, connections) and the p50 ratios (target <= 1.3).
+Both stacks run side by side and are driven in alternating rounds (never at once), so
+drift in the machine's load hits both alike. POST /tasks is driven sequentially
+(per-request overhead) and from 8 keep-alive connections; the load generator shares
+the machine's 2 cores with every process. Prints one JSON row per (mode, connections)
+over all rounds and the p50 ratios (target <= 1.3).
 
     uv run --frozen python benchmarks/app_grpc_tasks.py
 """
@@ -34,7 +36,8 @@ from openapi_server.db import Database
 from openapi_server.principal import SCOPES
 from sqlalchemy.engine import URL
 
-REQUESTS = 1500
+ROUNDS = 6
+REQUESTS = 250  # per round, mode and concurrency
 WARMUP = 200
 CONCURRENCY = (1, 8)
 
@@ -147,33 +150,41 @@ def main() -> None:
             key = create_key(s, "bench", frozenset(SCOPES))
         db.dispose()
         headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
-        p50: dict[tuple[str, int], float] = {}
-        client_id = None
-        for mode in ("monolith", "phase3"):
-            with serving(url, mode == "phase3", logs) as port:
-                if client_id is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                    client = json.dumps({"name": "Bench", "email": "bench@example.com"})
-                    conn.request("POST", "/clients", body=client, headers=headers)
-                    client_id = json.loads(conn.getresponse().read())["id"]
-                    conn.close()
-                body = json.dumps({"client_id": client_id, "title": "Follow up"})
+        with serving(url, False, logs) as monolith, serving(url, True, logs) as phase3:
+            ports = {"monolith": monolith, "phase3": phase3}
+            conn = http.client.HTTPConnection("127.0.0.1", monolith, timeout=30)
+            client = json.dumps({"name": "Bench", "email": "bench@example.com"})
+            conn.request("POST", "/clients", body=client, headers=headers)
+            client_id = json.loads(conn.getresponse().read())["id"]
+            conn.close()
+            body = json.dumps({"client_id": client_id, "title": "Follow up"})
+            for port in ports.values():
                 drive(port, headers, body, WARMUP, 4)
+            latencies: dict[tuple[str, int], list[float]] = {}
+            elapsed: dict[tuple[str, int], float] = {}
+            errors: dict[tuple[str, int], int] = {}
+            for _ in range(ROUNDS):
                 for connections in CONCURRENCY:
-                    elapsed, latencies, errors = drive(port, headers, body, REQUESTS, connections)
-                    p50[(mode, connections)] = percentile(latencies, 50)
-                    row = {
-                        "mode": mode,
-                        "connections": connections,
-                        "requests": len(latencies),
-                        "errors": errors,
-                        "req_per_s": round(len(latencies) / elapsed, 1),
-                        "p50_ms": round(percentile(latencies, 50) * 1000, 2),
-                        "p99_ms": round(percentile(latencies, 99) * 1000, 2),
-                    }
-                    print(json.dumps(row), flush=True)
+                    for mode, port in ports.items():
+                        took, got, bad = drive(port, headers, body, REQUESTS, connections)
+                        latencies.setdefault((mode, connections), []).extend(got)
+                        elapsed[(mode, connections)] = elapsed.get((mode, connections), 0) + took
+                        errors[(mode, connections)] = errors.get((mode, connections), 0) + bad
+        for (mode, connections), values in sorted(latencies.items(), key=lambda kv: kv[0][1]):
+            row = {
+                "mode": mode,
+                "connections": connections,
+                "requests": len(values),
+                "errors": errors[(mode, connections)],
+                "req_per_s": round(len(values) / elapsed[(mode, connections)], 1),
+                "p50_ms": round(percentile(values, 50) * 1000, 2),
+                "p99_ms": round(percentile(values, 99) * 1000, 2),
+            }
+            print(json.dumps(row), flush=True)
         for connections in CONCURRENCY:
-            ratio = p50[("phase3", connections)] / p50[("monolith", connections)]
+            ratio = percentile(latencies[("phase3", connections)], 50) / percentile(
+                latencies[("monolith", connections)], 50
+            )
             verdict = "meets" if ratio <= 1.3 else "misses"
             print(
                 f"connections={connections}: p50 ratio phase3/monolith = {ratio:.2f} "
