@@ -1,4 +1,7 @@
-"""Phase 3 answers exactly as the monolith: one scenario, run twice, compared call by call.
+"""Phase 3 answers exactly as the monolith.
+
+First, one scenario run twice and compared call by call; then the existing black-box
+test files, run unchanged against the edge.
 
 The scenario covers the black-box behaviour users rely on: status codes and error bodies
 of every client, task and email operation, idempotency (replay, reuse with another
@@ -11,8 +14,12 @@ recordings must be identical apart from timestamps and provider message ids.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from app_helpers import bearer, issue_key, wait_for
@@ -261,3 +268,37 @@ def test_phase3_edge_answers_exactly_as_the_monolith(pg_settings: Settings, clea
     assert statuses["send 3 against quota"] == 429
     assert statuses["unsubscribe"] == 200
     assert statuses["no credentials"] == 401
+
+
+# The black-box files whose every test must pass unchanged against the phase-3 edge.
+BLACK_BOX = (
+    "test_app_clients.py",
+    "test_app_tasks.py",
+    "test_app_input.py",
+    "test_app_email.py",
+    "test_app_quotas.py",
+    "test_app_tenancy.py",
+    "test_app_unsubscribe.py",
+)
+
+
+def test_the_black_box_suites_pass_against_the_phase3_edge() -> None:
+    """The same files the monolith passes, with COLDREACH_TEST_PHASE=3 (see conftest.py)."""
+    here = Path(__file__).parent
+    env = {**os.environ, "COLDREACH_TEST_PHASE": "3"}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *(str(here / f) for f in BLACK_BOX),
+            *("-o", "addopts=", "-q", "-p", "no:cacheprovider"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-2000:]
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert " passed" in summary and "skipped" not in summary, summary
