@@ -8,7 +8,7 @@
     coldreach-app worker [CELERY_WORKER_OPTIONS...]
     coldreach-app reconcile [sent|failed|requeue ID [PROVIDER_ID]]
     coldreach-app healthcheck [--worker]
-    coldreach-app serve-clients | serve-campaigns
+    coldreach-app serve-clients | serve-campaigns | serve-phase3
 
 Exit status: 0 done, 1 not found or the database failed, 2 bad usage or configuration.
 `python -m openapi_server.{migrate,worker,reconcile,healthcheck}` still work (the image
@@ -124,11 +124,13 @@ SERVICE_COMMANDS = {
     "healthcheck": "container health probe (--worker for the worker)",
     "serve-clients": "run the Client Service (gRPC, phase 3) on GRPC_PORT",
     "serve-campaigns": "run the Campaign Service (gRPC, phase 3) on GRPC_PORT",
+    "serve-phase3": "run the phase-3 app on this machine: both services and the HTTP edge",
 }
 # module:function of each service command; the others are `openapi_server.<name>:main`.
 _ENTRY_POINTS = {
     "serve-clients": "openapi_server.rpc.server:main_clients",
     "serve-campaigns": "openapi_server.rpc.server:main_campaigns",
+    "serve-phase3": "openapi_server.rpc.local:main",
 }
 
 
