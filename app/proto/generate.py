@@ -3,11 +3,11 @@
     python app/proto/generate.py [--out DIR]
 
 grpc_tools.protoc writes each proto's messages (`clients_pb2`, with a `.pyi` stub) and
-service stubs (`clients_pb2_grpc`) into DIR (default: the app's `openapi_server/rpc/gen`). protoc's imports
-are absolute from the proto root (`from coldreach.clients.v1 import clients_pb2`), which
-would name the project's `coldreach` tooling package; they are rewritten to the package
-the code lives in. The output is committed (the image build installs no generator) and a
-test regenerates it into a temporary folder and compares.
+service stubs (`clients_pb2_grpc`) into DIR (default: the app's `openapi_server/rpc/gen`).
+protoc's imports are absolute from the proto root (`from coldreach.clients.v1 import
+clients_pb2`), which would name the project's `coldreach` tooling package; they are
+rewritten to the package the code lives in. The output is committed (the image build
+installs no generator) and a test regenerates it into a temporary folder and compares.
 """
 
 from __future__ import annotations
