@@ -152,7 +152,7 @@ def test_calls_without_a_workspace_are_refused(services: Services) -> None:
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
     raw = grpc.insecure_channel(f"127.0.0.1:{services.clients.port}")
     stub = pb_grpc.ClientServiceStub(raw)
-    for bad in ("0", "-1", "abc", "99999999999"):
+    for bad in ("0", "-1", "abc", "2147483648", "99999999999"):
         with pytest.raises(grpc.RpcError) as refused:
             stub.GetClient(
                 pb.GetClientRequest(client_id=pb.ClientId(id=1)),

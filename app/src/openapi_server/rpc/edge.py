@@ -52,7 +52,8 @@ class Services:
     """The edge's channels to both services, opened once per process (never before a fork)."""
 
     def __init__(self, settings: Settings, provider: TracerProvider | None = None) -> None:
-        assert settings.client_service_addr and settings.campaign_service_addr
+        if settings.client_service_addr is None or settings.campaign_service_addr is None:
+            raise ValueError("the edge needs CLIENT_SERVICE_ADDR and CAMPAIGN_SERVICE_ADDR")
         self._channels = [
             blocking_channel(settings.client_service_addr, provider),
             blocking_channel(settings.campaign_service_addr, provider),

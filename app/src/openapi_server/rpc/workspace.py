@@ -41,10 +41,13 @@ def acting_for(workspace_id: int) -> Iterator[None]:
         _current.reset(token)
 
 
+MAX_ID = 2**31 - 1  # workspace ids are 32-bit INTEGER columns
+
+
 def _parse(raw: object) -> int | None:
-    if isinstance(raw, str) and raw.isdigit() and len(raw) <= 10:
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 10:
         value = int(raw)
-        return value if value >= 1 else None
+        return value if 1 <= value <= MAX_ID else None
     return None
 
 
