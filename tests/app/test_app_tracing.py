@@ -8,12 +8,24 @@ of the next, so Jaeger shows the whole request as one tree.
 from __future__ import annotations
 
 import itertools
+import signal
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from app_helpers import authorize
+import grpc
+import pytest
+from app_helpers import authorize, wait_for, worker_env
 from fastapi.testclient import TestClient
 from openapi_server import tracing
 from openapi_server.config import Settings
 from openapi_server.main import create_app
+from openapi_server.rpc.gen.coldreach.clients.v1 import clients_pb2 as pb
+from openapi_server.rpc.gen.coldreach.clients.v1 import clients_pb2_grpc as pb_grpc
+from openapi_server.rpc.workspace import METADATA_KEY
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -86,3 +98,76 @@ def test_trace_context_round_trips_through_a_dict_carrier() -> None:
     context = tracing.extract_from(carrier)
     with tracer.start_as_current_span("consumer", context=context) as consumer:
         assert consumer.get_span_context().trace_id == span.get_span_context().trace_id
+
+
+class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+    """A stand-in OTLP/gRPC collector (what Jaeger v2 or the ADOT collector listen with)."""
+
+    def __init__(self) -> None:
+        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
+
+    def Export(self, request, context):  # type: ignore[no-untyped-def]
+        self.requests.append(request)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+def test_a_service_exports_its_spans_over_otlp_when_configured(
+    pg_settings: Settings, tmp_path: Path
+) -> None:
+    collector = Collector()
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
+    otlp_port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = worker_env(
+        pg_settings,
+        GRPC_BIND="127.0.0.1",
+        GRPC_PORT=str(port),
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{otlp_port}",
+        OTEL_EXPORTER_OTLP_INSECURE="true",
+    )
+    log = tmp_path / "clients.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "openapi_server.cli", "serve-clients"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: b"ready on port" in log.read_bytes(), timeout=30, interval=0.1)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = pb_grpc.ClientServiceStub(channel)
+        with pytest.raises(grpc.RpcError):  # no such client: a span all the same
+            stub.GetClient(
+                pb.GetClientRequest(client_id=pb.ClientId(id=424242)),
+                timeout=5,
+                metadata=((METADATA_KEY, "1"),),
+            )
+        channel.close()
+        proc.send_signal(signal.SIGTERM)  # shutdown flushes the batch processor
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        server.stop(0)
+    spans = [
+        (resource.resource, span)
+        for request in collector.requests
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    ]
+    names = {span.name for _, span in spans}
+    assert GET_CLIENT in names, names
+    services = {
+        a.value.string_value
+        for resource, _ in spans
+        for a in resource.attributes
+        if a.key == "service.name"
+    }
+    assert services == {"coldreach-clients"}
