@@ -15,13 +15,16 @@ recordings must be identical apart from timestamps and provider message ids.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from app_helpers import bearer, issue_key, wait_for
 from app_recording import RecordingMailer
 from fastapi.testclient import TestClient
@@ -302,3 +305,40 @@ def test_the_black_box_suites_pass_against_the_phase3_edge() -> None:
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-2000:]
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert " passed" in summary and "skipped" not in summary, summary
+
+
+@pytest.mark.parametrize("fault", ["down", "stalled"])
+def test_services_that_do_not_answer_are_503_at_the_edge_within_the_deadline(
+    pg_settings: Settings, clean_pg: None, fault: str
+) -> None:
+    """Never a 404 ("no such client") and never a hang: the service did not answer.
+
+    Down: connection refused. Stalled: the port accepts connections, nothing answers.
+    """
+    stall = socket.socket()
+    stall.bind(("127.0.0.1", 0))
+    stall.listen(16)
+    nowhere = f"127.0.0.1:{stall.getsockname()[1]}"
+    if fault == "down":
+        stall.close()
+    edge = pg_settings.with_(
+        client_service_addr=nowhere, campaign_service_addr=nowhere, grpc_deadline_s=1.0
+    )
+    with stall, TestClient(create_app(edge)) as api:
+        headers = bearer(issue_key(api, "a"))
+        for method, path, body, service in (
+            ("GET", "/clients", None, "client service"),
+            ("GET", "/clients/1", None, "client service"),
+            ("POST", "/tasks", {"client_id": 1, "title": "T"}, "campaign service"),
+            (
+                "POST",
+                "/email/send",
+                {"client_id": 1, "subject": "S", "body": "B"},
+                "campaign service",
+            ),
+        ):
+            started = time.monotonic()
+            r = api.request(method, path, json=body, headers=headers)
+            assert time.monotonic() - started < 3.0, path
+            assert r.status_code == 503, (path, r.status_code, r.text)
+            assert r.json()["detail"][0]["msg"] == f"{service} unavailable"
