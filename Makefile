@@ -70,12 +70,27 @@ bench: setup
 	$(RUN) python benchmarks/plan_wall_time.py --stack dev
 	$(RUN) python benchmarks/plan_wall_time.py --stack staging
 
-.PHONY: app bench-app
+.PHONY: app bench-app proto proto-lint
+
+# The Python code of app/proto/*.proto, regenerated into app/src/openapi_server/rpc/gen
+# (committed; tests/app/test_app_proto.py fails when it drifts from the protos).
+proto: setup
+	$(RUN) python app/proto/generate.py
+
+# buf lint (STANDARD rules), buf pinned in app/proto/package.json and its lock file.
+proto-lint:
+	cd app/proto && npm ci --no-audit --no-fund --silent && ./node_modules/.bin/buf lint
 
 # The app on its embedded defaults: SQLite under ./var, the in-process worker,
 # the console mailer (outbox in ./var/outbox.jsonl). http://127.0.0.1:8000/docs
+# `make app PHASE=3`: the Client and Campaign gRPC services as local processes behind
+# the same HTTP API (coldreach-app serve-phase3).
 app: setup
+ifeq ($(PHASE),3)
+	DATA_DIR=$${DATA_DIR:-./var} PORT=$${PORT:-8000} $(RUN) coldreach-app serve-phase3
+else
 	DATA_DIR=$${DATA_DIR:-./var} $(RUN) uvicorn openapi_server.main:app --host 127.0.0.1 --port $${PORT:-8000}
+endif
 
 # App benchmarks on this machine's PostgreSQL and Redis; figures go in app/README.md.
 bench-app: setup
