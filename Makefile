@@ -5,7 +5,10 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 STACK ?= dev
-PHASE ?= 1
+# Empty: the phase the stack file says (`cold-reach:phase`). PHASE=2 deploys another.
+PHASE ?=
+# PROMOTE=1: deploy PHASE (or the stack file's), then rehearse the promotion to the next one.
+PROMOTE ?=
 DEMO_DIR ?= var/demo
 
 .PHONY: setup demo test lint typecheck unit bench image-check
@@ -15,18 +18,28 @@ setup:
 	@$(UV) sync --frozen --all-packages --all-groups --compile-bytecode --quiet
 
 # The stack deployed into an embedded moto server, then checked by `coldreach verify`
-# through the emulator's endpoint. `make demo PHASE=2` shows phase 2. The server stops
-# when the demo ends; `coldreach local up --stack dev --serve` keeps one running.
+# through the emulator's endpoint, at the stack file's phase unless PHASE is given.
+# `make demo PROMOTE=1` rehearses the promotion to the next phase instead: deploy, update,
+# then verify, including that every stateful resource kept its id and data (--kept).
+# The server stops when the demo ends; `uv run coldreach local up --stack dev --serve`
+# keeps one running.
 demo: setup
 	@set -euo pipefail; \
-	out=$(DEMO_DIR)/outputs-$(STACK)-phase$(PHASE).json; mkdir -p $(DEMO_DIR); rm -f $$out; \
+	out=$(DEMO_DIR)/outputs-$(STACK).json; base=$(DEMO_DIR)/baseline-$(STACK).json; \
+	mkdir -p $(DEMO_DIR); rm -f $$out $$base; \
 	port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
-	$(RUN) coldreach local up --stack $(STACK) --phase $(PHASE) --port $$port --outputs $$out --serve & \
+	if [ -n "$(PROMOTE)" ]; then \
+	  deploy="local rehearse --stack $(STACK) $(if $(PHASE),--from $(PHASE)) --baseline $$base"; \
+	  kept="--kept $$base"; \
+	else \
+	  deploy="local up --stack $(STACK) $(if $(PHASE),--phase $(PHASE))"; kept=""; \
+	fi; \
+	$(RUN) coldreach $$deploy --port $$port --outputs $$out --serve & \
 	pid=$$!; trap 'kill -TERM $$pid 2>/dev/null || true; wait $$pid 2>/dev/null || true' EXIT; \
 	for _ in $$(seq 1200); do [ -f $$out ] && break; kill -0 $$pid 2>/dev/null || exit 1; sleep 0.1; done; \
-	[ -f $$out ] || { echo "coldreach local up did not finish in 120 s" >&2; exit 1; }; \
-	echo; echo "$$ coldreach verify --outputs $$out --endpoint-url http://127.0.0.1:$$port"; \
-	$(RUN) coldreach verify --outputs $$out --endpoint-url http://127.0.0.1:$$port
+	[ -f $$out ] || { echo "coldreach $$deploy did not finish in 120 s" >&2; exit 1; }; \
+	echo; echo "$$ uv run coldreach verify --outputs $$out --endpoint-url http://127.0.0.1:$$port $$kept"; \
+	$(RUN) coldreach verify --outputs $$out --endpoint-url http://127.0.0.1:$$port $$kept
 
 lint: setup
 	$(RUN) ruff check .
@@ -58,12 +71,27 @@ bench: setup
 	$(RUN) python benchmarks/plan_wall_time.py --stack staging
 	$(RUN) python benchmarks/plan_wall_time.py --stack staging --phase 3
 
-.PHONY: app bench-app
+.PHONY: app bench-app proto proto-lint
+
+# The Python code of app/proto/*.proto, regenerated into app/src/openapi_server/rpc/gen
+# (committed; tests/app/test_app_proto.py fails when it drifts from the protos).
+proto: setup
+	$(RUN) python app/proto/generate.py
+
+# buf lint (STANDARD rules), buf pinned in app/proto/package.json and its lock file.
+proto-lint:
+	cd app/proto && npm ci --no-audit --no-fund --silent && ./node_modules/.bin/buf lint
 
 # The app on its embedded defaults: SQLite under ./var, the in-process worker,
 # the console mailer (outbox in ./var/outbox.jsonl). http://127.0.0.1:8000/docs
+# `make app PHASE=3`: the Client and Campaign gRPC services as local processes behind
+# the same HTTP API (coldreach-app serve-phase3).
 app: setup
+ifeq ($(PHASE),3)
+	DATA_DIR=$${DATA_DIR:-./var} PORT=$${PORT:-8000} $(RUN) coldreach-app serve-phase3
+else
 	DATA_DIR=$${DATA_DIR:-./var} $(RUN) uvicorn openapi_server.main:app --host 127.0.0.1 --port $${PORT:-8000}
+endif
 
 # App benchmarks on this machine's PostgreSQL and Redis; figures go in app/README.md.
 bench-app: setup

@@ -107,6 +107,20 @@ class Estimate:
     def missing_prices(self) -> list[str]:
         return sorted({i.price_key for i in self.items if i.unit_usd is None})
 
+    @property
+    def warning(self) -> str | None:
+        """Says what the total leaves out: an unknown price (often a misspelled instance
+        class, `db.t3.medum`) is counted as $0, never silently."""
+        unpriced = [i for i in self.items if i.unit_usd is None]
+        if not unpriced:
+            return None
+        names = ", ".join(sorted({f"{i.resource} ({i.price_key})" for i in unpriced}))
+        return (
+            f"no price for {names}: counted as $0, so ${self.monthly_usd:,.2f} is a lower "
+            "bound. Check the spelling of the instance class or node type, or add the "
+            "price to coldreach/data/prices.yaml"
+        )
+
     def by_resource(self) -> dict[str, float]:
         totals: dict[str, float] = {}
         for i in self.items:
@@ -120,6 +134,7 @@ class Estimate:
             "monthly_usd": self.monthly_usd,
             "items": [{**asdict(i), "monthly_usd": round(i.monthly_usd, 2)} for i in self.items],
             "missing_prices": self.missing_prices,
+            "warning": self.warning,
             "warnings": self.warnings,
         }
 
@@ -182,6 +197,7 @@ class Pricer:
             "rds_instance": self.rds_instance,
             "replication_group": self.replication_group,
             "nat_gateway": self.nat_gateway,
+            "vpc_endpoint": self.vpc_endpoint,
             "eip": self.eip,
             "load_balancer": self.load_balancer,
             "web_acl": self.web_acl,
@@ -254,6 +270,18 @@ class Pricer:
         yield self.item(r, "NAT gateway", "nat.hour", self.hours, "hours")
         gb = self.t.assumptions["nat_gb_per_month"]
         yield self.item(r, "NAT data processed", "nat.gb", gb, "GB", usage_based=True)
+
+    def vpc_endpoint(self, r: Resource) -> Iterator[Item]:
+        # Billed per AZ it has a network interface in. Its traffic (a secret rotation a
+        # month) is a few KB: the per-GB charge rounds to nothing and is left out.
+        azs = len(r.get("subnetIds") or [])
+        yield self.item(
+            r,
+            f"Interface endpoint ({r.get('serviceName')}) in {azs} AZs",
+            "vpc_endpoint.interface.az_hour",
+            azs * self.hours,
+            "AZ-hours",
+        )
 
     def eip(self, r: Resource) -> Iterator[Item]:
         yield self.ipv4(r, 1, "Elastic IP")

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,8 +56,14 @@ def moto_server(port: int | None = None) -> Iterator[str]:
     _check_port(chosen)  # werkzeug would fail inside the thread and never signal readiness
     server = ThreadedMotoServer(ip_address=HOST, port=chosen, verbose=False)
     server.start()
+    url = f"http://{HOST}:{chosen}"
+    # moto's accounts live in the process, not the server: a server started after
+    # another in the same process would see its resources. Each one starts empty.
+    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
     try:
-        yield f"http://{HOST}:{chosen}"
+        yield url
     finally:
         server.stop()
 

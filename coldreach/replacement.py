@@ -2,8 +2,10 @@
 
 The inputs are curated per type in the registry (policies/resource_types.py),
 from the `ForceNew` arguments of the terraform-provider-aws schemas that
-pulumi-aws bridges. A stateful resource must never see a change to one of these
-in a promotion.
+pulumi-aws bridges: every stateful type, and the stateless ones a promotion
+replaces (a task definition). A stateful resource must never see a change to one
+of these in a promotion. `promote` (offline) and the emulator rehearsal
+(coldreach/rehearsal.py) both decide replacements here.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class Step:
         return f"{r.name} ({r.type}) would be replaced: {changed} changed"
 
 
-def _changed_inputs(before: Resource, after: Resource) -> tuple[str, ...]:
+def changed_inputs(before: Resource, after: Resource) -> tuple[str, ...]:
     keys = set(before.inputs) | set(after.inputs)
     return tuple(
         sorted(k for k in keys if reveal(before.inputs.get(k)) != reveal(after.inputs.get(k)))
@@ -83,7 +85,7 @@ def compare(current: Deployment, target: Deployment) -> list[Step]:
         if forced:
             steps.append(Step("replace", r, forced))
             continue
-        changed = _changed_inputs(r, other)
+        changed = changed_inputs(r, other)
         if changed:
             steps.append(Step("update", other, changed))
     steps += [Step("create", r) for urn, r in after.items() if urn not in before]

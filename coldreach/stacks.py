@@ -28,6 +28,26 @@ class StackConfig:
     def region(self) -> str | None:
         return self.config.get("aws:region")
 
+    @property
+    def phase(self) -> int:
+        """`cold-reach:phase`, read and checked as the program reads it (infra/config)."""
+        return int(self.values()["phase"])
+
+    def values(self) -> dict[str, Any]:
+        """Every `cold-reach:*` key, read by its declaration, defaults filled in.
+
+        Raises `StackError` with the program's own message for a value it refuses,
+        so every command rejects `phase: two` alike, before evaluating anything.
+        """
+        from infra.config import SCHEMA, ConfigError
+
+        try:
+            return dict(
+                SCHEMA.read(self.stack, lambda key: self.config.get(f"{self.project}:{key}"))
+            )
+        except ConfigError as err:
+            raise StackError(str(err)) from None
+
     def with_phase(self, phase: int | None) -> StackConfig:
         if phase is None:
             return self

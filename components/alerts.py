@@ -41,7 +41,12 @@ class Alerts(pulumi.ComponentResource):
         self.register_outputs({"topic_arn": self.topic.arn})
 
     def above_zero(
-        self, label: str, namespace: str, metric: str, description: str
+        self,
+        label: str,
+        namespace: str,
+        metric: str,
+        description: str,
+        dimensions: dict[str, pulumi.Input[str]] | None = None,
     ) -> aws.cloudwatch.MetricAlarm:
         """Alarms while the metric's maximum over 5 minutes is above 0, and says when it is
         back to 0. No data (nobody publishing) is not an alarm here."""
@@ -50,6 +55,7 @@ class Alerts(pulumi.ComponentResource):
             alarm_description=description,
             namespace=namespace,
             metric_name=metric,
+            dimensions=dimensions,
             statistic="Maximum",
             period=300,
             evaluation_periods=1,

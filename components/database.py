@@ -117,7 +117,11 @@ class Database(pulumi.ComponentResource):
             skip_final_snapshot=not args.protect,
             final_snapshot_identifier=suffix.hex.apply(lambda h: f"{name}-final-{h}"),
             tags={"Name": f"{name}-primary"},
-            opts=stateful,
+            # The password is set at creation; from then on Secrets Manager's rotation
+            # owns it, and a `pulumi up` must never set the generated one back.
+            opts=pulumi.ResourceOptions.merge(
+                stateful, pulumi.ResourceOptions(ignore_changes=["password"])
+            ),
             **self._hardening(args),
         )
 
@@ -137,6 +141,9 @@ class Database(pulumi.ComponentResource):
             pulumi.Output.json_dumps(credentials),
             args.protect,
             parent=self,
+            # Once a rotation has run (cold-reach:dbIamAuth on, now or before), the
+            # secret holds the live password and this generated value is stale.
+            rotated=True,
         )
 
         self.replica = (
@@ -187,7 +194,8 @@ class Database(pulumi.ComponentResource):
             "copy_tags_to_snapshot": True,
             "performance_insights_enabled": True,
             "performance_insights_retention_period": 7,
-            "enabled_cloudwatch_logs_exports": ["postgresql", "upgrade"],
+            # iam-db-auth-error: why an IAM token was refused (the only place RDS says).
+            "enabled_cloudwatch_logs_exports": ["postgresql", "upgrade", "iam-db-auth-error"],
             "iam_database_authentication_enabled": True,
             "auto_minor_version_upgrade": True,
             "ca_cert_identifier": "rds-ca-rsa2048-g1",
@@ -204,6 +212,21 @@ class Database(pulumi.ComponentResource):
     @property
     def secret_arn(self) -> pulumi.Output[str]:
         return self.credentials.secret.arn
+
+    def connect_arn(self, user: str, endpoint: str = "primary") -> pulumi.Output[str]:
+        """What `rds-db:connect` names for one database user on one instance:
+        `arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<user>`. The replica has
+        a resource id of its own, so a token for the primary does not open it."""
+        instance = self.replica if endpoint == "replica" else self.instance
+        if instance is None:
+            raise ValueError(f"{endpoint}: this database has no such endpoint")
+
+        def arn(values: list[str]) -> str:
+            instance_arn, resource_id = values
+            _, partition, _, region, account = instance_arn.split(":")[:5]
+            return f"arn:{partition}:rds-db:{region}:{account}:dbuser:{resource_id}/{user}"
+
+        return pulumi.Output.all(instance.arn, instance.resource_id).apply(arn)
 
     def credential(self, key: str) -> SecretRef:
         """One key of the credentials secret (`username`, `password`, ...), for ECS."""

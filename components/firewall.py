@@ -99,10 +99,15 @@ class SecurityGroup:
         }
 
 
-def connect(source: SecurityGroup, target: SecurityGroup, port: int, what: str) -> None:
-    """Lets `source` reach `target` on one TCP port: egress on one side, ingress on the other."""
-    target.allow_from_group(source.name, source.id, port, f"{what}: from {source.name}")
-    source.allow_to_group(target.name, target.id, port, f"{what}: to {target.name}")
+def connect(
+    source: SecurityGroup, target: SecurityGroup, port: int, what: str
+) -> list[pulumi.Resource]:
+    """Lets `source` reach `target` on one TCP port: egress on one side, ingress on the other.
+    Returns both rules, for what must wait until the path is open."""
+    return [
+        target.allow_from_group(source.name, source.id, port, f"{what}: from {source.name}"),
+        source.allow_to_group(target.name, target.id, port, f"{what}: to {target.name}"),
+    ]
 
 
 class Flow(Protocol):

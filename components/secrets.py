@@ -45,11 +45,14 @@ def stored_secret(
     value: pulumi.Input[str],
     protect: bool,
     parent: pulumi.Resource,
+    rotated: bool = False,
 ) -> StoredSecret:
     """A Secrets Manager secret holding `value`; both resources are named `name`.
 
     Seven days of recovery instead of thirty: long enough to undo a mistake,
     short enough that a recreated stack can reuse its names within a week.
+    `rotated`: a rotation owns the value after the first one, so the program never
+    writes its own (stale) value over it again.
     """
     secret = aws.secretsmanager.Secret(
         name,
@@ -61,7 +64,9 @@ def stored_secret(
         name,
         secret_id=secret.id,
         secret_string=value,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(
+            parent=parent, ignore_changes=["secretString"] if rotated else None
+        ),
     )
     return StoredSecret(secret, version)
 

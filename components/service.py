@@ -51,16 +51,13 @@ class Scaling:
     """Backlog per running task to hold (for queue workers, whose CPU says little)."""
 
 
-@dataclass
-class FargateServiceArgs:
-    cluster_arn: pulumi.Input[str]
-    cluster_name: pulumi.Input[str]
+@dataclass(kw_only=True)
+class TaskArgs:
+    """One app container as a task definition: what it runs, what it sees, what it may do."""
+
     image: pulumi.Input[str]
-    vpc_id: pulumi.Input[str]
-    subnet_ids: Sequence[pulumi.Input[str]]
     cpu: int
     memory: int
-    desired_count: int
     log_retention_days: int
     command: Sequence[str] | None = None
     """None runs the image's default command."""
@@ -74,10 +71,22 @@ class FargateServiceArgs:
     secrets: Mapping[str, SecretRef] = field(default_factory=dict)
     """Variable name -> the stored value ECS injects. The execution role may read
     exactly these secrets, and the service waits for their values."""
+    readable_secrets: Sequence[StoredSecret] = ()
+    """Secrets the execution role may still read although this revision injects none of
+    them: the previous revision did, and ECS's rollback to it must be able to start."""
     repository_arn: pulumi.Input[str] | None = None
     """ECR repository the image comes from; None for an image from elsewhere."""
     task_permissions: Sequence[iam.Statement] = ()
     """What the app itself may do in AWS (the task role). Empty means nothing."""
+
+
+@dataclass(kw_only=True)
+class FargateServiceArgs(TaskArgs):
+    cluster_arn: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
+    vpc_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    desired_count: int
     assign_public_ip: bool = False
     """Only phase 1 sets this: no NAT, so tasks pull images through a public IP."""
     load_balancer: LoadBalancerTarget | None = None
@@ -86,6 +95,179 @@ class FargateServiceArgs:
     depends_on: Sequence[pulumi.Resource] = ()
     security_group_tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags on the security group (the topology node it is, whom it admits)."""
+
+
+@dataclass
+class Task:
+    """A task definition with its log group and roles, children of the component that owns it."""
+
+    log_group: aws.cloudwatch.LogGroup
+    task_definition: aws.ecs.TaskDefinition
+    task_role: aws.iam.Role
+    policies: list[aws.iam.RolePolicy]
+    """The roles' policies: a task launched before they propagate cannot start."""
+
+
+def stored_secrets(args: TaskArgs) -> list[StoredSecret]:
+    """Each secret the task reads, once (several keys may come from one secret)."""
+    found: list[StoredSecret] = []
+    for ref in args.secrets.values():
+        if all(ref.stored is not s for s in found):
+            found.append(ref.stored)
+    return found
+
+
+def task_definition(
+    owner: pulumi.Resource, name: str, args: TaskArgs, port: int | None = None
+) -> Task:
+    """The container wiring every app task shares, whether a service runs it or an operator
+    does (`aws ecs run-task`): non-root, read-only root, logs, secrets through ECS, and a
+    task role that carries only `args.task_permissions`."""
+    child = pulumi.ResourceOptions(parent=owner)
+    region = aws.get_region(opts=pulumi.InvokeOptions(parent=owner)).region
+
+    log_group = aws.cloudwatch.LogGroup(
+        f"{name}-logs", retention_in_days=args.log_retention_days, opts=child
+    )
+    execution_role = aws.iam.Role(
+        f"{name}-execution",
+        assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com"),
+        description=f"{name}: lets ECS pull the image, write logs and read the task's secrets",
+        opts=child,
+    )
+    # IAM is eventually consistent: tasks launched before the policy has propagated
+    # cannot pull the image or read secrets, and those failures count toward the
+    # circuit breaker, so a service waits for the policies.
+    policies = [
+        aws.iam.RolePolicy(
+            f"{name}-execution",
+            role=execution_role.id,
+            policy=iam.policy(*_execution_statements(log_group, args)),
+            opts=child,
+        )
+    ]
+    task_role = aws.iam.Role(
+        f"{name}-task",
+        assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com"),
+        description=f"{name}: what the app itself may do in AWS",
+        opts=child,
+    )
+    if args.task_permissions:
+        policies.append(
+            aws.iam.RolePolicy(
+                f"{name}-task",
+                role=task_role.id,
+                policy=iam.policy(*args.task_permissions),
+                opts=child,
+            )
+        )
+
+    container: dict[str, object] = {
+        "name": CONTAINER,
+        "image": args.image,
+        "essential": True,
+        "user": APP_USER,
+        "readonlyRootFilesystem": True,
+        "privileged": False,
+        "stopTimeout": args.stop_timeout_seconds,
+        "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],
+        "environment": [{"name": k, "value": v} for k, v in sorted(args.environment.items())],
+        "secrets": [
+            {"name": k, "valueFrom": ref.value_from} for k, ref in sorted(args.secrets.items())
+        ],
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {
+                "awslogs-group": log_group.name,
+                "awslogs-region": region,
+                "awslogs-stream-prefix": name,
+            },
+        },
+    }
+    if args.command is not None:
+        container["command"] = list(args.command)
+    if args.health_command is not None:
+        container["healthCheck"] = {
+            "command": ["CMD", *args.health_command],
+            "interval": 30,
+            "timeout": 5,
+            "retries": 3,
+            "startPeriod": 30,
+        }
+    if port is not None:
+        container["portMappings"] = [{"containerPort": port, "hostPort": port, "protocol": "tcp"}]
+
+    definition = aws.ecs.TaskDefinition(
+        f"{name}-task",
+        # Per stack: several stacks may share an account, and ECS families are global.
+        family=f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}",
+        cpu=str(args.cpu),
+        memory=str(args.memory),
+        network_mode="awsvpc",
+        requires_compatibilities=["FARGATE"],
+        runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
+            operating_system_family="LINUX", cpu_architecture="X86_64"
+        ),
+        execution_role_arn=execution_role.arn,
+        task_role_arn=task_role.arn,
+        # The only writable path: a task-local volume mounted at /tmp.
+        volumes=[aws.ecs.TaskDefinitionVolumeArgs(name="tmp")],
+        container_definitions=pulumi.Output.json_dumps([container]),
+        opts=child,
+    )
+    return Task(log_group, definition, task_role, policies)
+
+
+def _execution_statements(
+    log_group: aws.cloudwatch.LogGroup, args: TaskArgs
+) -> list[iam.Statement]:
+    statements = [
+        iam.allow(
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            [pulumi.Output.concat(log_group.arn, ":*")],
+        )
+    ]
+    if args.repository_arn is not None:
+        # GetAuthorizationToken has no resource-level permissions: "*" is the only form.
+        statements.append(iam.allow(["ecr:GetAuthorizationToken"], ["*"]))
+        statements.append(
+            iam.allow(
+                [
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchCheckLayerAvailability",
+                ],
+                [args.repository_arn],
+            )
+        )
+    readable = stored_secrets(args)
+    readable += [s for s in args.readable_secrets if all(s is not r for r in readable)]
+    if readable:
+        statements.append(
+            iam.allow(["secretsmanager:GetSecretValue"], [s.secret.arn for s in readable])
+        )
+    return statements
+
+
+class OneOffTask(pulumi.ComponentResource):
+    """A task definition no service runs: an operator starts it (`aws ecs run-task`) and it
+    exits. The same container wiring as a service's (`task_definition`)."""
+
+    task: Task
+
+    def __init__(self, name: str, args: TaskArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("coldreach:service:OneOffTask", name, None, opts)
+        self.task = task_definition(self, name, args)
+        self.register_outputs(
+            {
+                "task_definition_arn": self.task.task_definition.arn,
+                "log_group": self.task.log_group.name,
+            }
+        )
+
+    @property
+    def arn(self) -> pulumi.Output[str]:
+        return self.task.task_definition.arn
 
 
 class FargateService(pulumi.ComponentResource):
@@ -105,105 +287,14 @@ class FargateService(pulumi.ComponentResource):
         self, name: str, args: FargateServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("coldreach:service:FargateService", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        region = aws.get_region(opts=pulumi.InvokeOptions(parent=self)).region
-
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", retention_in_days=args.log_retention_days, opts=child
-        )
         self.security_group = SecurityGroup(
             f"{name}-sg", f"{name}: Fargate tasks", args.vpc_id, self, args.security_group_tags
         )
-
-        execution_role = aws.iam.Role(
-            f"{name}-execution",
-            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com"),
-            description=f"{name}: lets ECS pull the image, write logs and read the task's secrets",
-            opts=child,
-        )
-        # IAM is eventually consistent: tasks launched before the policy has propagated
-        # cannot pull the image or read secrets, and those failures count toward the
-        # circuit breaker, so the service waits for the policies (below).
-        policies = [
-            aws.iam.RolePolicy(
-                f"{name}-execution",
-                role=execution_role.id,
-                policy=iam.policy(*self._execution_statements(args)),
-                opts=child,
-            )
-        ]
-        task_role = aws.iam.Role(
-            f"{name}-task",
-            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com"),
-            description=f"{name}: what the app itself may do in AWS",
-            opts=child,
-        )
-        if args.task_permissions:
-            policies.append(
-                aws.iam.RolePolicy(
-                    f"{name}-task",
-                    role=task_role.id,
-                    policy=iam.policy(*args.task_permissions),
-                    opts=child,
-                )
-            )
-
-        container: dict[str, object] = {
-            "name": CONTAINER,
-            "image": args.image,
-            "essential": True,
-            "user": APP_USER,
-            "readonlyRootFilesystem": True,
-            "privileged": False,
-            "stopTimeout": args.stop_timeout_seconds,
-            "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],
-            "environment": [{"name": k, "value": v} for k, v in sorted(args.environment.items())],
-            "secrets": [
-                {"name": k, "valueFrom": ref.value_from} for k, ref in sorted(args.secrets.items())
-            ],
-            "logConfiguration": {
-                "logDriver": "awslogs",
-                "options": {
-                    "awslogs-group": self.log_group.name,
-                    "awslogs-region": region,
-                    "awslogs-stream-prefix": name,
-                },
-            },
-        }
-        if args.command is not None:
-            container["command"] = list(args.command)
-        if args.health_command is not None:
-            container["healthCheck"] = {
-                "command": ["CMD", *args.health_command],
-                "interval": 30,
-                "timeout": 5,
-                "retries": 3,
-                "startPeriod": 30,
-            }
-        if args.load_balancer is not None:
-            port = args.load_balancer.container_port
-            container["portMappings"] = [
-                {"containerPort": port, "hostPort": port, "protocol": "tcp"}
-            ]
-
-        self.task_definition = aws.ecs.TaskDefinition(
-            f"{name}-task",
-            # Per stack: several stacks may share an account, and ECS families are global.
-            family=f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}",
-            cpu=str(args.cpu),
-            memory=str(args.memory),
-            network_mode="awsvpc",
-            requires_compatibilities=["FARGATE"],
-            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-                operating_system_family="LINUX", cpu_architecture="X86_64"
-            ),
-            execution_role_arn=execution_role.arn,
-            task_role_arn=task_role.arn,
-            # The only writable path: a task-local volume mounted at /tmp.
-            volumes=[aws.ecs.TaskDefinitionVolumeArgs(name="tmp")],
-            container_definitions=pulumi.Output.json_dumps([container]),
-            opts=child,
-        )
+        port = args.load_balancer.container_port if args.load_balancer else None
+        task = task_definition(self, name, args, port)
+        self.task_definition = task.task_definition
+        self.log_group = task.log_group
+        policies = task.policies
 
         lb = args.load_balancer
         self.service = aws.ecs.Service(
@@ -246,7 +337,7 @@ class FargateService(pulumi.ComponentResource):
                 depends_on=[
                     *args.depends_on,
                     *policies,
-                    *(s.version for s in self._stored(args)),
+                    *(s.version for s in stored_secrets(args)),
                 ],
                 ignore_changes=["desiredCount"] if args.scaling else None,
             ),
@@ -350,37 +441,3 @@ class FargateService(pulumi.ComponentResource):
                 },
             ]
         }
-
-    @staticmethod
-    def _stored(args: FargateServiceArgs) -> list[StoredSecret]:
-        """Each secret the task reads, once (several keys may come from one secret)."""
-        found: list[StoredSecret] = []
-        for ref in args.secrets.values():
-            if all(ref.stored is not s for s in found):
-                found.append(ref.stored)
-        return found
-
-    def _execution_statements(self, args: FargateServiceArgs) -> list[iam.Statement]:
-        statements = [
-            iam.allow(
-                ["logs:CreateLogStream", "logs:PutLogEvents"],
-                [pulumi.Output.concat(self.log_group.arn, ":*")],
-            )
-        ]
-        if args.repository_arn is not None:
-            # GetAuthorizationToken has no resource-level permissions: "*" is the only form.
-            statements.append(iam.allow(["ecr:GetAuthorizationToken"], ["*"]))
-            statements.append(
-                iam.allow(
-                    [
-                        "ecr:BatchGetImage",
-                        "ecr:GetDownloadUrlForLayer",
-                        "ecr:BatchCheckLayerAvailability",
-                    ],
-                    [args.repository_arn],
-                )
-            )
-        if args.secrets:
-            arns = [s.secret.arn for s in self._stored(args)]
-            statements.append(iam.allow(["secretsmanager:GetSecretValue"], arns))
-        return statements

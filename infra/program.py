@@ -29,6 +29,35 @@ def _warn_about(s: config.Settings) -> None:
         )
 
 
+def run_task_command(
+    cluster: pulumi.Input[str],
+    task_arn: pulumi.Input[str],
+    network: dict[str, pulumi.Input[object]],
+) -> pulumi.Output[str]:
+    """The exact `aws ecs run-task` that starts a one-off task (docs/database-access.md)."""
+
+    def render(values: list[object]) -> str:
+        cluster, arn, subnets, groups, public = values
+        assert isinstance(subnets, list) and isinstance(groups, list)
+        vpc = (
+            f"awsvpcConfiguration={{subnets=[{','.join(subnets)}],"
+            f"securityGroups=[{','.join(groups)}],assignPublicIp={public}}}"
+        )
+        return (
+            f"aws ecs run-task --cluster {cluster} --launch-type FARGATE "
+            f"--task-definition {arn} --network-configuration '{vpc}' "
+            "--query 'tasks[0].taskArn' --output text"
+        )
+
+    return pulumi.Output.all(
+        cluster,
+        task_arn,
+        pulumi.Output.all(*network["subnets"]),  # type: ignore[misc]
+        pulumi.Output.all(*network["securityGroups"]),  # type: ignore[misc]
+        network["assignPublicIp"],
+    ).apply(render)
+
+
 def main() -> None:
     s = config.load()
     pending = s.features.not_built()
@@ -38,13 +67,14 @@ def main() -> None:
             "which this program does not build yet"
         )
     _warn_about(s)
-    declared = topology.declare(s.features)
+    declared = topology.declare(s.features, rotation=s.database.master_closed)
 
     net = network.build(s)
     tiers = data.build(s, declared, net)
     front = edge.build(s, declared, net)
     apps = compute.build(s, declared, net, tiers, front)
-    alerts = observability.build(s, declared, tiers)
+    rotation = tiers.rotation.function.name if tiers.rotation is not None else None
+    alerts = observability.build(s, declared, tiers, rotation)
     eks = cluster.build(s, declared, net, tiers, front, apps) if s.features.cluster else None
 
     db = tiers.database
@@ -63,6 +93,16 @@ def main() -> None:
     }
     for name, service in apps.services.items():
         outputs[f"{name}_service_name"] = service.service.name
+    for name, task in apps.db_tasks.items():
+        outputs[f"db_{name}_task_arn"] = task.arn
+    if apps.db_task_network is not None:
+        outputs["db_task_network"] = apps.db_task_network
+        outputs["db_task_commands"] = {
+            name: run_task_command(apps.cluster.name, task.arn, apps.db_task_network)
+            for name, task in apps.db_tasks.items()
+        }
+    if tiers.rotation is not None:
+        outputs["db_rotation_function"] = tiers.rotation.function.name
     if db.replica is not None:
         outputs["db_replica_endpoint"] = db.replica.endpoint
         outputs["db_replica_identifier"] = db.replica.identifier

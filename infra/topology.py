@@ -124,6 +124,11 @@ TIERS: dict[str, Tier] = {
 SES = "ses"
 """Sending mail from the stack's SES identity (an IAM grant, not a network flow)."""
 
+ROTATION = "db-rotation"
+"""The function that rotates the database's master password (Lambda, private subnets)."""
+SECRETS_ENDPOINT = "secrets-endpoint"
+"""Secrets Manager's interface endpoint: the rotation function's only way out."""
+
 
 def _sends_inline(f: Features) -> bool:
     return f.queue == "inline"
@@ -264,6 +269,8 @@ class Topology:
     features: Features
     services: tuple[Service, ...]
     tiers: tuple[Tier, ...]
+    rotation: bool = False
+    """The master password rotates: the rotation function reaches the database."""
 
     def on(self, platform: Platform) -> list[Service]:
         return [s for s in self.services if s.platform is platform]
@@ -291,6 +298,10 @@ class Topology:
                 # SES is an IAM grant, not a flow.
             if s.calls_aws:
                 found.append(Flow(s.name, AWS_APIS, 443, "HTTPS to AWS APIs"))
+        if self.rotation:
+            db = TIERS["database"]
+            found.append(Flow(ROTATION, db.name, db.port, f"{db.label} (rotates the password)"))
+            found.append(Flow(ROTATION, SECRETS_ENDPOINT, 443, "HTTPS to Secrets Manager"))
         return found
 
     def flows_on(self, platform: Platform) -> list[Flow]:
@@ -329,6 +340,9 @@ class Topology:
                 for t in self.tiers
             },
             "flows": [f.to_json() for f in self.flows()],
+            "functions": {ROTATION: {"reaches": ["database", SECRETS_ENDPOINT]}}
+            if self.rotation
+            else {},
         }
 
 
@@ -336,9 +350,10 @@ def running(features: Features, platform: Platform | None = None) -> list[Servic
     return [s for s in SERVICES if s.runs(features) and platform in (None, s.platform)]
 
 
-def declare(features: Features) -> Topology:
+def declare(features: Features, *, rotation: bool = False) -> Topology:
     return Topology(
         features,
         tuple(running(features)),
         tuple(t for t in TIERS.values() if t.exists(features)),
+        rotation,
     )

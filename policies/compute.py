@@ -153,6 +153,8 @@ CREDENTIAL_SHAPES = (
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # JWT
 )
 OPAQUE = re.compile(r"^[A-Za-z0-9+/=_-]{24,}$")
+# A switch holds no secret, whatever its name says (DB_IAM_AUTH=1 turns token sign-in on).
+SWITCH_VALUES = frozenset({"0", "1", "true", "false"})
 
 
 def _entropy(text: str) -> float:
@@ -204,7 +206,7 @@ def ecs_no_secrets_in_environment(args: ResourceValidationArgs) -> Iterator[str]
         for var in items(c.get("environment")):
             var = mapping(var)
             name, value = str(var.get("name") or ""), str(var.get("value") or "")
-            if not value or name in allowed:
+            if not value or name in allowed or value.lower() in SWITCH_VALUES:
                 continue
             if secret_looking_name(name):
                 yield f"container {container_name(c)}: {name} looks like a secret; use `secrets`"
@@ -312,6 +314,8 @@ RESOURCELESS_ACTIONS = frozenset(
         "ssmmessages:OpenControlChannel",
         "ssmmessages:OpenDataChannel",
         "sts:GetCallerIdentity",
+        "secretsmanager:GetRandomPassword",
+        "ec2:DescribeNetworkInterfaces",
     }
 )
 ADMIN_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
@@ -328,6 +332,12 @@ def _document_findings(document: Any, where: str) -> Iterator[str]:
             if action == "*" or action.endswith(":*"):
                 yield f"{where}: action {action} is a wildcard"
         resources = strings(s.get("Resource"))
+        if "rds-db:connect" in actions:
+            # A token for any user (`.../dbuser:<id>/*`) or any instance is a password
+            # for all of them.
+            for resource in resources:
+                if "*" in resource:
+                    yield f"{where}: rds-db:connect on {resource}; name the user and instance"
         if "*" in resources and "Condition" not in s:
             broad = sorted(set(actions) - RESOURCELESS_ACTIONS)
             if broad:
@@ -353,7 +363,8 @@ def _document_findings(document: Any, where: str) -> Iterator[str]:
     severity=Severity.HIGH,
     description=(
         "Policies grant named actions on named resources: no wildcard actions, no NotAction, "
-        "Resource * only for actions that take no ARN, no admin managed policies"
+        "Resource * only for actions that take no ARN, rds-db:connect only as named database "
+        "users, no admin managed policies"
     ),
 )
 def iam_least_privilege(args: ResourceValidationArgs) -> Iterator[str]:

@@ -57,12 +57,19 @@ TYPES: dict[str, ResourceType] = {
         ResourceType(t.ROUTE, "r-"),
         ResourceType(t.ROUTE_TABLE_ASSOCIATION, "rtbassoc-"),
         ResourceType(t.DEFAULT_SG, "sg-"),
-        ResourceType(t.SECURITY_GROUP, "sg-", name_key="name", max_name=255),
+        ResourceType(
+            t.SECURITY_GROUP,
+            "sg-",
+            name_key="name",
+            max_name=255,
+            replaced_by=("name", "namePrefix", "description", "vpcId"),
+        ),
         ResourceType(t.INGRESS, "sgr-"),
         ResourceType(t.EGRESS, "sgr-"),
         ResourceType(t.FLOW_LOG, "fl-"),
         ResourceType(t.EIP, "eipalloc-", cost="eip"),
         ResourceType(t.NAT_GATEWAY, "nat-", cost="nat_gateway"),
+        ResourceType(t.VPC_ENDPOINT, "vpce-", cost="vpc_endpoint"),
         # --- logs, IAM, keys, secrets --------------------------------------------------------
         ResourceType(t.LOG_GROUP, "@name", name_key="name", max_name=512),
         ResourceType(t.IAM_ROLE, "@name", name_key="name", max_name=64),
@@ -79,6 +86,8 @@ TYPES: dict[str, ResourceType] = {
             cost="secret",
         ),
         ResourceType(t.SECRET_VERSION, "@versionId"),
+        # AWS names a rotation by its secret's ARN.
+        ResourceType(t.SECRET_ROTATION, "@secretId", id_suffix="/rotation"),
         ResourceType(t.RANDOM_PASSWORD, "password-"),
         ResourceType(t.RANDOM_ID, "@b64Url"),
         # --- data tiers ----------------------------------------------------------------------
@@ -158,9 +167,29 @@ TYPES: dict[str, ResourceType] = {
         ResourceType(t.ECR_LIFECYCLE, "@repository", id_suffix="/lifecycle"),
         ResourceType(t.DOCKER_IMAGE, "@ref"),
         ResourceType(t.ECS_CLUSTER, "@arn", name_key="name", max_name=255),
-        ResourceType(t.TASK_DEFINITION, "@family"),
+        # Every argument but tags is ForceNew: a changed container definition is a new
+        # revision (the old one deregistered), never an update in place.
+        ResourceType(
+            t.TASK_DEFINITION,
+            "@family",
+            replaced_by=(
+                "family",
+                "containerDefinitions",
+                "cpu",
+                "memory",
+                "networkMode",
+                "executionRoleArn",
+                "taskRoleArn",
+                "requiresCompatibilities",
+                "runtimePlatform",
+                "volumes",
+            ),
+        ),
         ResourceType(t.ECS_SERVICE, "@arn", name_key="name", max_name=255, cost="ecs_service"),
         ResourceType(t.SCALING_TARGET, "@resourceId"),
+        # A handful of invocations a month (one rotation, four steps): within the free tier.
+        ResourceType(t.LAMBDA_FUNCTION, "@name", name_key="name", max_name=64),
+        ResourceType(t.LAMBDA_PERMISSION, "@statementId", name_key="statementId", max_name=100),
         ResourceType(t.SCALING_POLICY, "@name", name_key="name", max_name=255),
         ResourceType(
             t.EKS_CLUSTER,

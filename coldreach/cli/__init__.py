@@ -3,7 +3,7 @@
 A command module defines `add_command(subparsers)`, which registers its parser
 and sets `run=<function(args, out, err) -> exit code>` as the parser default.
 The work itself lives in the core modules of `coldreach` (evaluation, cost,
-policy_eval, promote, gate, local, verify), which never import this package.
+policy_eval, promote, rehearsal, gate, local, verify), which never import this package.
 """
 
 from __future__ import annotations

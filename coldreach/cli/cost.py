@@ -6,6 +6,7 @@ import argparse
 import json
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from coldreach import cost
@@ -27,11 +28,18 @@ def command(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.json:
         estimate = cost.estimate_for(evaluate_stack(args.stack, args.phase))
         print(json.dumps(estimate.to_json(), indent=2))
+        warn(estimate, err)
         return 0
     with err.status(f"Evaluating stack {args.stack} offline..."):
         result = cost.estimate_for(evaluate_stack(args.stack, args.phase))
     render(result, out)
+    warn(result, err)
     return 0
+
+
+def warn(estimate: cost.Estimate, err: Console) -> None:
+    if estimate.warning:
+        err.print(f"[yellow]warning:[/] {escape(estimate.warning)}", soft_wrap=True)
 
 
 def render(estimate: cost.Estimate, console: Console, detailed: bool = True) -> None:
@@ -52,8 +60,7 @@ def render(estimate: cost.Estimate, console: Console, detailed: bool = True) -> 
     console.print(
         "* usage-based (assumption in coldreach/data/prices.yaml, override with "
         f"{cost.ASSUMPTIONS_KEY}); ~ low-confidence price, verify before relying on it"
+        + ("; no price: counted as $0, see the warning" if estimate.missing_prices else "")
     )
-    if estimate.missing_prices:
-        console.print(f"[yellow]no price for:[/] {', '.join(estimate.missing_prices)}")
     for warning in estimate.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)

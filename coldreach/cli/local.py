@@ -1,4 +1,5 @@
-"""`coldreach local up`: deploy a stack into an embedded moto server on 127.0.0.1."""
+"""`coldreach local up` deploys a stack into an embedded moto server on 127.0.0.1;
+`coldreach local rehearse` deploys it and then applies the promotion to the next phase."""
 
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ from rich.table import Table
 from coldreach import stacks
 from coldreach.cli.options import phase_arg
 from coldreach.errors import UserError
+from coldreach.hints import coldreach
 from coldreach.local import deploy, moto_server, stack_outputs, write_outputs
-from coldreach.runtime.emulator import MotoBackend
+from coldreach.rehearsal import Protected, Rehearsal, rehearse, route_for
+from coldreach.runtime.emulator import MotoBackend, UnsupportedChange
+from coldreach.verify import Aws, kept
 
 
 def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,12 +61,51 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     up.set_defaults(run=command)
 
+    rehearse = actions.add_parser(
+        "rehearse",
+        help="deploy a phase, then apply the promotion to the next one as an update",
+        description=(
+            "Starts a moto server on 127.0.0.1, deploys STACK at --from (default: its "
+            "configured phase), records every stateful resource with its identity and data, "
+            "then applies each stage of the promotion to the next phase as an update of what "
+            "is deployed (creates, in-place updates, replacements, deletes) and shows which "
+            "stateful ids changed (none may). `verify --kept BASELINE` then checks them "
+            "through the APIs. Exits 1 if a stateful id changed."
+        ),
+    )
+    rehearse.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    rehearse.add_argument(
+        "--from",
+        dest="source",
+        type=phase_arg,
+        help="deploy this phase first (default: the configured one)",
+    )
+    rehearse.add_argument("--port", type=int, help="port for the emulator (default: a free one)")
+    rehearse.add_argument(
+        "--outputs", type=Path, metavar="FILE", help="write the promoted stack's outputs here"
+    )
+    rehearse.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="FILE",
+        help="write the stateful resources as they were before the promotion (for verify --kept)",
+    )
+    rehearse.add_argument(
+        "--serve", action="store_true", help="keep the emulator running until Ctrl-C or SIGTERM"
+    )
+    rehearse.set_defaults(run=rehearse_command)
 
-def command(args: argparse.Namespace, out: Console, err: Console) -> int:
+
+def _region(args: argparse.Namespace) -> str:
     if args.port is not None and not 0 < args.port < 65536:
         raise UserError(f"--port must be 1-65535, not {args.port}")
     cfg = stacks.load(stacks.find_root(), args.stack)  # a missing stack fails before the server
-    region = cfg.region or "us-east-1"
+    cfg.values()  # and so does a bad value (`phase: two`)
+    return cfg.region or "us-east-1"
+
+
+def command(args: argparse.Namespace, out: Console, err: Console) -> int:
+    region = _region(args)
     started = time.monotonic()
     with err.status("Starting the moto server...") as status, moto_server(args.port) as url:
         err.print(f"moto server listening on [bold]{url}[/]")
@@ -92,10 +135,7 @@ def command(args: argparse.Namespace, out: Console, err: Console) -> int:
             # Last: whoever waits for this file (make demo) finds the deployment complete.
             write_outputs(args.outputs, outputs)
             err.print(f"Stack outputs written to {escape(str(args.outputs))}")
-        if args.serve:
-            _serve_until_stopped(err, url)
-        else:
-            err.print("Stopping the moto server (use --serve to keep it running).")
+        _finish(args, err, url)
     return 0
 
 
@@ -111,6 +151,80 @@ def _print_rendered(err: Console, rendered: list[tuple[str, str]]) -> None:
     for type_, n in sorted(counts.items()):
         names = ", ".join(sorted(name for t, name in rendered if t == type_))
         err.print(f"  {escape(type_)} x{n}: {escape(names)}")
+
+
+def _finish(args: argparse.Namespace, err: Console, url: str) -> None:
+    if args.serve:
+        _serve_until_stopped(err, url)
+    else:
+        err.print("Stopping the moto server (use --serve to keep it running).")
+
+
+def rehearse_command(args: argparse.Namespace, out: Console, err: Console) -> int:
+    region = _region(args)
+    route_for(args.stack, args.source)  # no route to the next phase: refused before the server
+    started = time.monotonic()
+    with err.status("Starting the moto server...") as status, moto_server(args.port) as url:
+        err.print(f"moto server listening on [bold]{url}[/]")
+        backend = MotoBackend(region, endpoint_url=url)
+
+        def progress(message: str) -> None:
+            err.print(f"{time.monotonic() - started:5.1f} s  {escape(message)}")
+            status.update(message + "...")
+
+        try:
+            result = rehearse(args.stack, backend, Aws(region, url), args.source, progress)
+        except (UnsupportedChange, Protected) as error:
+            raise UserError(str(error)) from None
+        status.stop()
+        err.print(
+            f"Rehearsed {escape(args.stack)} phase {result.route.source} -> "
+            f"{result.route.target} in {time.monotonic() - started:.1f} s"
+        )
+        _print_rehearsal(out, result)
+        outputs = stack_outputs(result.after)
+        _print_outputs(out, outputs)
+        if args.baseline:
+            kept.write(args.baseline, result.baseline)
+            err.print(f"Baseline written to {escape(str(args.baseline))}")
+        if args.outputs and args.baseline:
+            check = coldreach(
+                f"verify --outputs {args.outputs} --endpoint-url {url} --kept {args.baseline}"
+            )
+            out.print(f"Check it: {escape(check)}", soft_wrap=True, highlight=False)
+        if args.outputs:
+            write_outputs(args.outputs, outputs)  # last: make demo waits for this file
+            err.print(f"Stack outputs written to {escape(str(args.outputs))}")
+        _finish(args, err, url)
+    return 1 if result.changed_ids else 0
+
+
+def _print_rehearsal(out: Console, result: Rehearsal) -> None:
+    for run in result.stages:
+        counts = Counter(s.op for s in run.steps)
+        out.print(
+            f"[bold]Stage {escape(run.stage.name)!r}[/]: "
+            + ", ".join(
+                f"{counts.get(op, 0)} {op}d" for op in ("create", "update", "replace", "delete")
+            )
+        )
+        table = Table(title=f"Updated, replaced or deleted: {run.stage.name}")
+        for column in ("op", "resource", "type", "inputs"):
+            table.add_column(column, overflow="fold")
+        for step in sorted(run.steps, key=lambda s: (s.op, s.resource.name)):
+            if step.op != "create":
+                table.add_row(
+                    step.op, escape(step.resource.name), escape(step.resource.type),
+                    escape(", ".join(step.inputs)),
+                )  # fmt: skip
+        out.print(table)
+    ids = Table(title="Stateful resources: id before and after the promotion")
+    for column in ("resource", "type", "id before", "id after", ""):
+        ids.add_column(column, overflow="fold")
+    for r, now in result.stateful_ids():
+        mark = "[green]kept[/]" if now == r.id else "[red bold]CHANGED[/]"
+        ids.add_row(escape(r.name), escape(r.type), escape(str(r.id)), escape(str(now)), mark)
+    out.print(ids)
 
 
 def _print_outputs(out: Console, outputs: dict[str, Any]) -> None:
@@ -151,7 +265,7 @@ def _print_help(
         + "').describe_db_instances()['DBInstances'][0]['Endpoint'])\"",
     ]
     if outputs_file:
-        lines.append(f"  coldreach verify --outputs {outputs_file} --endpoint-url {url}")
+        lines.append("  " + coldreach(f"verify --outputs {outputs_file} --endpoint-url {url}"))
     text = "\n".join(escape(line) if i else line for i, line in enumerate(lines))
     out.print(text, soft_wrap=True, highlight=False)
 

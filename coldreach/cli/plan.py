@@ -14,6 +14,7 @@ from rich.tree import Tree
 from coldreach import cost, plan_document, policy_eval
 from coldreach.cli.options import stack_options
 from coldreach.evaluation import evaluate_stack, phase_of
+from coldreach.hints import coldreach
 from coldreach.runtime import Deployment
 from coldreach.runtime.model import mask
 
@@ -77,10 +78,13 @@ def render(deployment: Deployment, console: Console) -> None:
     estimate = cost.estimate_for(deployment)
     console.print(
         f"Monthly cost: [bold]${estimate.monthly_usd:,.2f}[/] (us-east-1, on-demand; "
-        f"per resource: coldreach cost --stack {deployment.stack})"
+        "per resource: " + escape(coldreach(f"cost --stack {deployment.stack}")) + ")",
+        soft_wrap=True,
     )
+    if estimate.warning:
+        console.print(f"[yellow]warning:[/] {escape(estimate.warning)}", soft_wrap=True)
     for warning in estimate.warnings:
-        console.print(f"[yellow]cost warning[/]: {warning}")
+        console.print(f"[yellow]cost warning[/]: {escape(warning)}", soft_wrap=True)
     render_policy(deployment, console)
 
 

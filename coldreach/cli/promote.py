@@ -1,4 +1,5 @@
-"""`coldreach promote STACK --to N`: one phase up, refused when it would lose data."""
+"""`coldreach promote --stack STACK --to N`: the next stage of the route to phase N,
+refused when it would lose data or a stage check fails."""
 
 from __future__ import annotations
 
@@ -10,58 +11,98 @@ from rich.table import Table
 
 from coldreach import promote, stacks
 from coldreach.cli.options import phase_arg
-from coldreach.promote import Promotion
+from coldreach.errors import UserError
+from coldreach.hints import coldreach
+from coldreach.promote import Promotion, Route
 
 
 def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "promote",
-        help="move a stack one phase up, refusing anything that would lose data",
+        help="move a stack one phase up, stage by stage, refusing anything that would lose data",
         description=(
-            "Evaluates STACK at its current phase and at --to offline, shows what would be "
-            "created, updated, replaced or deleted and what the bill does, refuses if a "
-            "stateful resource would be replaced or deleted, and otherwise sets the phase "
-            "in Pulumi.<stack>.yaml and prints the runbook."
+            "Shows the stages of the route to --to and where STACK stands on it, evaluates "
+            "the next stage offline (what would be created, updated, replaced or deleted, "
+            "and what the bill does), refuses if a stateful resource would be replaced or "
+            "deleted or a stage check fails, and otherwise writes the stage's keys to "
+            "Pulumi.<stack>.yaml and prints the rest of the runbook."
         ),
     )
-    p.add_argument("stack", help="stack name: Pulumi.<stack>.yaml")
+    p.add_argument("--stack", dest="stack_option", help="stack name: Pulumi.<stack>.yaml")
+    # Also accepted positionally (`promote dev --to 2`); --stack is how the docs spell it.
+    p.add_argument("stack", nargs="?", help=argparse.SUPPRESS)
     p.add_argument("--to", type=phase_arg, required=True, help="the next phase")
     p.add_argument("--dry-run", action="store_true", help="show the assessment, write nothing")
     p.set_defaults(run=command)
 
 
+def _stack_name(args: argparse.Namespace) -> str:
+    given = {s for s in (args.stack_option, args.stack) if s}
+    if len(given) != 1:
+        raise UserError("name one stack: --stack STACK (for example --stack dev)")
+    return given.pop()
+
+
 def command(args: argparse.Namespace, out: Console, err: Console) -> int:
     root = stacks.find_root()
-    current_phase = promote.current_phase(root, args.stack)
-    if args.to == current_phase:
-        out.print(f"{args.stack} is already at phase {current_phase}: nothing to do.")
+    config = stacks.load(root, _stack_name(args))
+    stack = config.stack
+    if config.phase == args.to and args.to not in promote.ROUTES:
+        out.print(f"{stack} is already at phase {args.to}: nothing to do.")
         return 0
-    promote.check_step(args.stack, current_phase, args.to)
-    with err.status(f"Evaluating {args.stack} at phase {current_phase} and {args.to}..."):
-        promotion = promote.evaluate_promotion(root, args.stack, args.to)
-    render(promotion, out)
+    route = promote.route_to(config, args.to)
+    position = route.position(config)
+    render_route(route, position, stack, out)
+    if position == len(route.stages):
+        out.print(f"{stack} is already at phase {args.to}: nothing to do.")
+        return 0
+    stage = route.stages[position]
+    with err.status(f"Evaluating {stack} as configured and after stage {stage.name!r}..."):
+        promotion = promote.evaluate_stage(root, config, route, stage)
+    render(promotion, out, err)
 
-    if promotion.blocked:
-        out.print("[red bold]Refused:[/] the promotion would lose data.")
+    if promotion.refused:
+        out.print(
+            f"[red bold]Refused:[/] stage {escape(stage.name)!r} would lose data or is not ready."
+        )
         for step in promotion.blocked:
             out.print(f"  - {escape(step.reason())}")
-        out.print("Fix the program (same names, `aliases` for moves) and try again.")
+        for reason in promotion.refusals:
+            out.print(f"  - {escape(reason)}")
+        if promotion.blocked:
+            out.print("Fix the program (same names, `aliases` for moves) and try again.")
         return 1
-    stack_file = root / f"Pulumi.{args.stack}.yaml"
+    stack_file = root / f"Pulumi.{stack}.yaml"
     if args.dry_run:
         out.print(f"Dry run: {stack_file.name} is unchanged.")
         return 0
-    promote.set_phase(stack_file, args.to)
-    out.print(f"[green]{stack_file.name}: cold-reach:phase set to {args.to}.[/] Now, in order:")
-    for i, line in enumerate(promote.runbook(args.stack, args.to), 1):
-        out.print(f"  {i}. {escape(line)}", soft_wrap=True)
-    out.print("The runbook with what to watch and how to roll back: docs/promotion.md")
+    promote.apply(stack_file, stage)
+    written = ", ".join(f"cold-reach:{k}: {v}" for k, v in stage.sets.items())
+    out.print(f"[green]{stack_file.name}: {escape(written)}.[/] Now, in order:")
+    for i, line in enumerate(promote.runbook(stack, route.target, config.region or "us-east-1"), 1):
+        out.print(f"  {i}. {escape(line)}", soft_wrap=True, highlight=False)
+    out.print(f"What each step does, what to watch and how to roll back: {route.runbook}")
     return 0
 
 
-def render(p: Promotion, console: Console) -> None:
+def render_route(route: Route, position: int, stack: str, console: Console) -> None:
+    table = Table(title=f"{stack}: phase {route.source} -> {route.target}")
+    table.add_column("#", justify="right")
+    table.add_column("stage")
+    table.add_column("status")
+    table.add_column("what it does", overflow="fold")
+    table.add_column("rollback", overflow="fold")
+    for i, stage in enumerate(route.stages):
+        status = "done" if i < position else ("[bold]next[/]" if i == position else "later")
+        table.add_row(
+            str(i + 1), escape(stage.name), status, escape(stage.does), escape(stage.rollback)
+        )
+    console.print(table)
+
+
+def render(p: Promotion, console: Console, err: Console) -> None:
     console.print(
-        f"[bold]{p.stack}[/]: phase {p.current_phase} -> {p.target_phase}: "
+        f"[bold]{p.stack}[/]: stage {p.stage.name!r}: "
         f"{len(p.of('create'))} to create, {len(p.of('update'))} to update, "
         f"{len(p.of('replace'))} to replace, {len(p.of('delete'))} to delete"
     )
@@ -72,16 +113,29 @@ def render(p: Promotion, console: Console) -> None:
     table.add_column("inputs", overflow="fold")
     colours = {"create": "green", "update": "yellow", "replace": "red", "delete": "red"}
     for step in sorted(p.steps, key=lambda s: (s.op, s.resource.name)):
+        op = step.op + (" (stateful)" if step.stateful and step.destructive else "")
         table.add_row(
-            f"[{colours[step.op]}]{step.op}[/]",
+            f"[{colours[step.op]}]{op}[/]",
             escape(step.resource.name),
             escape(step.resource.type),
             escape(", ".join(step.inputs)),
         )
     console.print(table)
+    before = p.cost_before.monthly_usd if p.cost_before else 0.0
+    after = p.cost_after.monthly_usd if p.cost_after else 0.0
     sign = "+" if p.cost_delta >= 0 else "-"
+    partial = " [yellow](incomplete: see the warning)[/]" if p.unpriced else ""
     console.print(
-        f"Monthly cost: ${p.cost_before:,.2f} -> ${p.cost_after:,.2f} "
-        f"({sign}${abs(p.cost_delta):,.2f}); details: coldreach cost --stack {p.stack} "
-        f"--phase {p.target_phase}"
+        f"Monthly cost: ${before:,.2f} -> ${after:,.2f} ({sign}${abs(p.cost_delta):,.2f})"
+        f"{partial}; details: "
+        + escape(coldreach(f"cost --stack {p.stack} --phase {p.target_phase}")),
+        soft_wrap=True,
     )
+    if p.unpriced:
+        err.print(
+            "[yellow]warning:[/] no price for "
+            + escape(", ".join(p.unpriced))
+            + ": those items count as $0, so the totals and the delta leave them out "
+            "(a misspelled instance class or node type looks like this)",
+            soft_wrap=True,
+        )

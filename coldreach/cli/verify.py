@@ -11,7 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from rich.console import Console
 
 from coldreach.errors import UserError
-from coldreach.verify import Aws, verify
+from coldreach.verify import Aws, kept, verify
 from coldreach.verify.outputs import outputs_from_file, outputs_from_pulumi, region_of
 from coldreach.verify.render import render
 
@@ -34,20 +34,28 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     source.add_argument("--outputs", type=Path, metavar="FILE", help="read outputs from FILE")
     p.add_argument("--endpoint-url", metavar="URL", help="an emulator (e.g. coldreach local)")
     p.add_argument("--region", help="AWS region (default: the stack's, or the outputs' ARNs)")
+    p.add_argument(
+        "--kept",
+        type=Path,
+        metavar="BASELINE",
+        help="also check that each stateful resource in BASELINE (written by `local rehearse "
+        "--baseline`) kept its identity and data",
+    )
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
     p.set_defaults(run=command)
 
 
 def command(args: argparse.Namespace, out: Console, err: Console) -> int:
     outputs = outputs_from_file(args.outputs) if args.outputs else outputs_from_pulumi(args.stack)
+    baseline = kept.read(args.kept) if args.kept else None
     aws = Aws(region_of(outputs, args.region, args.stack), args.endpoint_url)
     where = aws.endpoint_url or f"AWS {aws.region}"
     try:
         if args.json:
-            findings = verify(outputs, aws)
+            findings = verify(outputs, aws, baseline)
         else:
             with err.status(f"Checking the deployed stack ({where})..."):
-                findings = verify(outputs, aws)
+                findings = verify(outputs, aws, baseline)
     except NoCredentialsError:
         message = "no AWS credentials found (environment, profile or instance role)"
         raise UserError(message) from None

@@ -95,6 +95,33 @@ def _task_definition(who: Identity, _urn: str, o: Outputs) -> Outputs:
     return {"arn": arn, "arnWithoutRevision": arn.rsplit(":", 1)[0], "revision": 1}
 
 
+def _vpc_endpoint(who: Identity, urn: str, o: Outputs) -> Outputs:
+    service = str(o.get("serviceName", "")).rsplit(".", 1)[-1]
+    vpce = f"vpce-{digest(urn, 17)}"
+    return {
+        "arn": f"arn:aws:ec2:{who.region}:{who.account}:vpc-endpoint/{vpce}",
+        "dnsEntries": [
+            {
+                "dnsName": f"{vpce}-{digest(urn, 8)}.{service}.{who.region}.vpce.amazonaws.com",
+                "hostedZoneId": "Z7HUB22UULQXV",
+            }
+        ],
+        "networkInterfaceIds": [f"eni-{digest(urn + str(i), 17)}" for i in o.get("subnetIds", [])],
+        "state": "available",
+    }
+
+
+def _lambda_function(who: Identity, _urn: str, o: Outputs) -> Outputs:
+    arn = f"arn:aws:lambda:{who.region}:{who.account}:function:{o['name']}"
+    return {
+        "arn": arn,
+        "qualifiedArn": f"{arn}:$LATEST",
+        "invokeArn": f"arn:aws:apigateway:{who.region}:lambda:path/2015-03-31/functions/{arn}"
+        "/invocations",
+        "version": "$LATEST",
+    }
+
+
 def _secret_version(_who: Identity, urn: str, o: Outputs) -> Outputs:
     return {"versionId": digest(urn, 8) + "-" + digest(urn + "v", 4)}
 
@@ -241,6 +268,8 @@ OUTPUTS: dict[str, Extra] = {
     t.RDS_INSTANCE: _rds_instance,
     t.SECRET: _arn("secretsmanager", "secret:{name}-AbCdEf"),
     t.SECRET_VERSION: _secret_version,
+    t.VPC_ENDPOINT: _vpc_endpoint,
+    t.LAMBDA_FUNCTION: _lambda_function,
     t.ECR_REPOSITORY: _repository,
     t.DOCKER_IMAGE: _image,
     t.ECS_CLUSTER: _arn("ecs", "cluster/{name}"),

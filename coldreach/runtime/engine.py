@@ -20,7 +20,7 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-from coldreach.runtime.model import Deployment, Resource, normalize, reveal
+from coldreach.runtime.model import Deployment, Resource, is_archive, normalize, reveal
 
 
 class Backend(Protocol):
@@ -80,7 +80,10 @@ class CapturingMonitor(mocks.MockMonitor):
         id_, outputs = self.backend.create(
             urn, request.type, request.name, inputs, bool(request.custom)
         )
-        obj = _sync_await(rpc.serialize_properties(outputs, {}))
+        # The SDK checks output types, and an archive came back as a plain dict; no program
+        # reads a function's code back, so it is not returned.
+        returned = {k: v for k, v in outputs.items() if not is_archive(v)}
+        obj = _sync_await(rpc.serialize_properties(returned, {}))
         self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_ or "", outputs)
         self.captured.append(
             Resource(

@@ -6,9 +6,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pulumi import FileArchive
 from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
 
 SECRET_MARK = "[secret]"
+ARCHIVE = "archive"
+
+
+def is_archive(value: Any) -> bool:
+    """A file archive input as `normalize` records it: `{"archive": <path>}`."""
+    return isinstance(value, dict) and set(value) == {ARCHIVE}
 
 
 def secret(value: Any) -> dict[str, Any]:
@@ -21,9 +28,12 @@ def is_secret(value: Any) -> bool:
 
 
 def normalize(value: Any) -> Any:
-    """Whole floats back to ints: the wire format has only doubles, so 5432 arrives as 5432.0."""
+    """Whole floats back to ints: the wire format has only doubles, so 5432 arrives as 5432.0.
+    A file archive (a Lambda function's code) becomes `{"archive": <path>}`, as JSON."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, FileArchive):
+        return {ARCHIVE: value.path}
     if isinstance(value, dict):
         return {k: normalize(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -32,13 +32,20 @@ def _allowed_groups(state: State, tier: str) -> tuple[set[str], str]:
     services = admitted_services(state.outputs, tier)
     if services is None:
         return state.app_groups, "app groups"
-    groups = set().union(*(state.service_groups.get(s, set()) for s in services))
-    groups |= {
+    groups = set().union(
+        *(state.service_groups.get(s) or _tagged_groups(state, s) for s in services)
+    )
+    return groups, "groups of " + (", ".join(services) or "no service")
+
+
+def _tagged_groups(state: State, node: str) -> set[str]:
+    """The groups of a node that is no ECS service (the master password's rotation
+    function), found by the `coldreach:node` tag the program puts on every group."""
+    return {
         group_id
         for group_id, sg in state.groups.items()
-        if {t["Key"]: t["Value"] for t in sg.get("Tags") or []}.get("coldreach:node") in services
+        if {"Key": "coldreach:node", "Value": node} in (sg.get("Tags") or [])
     }
-    return groups, "groups of " + (", ".join(services) or "no service")
 
 
 def check_tier_ingress(

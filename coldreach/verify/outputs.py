@@ -12,6 +12,7 @@ from typing import Any
 
 from coldreach import stacks
 from coldreach.errors import UserError
+from coldreach.hints import coldreach
 
 
 def outputs_from_pulumi(stack: str) -> dict[str, Any]:
@@ -21,7 +22,7 @@ def outputs_from_pulumi(stack: str) -> dict[str, Any]:
         raise UserError(
             "the pulumi CLI is not on PATH, so the outputs of stack "
             f"{stack!r} cannot be read; pass them as a file with --outputs FILE "
-            "(e.g. from `coldreach local up --outputs FILE`)"
+            f"(e.g. from `{coldreach('local up --stack STACK --outputs FILE')}`)"
         )
     done = subprocess.run(
         [pulumi, "stack", "output", "--json", "--show-secrets", "--stack", stack],

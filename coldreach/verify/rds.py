@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from coldreach.verify.aws import Aws
 from coldreach.verify.discovery import State
 from coldreach.verify.findings import FAIL, PASS, Finding, verdict
 from coldreach.verify.network import private
@@ -69,3 +70,26 @@ def _check_replica(state: State, primary_id: str) -> Finding:
         detail = f"replicates {source or 'nothing'}, not the primary {primary_id}"
         return Finding("rds.replica", str(replica_id), FAIL, detail)
     return Finding("rds.replica", str(replica_id), PASS, f"read replica of {primary_id}")
+
+
+def check_rotation(state: State, aws: Aws) -> list[Finding]:
+    """Where the topology declares the rotation function (cold-reach:dbIamAuth on), the
+    master secret rotates, through that function."""
+    topology = state.outputs.get("topology") or {}
+    if "db-rotation" not in (topology.get("functions") or {}):
+        return []
+    arn = str(state.outputs.get("db_secret_arn"))
+    function = str(state.outputs.get("db_rotation_function"))
+    secret = aws("secretsmanager").describe_secret(SecretId=arn)
+    lambda_arn = str(secret.get("RotationLambdaARN") or "")
+    days = (secret.get("RotationRules") or {}).get("AutomaticallyAfterDays")
+    return [
+        verdict(
+            "rds.rotation",
+            str(secret.get("Name") or arn),
+            bool(secret.get("RotationEnabled")) and lambda_arn.endswith(f":function:{function}"),
+            f"master secret rotates every {days} days through {function}",
+            f"master secret does not rotate through {function} (rotation enabled: "
+            f"{bool(secret.get('RotationEnabled'))}, function: {lambda_arn or 'none'})",
+        )
+    ]

@@ -252,6 +252,12 @@ KEYS: list[Key] = [
     Key("dbEngineVersion", "database", "engine_version",
         Text(r"^16(\.\d+)?$", "PostgreSQL 16, e.g. 16 or 16.4"), "16",
         "PostgreSQL version (major, or major.minor)"),
+    Key("dbIamAuth", "database", "iam_auth",
+        Text(r"^(off|roles|services|on)$", "off, roles, services or on (the rollout stages)"),
+        "on",
+        "Services sign in with RDS IAM tokens as least-privilege roles, the master password "
+        "rotates. An existing stack steps off -> roles -> services -> on "
+        "(docs/database-access.md)"),
     # --- services, by name ---
     *service_keys("web", phases=(1, 2, 3), cpu=256, memory=512, count_key="DesiredCount",
                   count=1, max_count=4, pool=(5, 5)),

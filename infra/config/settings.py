@@ -55,6 +55,27 @@ class DatabaseSettings:
     backup_retention_days: int
     multi_az: bool
     engine_version: str
+    iam_auth: str = "on"
+    """The rollout stage of database access without static passwords (see the properties)."""
+
+    @property
+    def roles(self) -> bool:
+        """The one-off `bootstrap` and `migrate` task definitions exist (stage roles and on)."""
+        return self.iam_auth != "off"
+
+    @property
+    def services_on_iam(self) -> bool:
+        """The services sign in with IAM tokens as the app role, never with the password."""
+        return self.iam_auth in ("services", "on")
+
+    @property
+    def master_closed(self) -> bool:
+        """Only the bootstrap task may read the master secret, and the secret rotates.
+
+        One stage after `services`: until then the services' execution roles may still
+        read it, so an ECS rollback to the previous (password) revision still starts.
+        """
+        return self.iam_auth == "on"
 
     def class_of(self, endpoint: str) -> str:
         return self.replica_instance_class if endpoint == "replica" else self.instance_class

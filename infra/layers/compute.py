@@ -1,15 +1,19 @@
 """The compute layer: the app image, the ECS cluster and one Fargate service per running
-service of the topology, wired to exactly what each service reaches.
+service of the topology, wired to exactly what each service reaches; and the database's
+one-off tasks (`bootstrap`, `migrate`) that an operator runs.
 
 Everything a service gets is derived from its declaration: reaching the
-database gives it the database's address, credentials and pool settings and
-a security-group rule on 5432; reaching the cache gives it the Redis URL and a
+database gives it the database's address and pool settings, a way to sign in
+(the master credentials, or from `cold-reach:dbIamAuth services` an IAM token as
+the app role with `rds-db:connect` on each instance it reaches) and a
+security-group rule on 5432; reaching the cache gives it the Redis URL and a
 rule on 6379; reaching SES gives it the send permission. A service that does
 not name a tier gets none of it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,12 +30,14 @@ from components.service import (
     FargateService,
     FargateServiceArgs,
     LoadBalancerTarget,
+    OneOffTask,
     Scaling,
+    TaskArgs,
 )
 from infra.config import Settings
 from infra.layers.data import Data
 from infra.layers.edge import ECS_TARGETS, Edge
-from infra.topology import AWS_APIS, EDGE, SES, Flow, Kind, Platform, Service, Topology
+from infra.topology import AWS_APIS, EDGE, ROTATION, SES, Kind, Platform, Service, Topology
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 APP_PORT = 8000
@@ -43,6 +49,12 @@ BACKLOG_METRIC = "QueuedEmails"
 # ...and the number of emails whose send outcome is unknown; an alarm watches it.
 STUCK_METRIC = "StuckSendingEmails"
 HTTPS_OUT = "HTTPS to AWS APIs (ECR, Secrets Manager, SES, logs)"
+# The database roles `bootstrap_db` creates (app/README.md, "Database roles"): the services
+# sign in as the app role (DML only), the migrate task as the schema owner.
+APP_DB_USER = "coldreach_app"
+OWNER_DB_USER = "coldreach_owner"
+BOOTSTRAP_COMMAND = ("python", "-m", "openapi_server.bootstrap_db")
+MIGRATE_COMMAND = ("python", "-m", "openapi_server.migrate")
 
 
 @dataclass
@@ -53,6 +65,10 @@ class Compute:
     services: dict[str, FargateService]
     unsubscribe_key: GeneratedSecret
     """Shared with the cluster's workloads, which sign and check the same links."""
+    db_tasks: dict[str, OneOffTask]
+    """`bootstrap` and `migrate`, run by an operator (docs/database-access.md)."""
+    db_task_network: dict[str, pulumi.Input[object]] | None = None
+    """Where those tasks run: the subnets and security group of the service they stand in for."""
 
 
 def backlog_namespace(s: Settings) -> str:
@@ -94,13 +110,14 @@ class _App:
         database = self.data.database
         if "primary" in endpoints:
             settings = s.service(service.name)
-            env |= {
-                "DB_HOST": database.address,
-                "DB_PORT": str(DB_PORT),
-                "DB_NAME": database.name,
+            env |= self.database_address() | {
                 "DB_POOL_SIZE": str(settings.db_pool_size),
                 "DB_MAX_OVERFLOW": str(settings.db_max_overflow),
             }
+            if s.database.services_on_iam:
+                # A fresh IAM token per connection, as the DML-only role; that role
+                # cannot create tables, so the migrate task runs the migrations.
+                env |= {"DB_IAM_AUTH": "1", "DB_USER": APP_DB_USER, "AUTO_MIGRATE": "0"}
         if "replica" in endpoints and database.replica is not None:
             env["DB_READ_HOST"] = database.replica.address
         if service.kind is Kind.HTTP_API:
@@ -113,23 +130,37 @@ class _App:
             }
         return env
 
+    def database_address(self) -> dict[str, pulumi.Input[str]]:
+        database = self.data.database
+        return {"DB_HOST": database.address, "DB_PORT": str(DB_PORT), "DB_NAME": database.name}
+
     def secrets(self, service: Service) -> dict[str, SecretRef]:
         """Credentials, injected by ECS from Secrets Manager: exactly what it reaches."""
         f = self.topology.features
         found: dict[str, SecretRef] = {}
-        if service.database_endpoints(f):
-            found |= {
-                "DB_USER": self.data.database.credential("username"),
-                "DB_PASSWORD": self.data.database.credential("password"),
-            }
+        if service.database_endpoints(f) and not self.s.database.services_on_iam:
+            found |= self.master_credentials()
         found["UNSUBSCRIBE_SECRET"] = self.unsubscribe_key.ref()
         if service.may_reach(f, "cache") and self.data.cache is not None:
             found["REDIS_URL"] = self.data.cache.url.ref()
         return found
 
+    def master_credentials(self) -> dict[str, SecretRef]:
+        database = self.data.database
+        return {
+            "DB_USER": database.credential("username"),
+            "DB_PASSWORD": database.credential("password"),
+        }
+
     def permissions(self, service: Service) -> list[iam.Statement]:
         """What the app may do in AWS (the task role)."""
         found: list[iam.Statement] = []
+        endpoints = service.database_endpoints(self.topology.features)
+        if endpoints and self.s.database.services_on_iam:
+            # Exactly the app role, on each instance it reads or writes: the replica has
+            # a resource id of its own.
+            arns = [self.data.database.connect_arn(APP_DB_USER, e) for e in endpoints]
+            found.append(iam.allow(["rds-db:connect"], arns))
         if service.may_reach(self.topology.features, SES) and self.edge.mail:
             found.append(self.edge.mail.send_permission())
         if service.kind is Kind.WORKER:
@@ -184,6 +215,13 @@ class _App:
             log_retention_days=s.log_retention_days,
             environment=self.environment(service),
             secrets=self.secrets(service),
+            # Stage `services`: the previous revision signed in with the master password,
+            # and ECS's rollback to it must still be able to read it.
+            readable_secrets=(
+                [self.data.database.credentials]
+                if service.database_endpoints(f) and s.database.iam_auth == "services"
+                else []
+            ),
             repository_arn=None if s.image else self.registry.repository.arn,
             task_permissions=self.permissions(service),
             command=WORKER_COMMAND if worker else None,
@@ -195,12 +233,64 @@ class _App:
             security_group_tags=self.topology.tags(service.name),
         )
 
+    def one_off(
+        self,
+        command: tuple[str, ...],
+        environment: Mapping[str, pulumi.Input[str]],
+        secrets: dict[str, SecretRef],
+        permissions: list[iam.Statement],
+    ) -> TaskArgs:
+        """A task an operator runs to completion, in the app's image, beside the database."""
+        return TaskArgs(
+            image=self.image.ref,
+            cpu=256,
+            memory=512,
+            log_retention_days=self.s.log_retention_days,
+            command=command,
+            environment={"AWS_REGION": self.s.region, **self.database_address(), **environment},
+            secrets=secrets,
+            repository_arn=None if self.s.image else self.registry.repository.arn,
+            task_permissions=permissions,
+        )
 
-def _flows(topology: Topology) -> list[Flow]:
-    """The flows between the ECS services, the edge and the tiers; the cluster's workloads
-    wire their own flows with the same `firewall.wire` (components/workloads)."""
-    cluster = topology.flows_on(Platform.EKS)
-    return [f for f in topology.flows() if f not in cluster]
+    def db_tasks(self) -> dict[str, OneOffTask]:
+        """`bootstrap` creates the roles with the master credentials (the only task that ever
+        sees them once the services use IAM); `migrate` runs the migrations as the owner."""
+        database = self.data.database
+        roles = {"DB_OWNER_USER": OWNER_DB_USER, "DB_APP_USER": APP_DB_USER}
+        bootstrap = self.one_off(BOOTSTRAP_COMMAND, roles, self.master_credentials(), [])
+        migrate = self.one_off(
+            MIGRATE_COMMAND,
+            {"DB_IAM_AUTH": "1", "DB_USER": OWNER_DB_USER},
+            {},
+            [iam.allow(["rds-db:connect"], [database.connect_arn(OWNER_DB_USER)])],
+        )
+        return {
+            "bootstrap": OneOffTask("bootstrap", bootstrap),
+            "migrate": OneOffTask("migrate", migrate),
+        }
+
+
+def _wire(
+    topology: Topology, groups: dict[str, firewall.SecurityGroup]
+) -> dict[str, list[pulumi.Resource]]:
+    """One pair of rules per declared flow between our groups, and HTTPS out to AWS's APIs.
+    Returns the rules each node's flows opened, by the node they start from.
+
+    The internet's way to the edge is the load balancer's own (its listeners).
+    """
+    opened: dict[str, list[pulumi.Resource]] = {}
+    for flow in topology.flows():
+        if flow.source not in groups:
+            continue  # the cluster's services: the cluster layer wires their flows
+        if flow.target == AWS_APIS:
+            groups[flow.source].allow_https_out(HTTPS_OUT)
+        elif flow.target in groups:
+            rules = firewall.connect(
+                groups[flow.source], groups[flow.target], flow.port, flow.label
+            )
+            opened.setdefault(flow.source, []).extend(rules)
+    return opened
 
 
 def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge) -> Compute:
@@ -220,11 +310,24 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
 
     groups = {name: service.security_group for name, service in services.items()}
     groups[EDGE] = edge.load_balancer.security_group
-    flows = _flows(topology)
-    for tier in topology.tiers:
-        if any(flow.target == tier.name for flow in flows):
-            groups[tier.name] = data.security_group(tier.name)
-    firewall.wire(flows, groups, AWS_APIS, HTTPS_OUT)
+    groups |= data.groups(topology)
+    opened = _wire(topology, groups)
+    if data.rotation is not None:
+        # The first rotation starts at once: only once the function can reach the
+        # database and the endpoint.
+        data.rotation.schedule(depends_on=opened[ROTATION])
+
+    db_tasks = app.db_tasks() if s.database.roles else {}
+    network = None
+    if db_tasks:
+        # They run where the API runs, in its security group: the one the database admits.
+        (api,) = [svc for svc in topology.on(Platform.ECS) if svc.load_balanced]
+        private = topology.features.private_compute
+        network = {
+            "subnets": net.private_subnet_ids if private else net.public_subnet_ids,
+            "securityGroups": [services[api.name].security_group.id],
+            "assignPublicIp": "DISABLED" if private else "ENABLED",
+        }
 
     if edge.mail and s.mail.feedback_webhook:
         # SNS confirms through the API: wait for it where it runs on ECS (after the cutover
@@ -241,4 +344,4 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
             "Once the public hostname resolves to the ALB, turn it on and run `pulumi up` "
             "(README.md, Deploying for real)."
         )
-    return Compute(registry, image, cluster, services, unsubscribe_key)
+    return Compute(registry, image, cluster, services, unsubscribe_key, db_tasks, network)

@@ -1,11 +1,11 @@
 """The data layer: the PostgreSQL primary (and its replica), Redis when the phase has it,
-and in phase 3 the further shards and MSK.
+and in phase 3 the further shards and MSK, and the rotation of the master password
+once the services no longer use it.
 
-Each tier's security group admits nothing here; the compute layers open it to
-exactly the services the topology names. Every shard sits behind the database
-tier's one group: shard 1 is the phase-2 primary (same URN, never replaced),
-and whoever may reach one shard may reach them all (a client's bucket decides
-which).
+Each group here admits nothing; the compute layers open it to exactly the nodes the
+topology names. Every shard sits behind the database tier's one group: shard 1 is the
+phase-2 primary (same URN, never replaced), and whoever may reach one shard may reach
+them all (a client's bucket decides which).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from components.database import Database, DatabaseArgs
 from components.firewall import SecurityGroup
 from components.kafka import Kafka, KafkaArgs
 from components.network import Network
+from components.rotation import MasterRotation, RotationArgs
 from infra.config import Settings
-from infra.topology import Topology
+from infra.topology import ROTATION, SECRETS_ENDPOINT, Topology
 
 
 @dataclass
@@ -35,15 +36,27 @@ class Data:
     shards: list[Database] = field(default_factory=list)
     """Shard 1 (the database itself) first; empty before phase 3."""
     kafka: Kafka | None = None
+    rotation: MasterRotation | None = None
 
-    def security_group(self, tier: str) -> SecurityGroup:
-        if tier == "database":
+    def security_group(self, node: str) -> SecurityGroup:
+        if node == "database":
             return self.database.security_group
-        if tier == "cache" and self.cache is not None:
+        if node == "cache" and self.cache is not None:
             return self.cache.security_group
-        if tier == "kafka" and self.kafka is not None:
+        if node == "kafka" and self.kafka is not None:
             return self.kafka.security_group
-        raise KeyError(f"no security group for tier {tier!r} in this phase")
+        if node == ROTATION and self.rotation is not None:
+            return self.rotation.security_group
+        if node == SECRETS_ENDPOINT and self.rotation is not None:
+            return self.rotation.endpoint_security_group
+        raise KeyError(f"no security group for {node!r} in this stack")
+
+    def groups(self, topology: Topology) -> dict[str, SecurityGroup]:
+        """The security group of every node of this layer the topology declares."""
+        nodes = [t.name for t in topology.tiers]
+        if topology.rotation:
+            nodes += [ROTATION, SECRETS_ENDPOINT]
+        return {node: self.security_group(node) for node in nodes}
 
     def outputs(self) -> dict[str, pulumi.Input[object]]:
         """What the phase-3 workloads read: shard endpoints and credentials, MSK's cluster,
@@ -129,4 +142,19 @@ def build(s: Settings, topology: Topology, net: Network) -> Data:
                 security_group_tags=topology.tags("kafka"),
             ),
         )
-    return Data(database, cache, shards, kafka)
+    rotation = None
+    if topology.rotation:
+        rotation = MasterRotation(
+            "db-rotation",
+            RotationArgs(
+                secret=database.credentials,
+                vpc_id=net.vpc.id,
+                subnet_ids=net.private_subnet_ids,
+                log_retention_days=s.log_retention_days,
+                security_group_tags=topology.tags(ROTATION),
+                endpoint_tags=topology.tags(SECRETS_ENDPOINT),
+            ),
+            # The database owns its password's rotation, as it owns the secret.
+            opts=pulumi.ResourceOptions(parent=database),
+        )
+    return Data(database, cache, shards, kafka, rotation)

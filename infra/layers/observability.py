@@ -6,6 +6,8 @@ Phase 3 adds MSK's disk use per broker.
 
 from __future__ import annotations
 
+import pulumi
+
 from components.alerts import Alerts, AlertsArgs
 from infra.config import Settings
 from infra.layers.compute import STUCK_METRIC, backlog_namespace
@@ -17,7 +19,12 @@ KAFKA_DISK_PERCENT = 80
 full broker stops taking writes: alarm with room to act."""
 
 
-def build(s: Settings, topology: Topology, data: Data | None = None) -> Alerts | None:
+def build(
+    s: Settings,
+    topology: Topology,
+    data: Data | None = None,
+    rotation_function: pulumi.Input[str] | None = None,
+) -> Alerts | None:
     if not any(service.kind is Kind.WORKER for service in topology.services):
         return None
     alerts = Alerts("alerts", AlertsArgs(email=s.alert_email))
@@ -41,4 +48,16 @@ def build(s: Settings, topology: Topology, data: Data | None = None) -> Alerts |
                 f"MSK broker {broker} is over {KAFKA_DISK_PERCENT} % of its storage: raise "
                 "cold-reach:kafkaBrokerStorageGb (it can only grow) or shorten retention.",
             )
+    if rotation_function is not None:
+        # Secrets Manager reports a failed rotation nowhere else; the function's errors
+        # are the signal (each failed step is one).
+        alerts.above_zero(
+            "db-rotation-errors",
+            "AWS/Lambda",
+            "Errors",
+            "The database's master password rotation failed a step. Read the function's "
+            "log; the secret and the database may disagree until a rotation completes. "
+            "Runbook: docs/database-access.md.",
+            dimensions={"FunctionName": rotation_function},
+        )
     return alerts

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,9 +112,15 @@ def settings(request: pytest.FixtureRequest) -> Settings:
 AppFactory = Callable[..., "TestClient"]
 
 
+# COLDREACH_TEST_PHASE=3: every app `make_client` builds is the phase-3 edge, backed by
+# both gRPC services in-process (test_app_phase3_edge.py runs the black-box files so).
+EDGE = os.environ.get("COLDREACH_TEST_PHASE") == "3"
+
+
 @pytest.fixture
 def make_client(settings: Settings) -> Iterator[AppFactory]:
     clients: list[TestClient] = []
+    services = ExitStack()
 
     def factory(
         mailer: Mailer | None = None,
@@ -124,15 +131,29 @@ def make_client(settings: Settings) -> Iterator[AppFactory]:
         """A running app whose requests carry a key of `workspace` with every scope."""
         from fastapi.testclient import TestClient
 
-        app = create_app(settings_ or settings, mailer=mailer, **kwargs)
+        chosen = settings_ or settings
+        running = None
+        if EDGE:
+            from rpc_harness import running_services
+
+            running = services.enter_context(running_services(chosen, mailer=mailer))
+            chosen = running.edge_settings(chosen)
+        app = create_app(chosen, mailer=mailer, **kwargs)
         client = TestClient(app)
         client.__enter__()
         clients.append(client)
+        if running is not None:
+            # The Campaign Service's queue is the one that sends: a test that holds
+            # `ctx.queue` holds that one.
+            ctx = app.state.ctx
+            ctx.queue.stop()
+            ctx.queue = running.queue
         return authorize(client, workspace) if workspace is not None else client
 
     yield factory
     for client in clients:
         client.__exit__(None, None, None)
+    services.close()
 
 
 @pytest.fixture

@@ -7,9 +7,12 @@ own command, environment and user, on a read-only root filesystem, with an empty
 volume at /tmp that is root-owned 0755 unless the image declares `VOLUME /tmp`,
 in which case the image's /tmp is copied in with its ownership and mode (the AWS
 "bind mounts" page for Fargate). Pointed at a throwaway database on the local
-PostgreSQL, the migration (the web task with the migrate command, as a one-off
-task runs it) must reach head, the web task must answer /healthz and /readyz, and
-the worker's own health command must pass.
+PostgreSQL, the one-off tasks run to completion first (`bootstrap` creates the
+database roles, `migrate` must bring the schema to head; without them, the web task
+with the migrate command stands in), then the web task must answer /healthz and
+/readyz, and the worker's own health command must pass. A task that signs in with an
+RDS IAM token signs in here as the same database user without one: the local
+PostgreSQL trusts local connections and has no TLS, which a token requires.
 
 Docker builds the image when an engine answers; otherwise buildah (chroot
 isolation) builds it on a Debian base made by mmdebstrap, cached under
@@ -87,6 +90,11 @@ class Task:
     tmp_volume: bool
     read_only_root: bool
     port: int | None = None
+
+    @property
+    def one_off(self) -> bool:
+        """Run by an operator to completion (`aws ecs run-task`), not kept up by a service."""
+        return self.port is None and self.health_command is None and self.command is not None
 
 
 def tasks_from_plan(plan: Mapping[str, Any]) -> list[Task]:
@@ -381,6 +389,8 @@ class LocalServices:
             raise CheckFailed(f"{task.name}: no local value for the secrets {missing}")
         env = {**task.environment, **{s: secret_values[s] for s in task.secrets}}
         env.update({k: v for k, v in local.items() if k in env or k == "CELERY_QUEUE"})
+        if env.get("DB_IAM_AUTH") == "1":
+            env["DB_IAM_AUTH"] = "0"  # same user, no token (see the module's docstring)
         return env
 
 
@@ -405,21 +415,28 @@ def check_tasks(root: Path, config: ImageConfig, tasks: list[Task]) -> list[str]
         local = LocalServices(database, free_port(), f"image-check-{secrets.token_hex(4)}",
                               secrets.token_hex(16))  # fmt: skip
 
-        # The migration: a one-off task of the web task definition with another command.
-        migrate = Sandbox(root, config, web, {**config.env, **local.environment(web)})
-        try:
-            code = migrate.start(MIGRATE_COMMAND).wait(timeout=120)
-            if code != 0:
-                raise CheckFailed(f"migration exited {code}\n{migrate.output()}")
-        finally:
-            migrate.stop()
+        # The one-off tasks in the order the runbook runs them (bootstrap, then migrate);
+        # without a migrate task, the web task definition with the migrate command.
+        one_off = sorted((t for t in tasks if t.one_off), key=lambda t: t.name != "bootstrap-task")
+        if not any(t.name == "migrate-task" for t in one_off):
+            one_off.append(web)
+        for task in one_off:
+            command = MIGRATE_COMMAND if task is web else None
+            run_once = Sandbox(root, config, task, {**config.env, **local.environment(task)})
+            try:
+                code = run_once.start(command).wait(timeout=120)
+                if code != 0:
+                    raise CheckFailed(f"{task.name} exited {code}\n{run_once.output()}")
+            finally:
+                run_once.stop()
+            results.append(f"{task.name}: {' '.join(command or task.command or [])} exited 0")
         head = run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-tAc",
                     "SELECT version_num FROM alembic_version"]).strip()  # fmt: skip
         if head != head_revision():
             raise CheckFailed(f"migration left the database at {head!r}, not {head_revision()}")
         results.append(f"migration: database at {head}")
 
-        for task in tasks:
+        for task in (t for t in tasks if not t.one_off):
             sandbox = Sandbox(root, config, task, {**config.env, **local.environment(task)})
             try:
                 sandbox.start()

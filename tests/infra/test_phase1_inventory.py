@@ -20,9 +20,12 @@ PHASE1_DEV = {
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": 4,
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": 3,
     "aws:ec2/flowLog:FlowLog": 1,
-    "aws:cloudwatch/logGroup:LogGroup": 2,
-    "aws:iam/role:Role": 3,
-    "aws:iam/rolePolicy:RolePolicy": 2,
+    # The web service, the VPC's flow logs and (cold-reach:dbIamAuth roles) the one-off
+    # bootstrap and migrate tasks: a log group, an execution role and a task role each;
+    # bootstrap's task role has no policy (it may do nothing in AWS).
+    "aws:cloudwatch/logGroup:LogGroup": 4,
+    "aws:iam/role:Role": 7,
+    "aws:iam/rolePolicy:RolePolicy": 5,
     "aws:ecr/repository:Repository": 1,
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": 1,
     "docker-build:index:Image": 1,
@@ -34,7 +37,7 @@ PHASE1_DEV = {
     "aws:secretsmanager/secret:Secret": 2,
     "aws:secretsmanager/secretVersion:SecretVersion": 2,
     "aws:ecs/cluster:Cluster": 1,
-    "aws:ecs/taskDefinition:TaskDefinition": 1,
+    "aws:ecs/taskDefinition:TaskDefinition": 3,
     "aws:ecs/service:Service": 1,
     "aws:lb/loadBalancer:LoadBalancer": 1,
     "aws:lb/targetGroup:TargetGroup": 1,
@@ -69,6 +72,8 @@ def test_components_are_ours_and_typed(dev: Deployment) -> None:
         "unsubscribe-key": "coldreach:secrets:GeneratedSecret",
         "edge": "coldreach:edge:LoadBalancer",
         "web": "coldreach:service:FargateService",
+        "bootstrap": "coldreach:service:OneOffTask",
+        "migrate": "coldreach:service:OneOffTask",
     }
 
 
@@ -93,7 +98,9 @@ def test_every_child_is_parented_to_the_component_that_names_it(program, stack: 
     nested = {
         c.name for c in components if not (c.parent or "").endswith("Stack::cold-reach-" + stack)
     }
-    assert nested <= {"cache-auth-token"}, "components nest only where a tier owns a secret"
+    # A tier nests what it owns: the cache its auth token, the database its password's
+    # rotation (on once the services use IAM).
+    assert nested <= {"cache-auth-token", "db-rotation"}, "components nest only under a tier"
 
 
 def test_ids_are_unique_and_stable_between_runs(program) -> None:

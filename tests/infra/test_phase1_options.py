@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from deployment_helpers import CERT, containers, policy_statements
+from deployment_helpers import CERT, policy_statements, service_containers
 
 from coldreach.runtime import Deployment
 
@@ -47,7 +47,7 @@ def test_sender_domain_gives_a_dkim_identity_and_feedback_to_the_app(
     assert web_service.urn in subscription.dependencies
     assert len(d.output("mail_dkim_records")) == 3
 
-    [container] = containers(d)
+    [container] = service_containers(d)
     env = {e["name"]: e["value"] for e in container["environment"]}
     assert env["MAILER"] == "ses"
     assert env["MAIL_FROM"] == "outreach@mail.example.com"
@@ -78,7 +78,7 @@ def test_the_app_may_send_from_its_address_and_nothing_else(dev_https_mail: Depl
 def test_without_a_sender_domain_mail_is_skipped_with_a_note(dev: Deployment) -> None:
     assert not dev.of_type("aws:sesv2/emailIdentity:EmailIdentity")
     assert any("senderDomain is not set" in m for _, m in dev.messages)
-    [container] = containers(dev)
+    [container] = service_containers(dev)
     env = {e["name"]: e["value"] for e in container["environment"]}
     assert env["MAILER"] == "console"
 
@@ -96,7 +96,7 @@ def test_given_image_is_used_as_is_and_nothing_is_built(program) -> None:
     image = "public.ecr.aws/example/cold-reach:1.2.3"
     d = program("dev", image=image)
     assert not d.of_type("docker-build:index:Image")
-    [container] = containers(d)
+    [container] = service_containers(d)
     assert container["image"] == image
     execution = next(
         r for r in d.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == "web-execution"
@@ -113,7 +113,7 @@ def test_built_image_is_pinned_by_digest_and_tagged_by_content(dev: Deployment) 
     # Relative paths: the same program in another checkout must not look changed.
     assert build.get("context")["location"] == "app"
     assert build.get("dockerfile")["location"] == "app/Dockerfile"
-    [container] = containers(dev)
+    [container] = service_containers(dev)
     assert container["image"] == build.out("ref") and "@sha256:" in container["image"]
 
 
@@ -130,7 +130,7 @@ def test_feedback_reaches_the_app_signed_encrypted_and_confirmed(
     [subscription] = d.of_type("aws:sns/topicSubscription:TopicSubscription")
     assert subscription.get("rawMessageDelivery") is False
     assert subscription.get("endpointAutoConfirms") is True
-    [container] = containers(d)
+    [container] = service_containers(d)
     env = {e["name"]: e["value"] for e in container["environment"]}
     assert env["SNS_TOPIC_ARNS"] == topic.id
 
@@ -147,7 +147,7 @@ def test_public_hostname_is_the_url_users_and_sns_see(program) -> None:
     assert d.output("alb_dns_name").endswith(".elb.amazonaws.com")
     [subscription] = d.of_type("aws:sns/topicSubscription:TopicSubscription")
     assert subscription.get("endpoint") == "https://api.example.com/webhooks/ses"
-    [container] = containers(d)
+    [container] = service_containers(d)
     env = {e["name"]: e["value"] for e in container["environment"]}
     assert env["PUBLIC_BASE_URL"] == "https://api.example.com"
     assert not any("publicHostname is not" in m for _, m in d.messages)

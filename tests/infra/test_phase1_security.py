@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from deployment_helpers import containers, policy_statements
+from deployment_helpers import containers, policy_statements, service_containers, task_definition
 
 from coldreach import graph
 from coldreach.runtime import Deployment
@@ -81,7 +81,11 @@ def test_database_is_private_encrypted_backed_up_and_protected(dev: Deployment) 
     assert db.protect is True
     assert db.get("engine") == "postgres" and db.get("engineVersion").startswith("16")
     assert db.get("performanceInsightsEnabled") is True
-    assert set(db.get("enabledCloudwatchLogsExports")) == {"postgresql", "upgrade"}
+    assert set(db.get("enabledCloudwatchLogsExports")) == {
+        "postgresql",
+        "upgrade",
+        "iam-db-auth-error",
+    }
     # The replica of phase 2 needs a password RDS does not manage.
     assert not db.get("manageMasterUserPassword")
     assert "identifier" not in db.inputs, "autonamed, so a replacement can never collide"
@@ -112,21 +116,24 @@ def test_secrets_never_reach_task_environment_or_plain_outputs(dev: Deployment) 
         assert not any(value in document for value in generated)
     secret_arns = {r.out("arn") for r in dev.of_type("aws:secretsmanager/secret:Secret")}
     for container in containers(dev):
-        names = {e["name"] for e in container["environment"]}
-        assert not names & {"DB_PASSWORD", "DB_USER", "UNSUBSCRIBE_SECRET", "DATABASE_URL"}
+        env = {e["name"]: e["value"] for e in container["environment"]}
+        assert not set(env) & {"DB_PASSWORD", "UNSUBSCRIBE_SECRET", "DATABASE_URL"}
+        # A user name in the environment only where it signs in with an IAM token.
+        assert "DB_USER" not in env or env.get("DB_IAM_AUTH") == "1"
         injected = {s["name"]: s["valueFrom"] for s in container["secrets"]}
-        assert set(injected) == {"DB_USER", "DB_PASSWORD", "UNSUBSCRIBE_SECRET"}
         for value_from in injected.values():
             assert value_from.split(":password::")[0].split(":username::")[0] in secret_arns
+    [web] = service_containers(dev)
+    assert {s["name"] for s in web["secrets"]} == {"DB_USER", "DB_PASSWORD", "UNSUBSCRIBE_SECRET"}
     plain_outputs = json.dumps(dev.outputs)
     assert not any(value in plain_outputs for value in generated)
 
 
 def test_task_runs_non_root_on_a_read_only_root_filesystem(dev: Deployment) -> None:
-    [td] = dev.of_type("aws:ecs/taskDefinition:TaskDefinition")
+    td = task_definition(dev, "web")
     assert td.get("volumes") == [{"name": "tmp"}]
     assert td.get("networkMode") == "awsvpc" and td.get("requiresCompatibilities") == ["FARGATE"]
-    [container] = containers(dev)
+    [container] = service_containers(dev)
     assert container["readonlyRootFilesystem"] is True
     assert container["user"] == "10001:10001"
     assert container["privileged"] is False
@@ -152,7 +159,7 @@ def test_roles_are_least_privilege(dev: Deployment) -> None:
             if "*" in statement["Resource"]:
                 # ECR's token call has no resource-level permission.
                 assert statement["Action"] == ["ecr:GetAuthorizationToken"], statement
-    [td] = dev.of_type("aws:ecs/taskDefinition:TaskDefinition")
+    td = task_definition(dev, "web")
     assert td.get("taskRoleArn") != td.get("executionRoleArn")
     execution = next(
         p for p in dev.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == "web-execution"

@@ -68,7 +68,9 @@ def test_a_service_gets_only_what_it_reaches(program: Callable[..., Deployment])
         td.get("family").rsplit("-", 1)[-1]: json.loads(td.get("containerDefinitions"))[0]
         for td in d.of_type("aws:ecs/taskDefinition:TaskDefinition")
     }
-    assert len(containers(d)) == len(by_family) == 2
+    # The services, and the database's one-off tasks (cold-reach:dbIamAuth roles).
+    assert len(containers(d)) == len(by_family) == 4
+    assert set(by_family) == {"web", "worker", "bootstrap", "migrate"}
     web = {e["name"] for e in by_family["web"]["environment"]}
     worker = {e["name"] for e in by_family["worker"]["environment"]}
     # The worker never reads lists, so it gets no replica; the web reads them.

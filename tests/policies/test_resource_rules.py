@@ -478,6 +478,8 @@ CASES: list[Case] = [
     task_def("E5", "plain"),
     task_def("E5", "env-missing", container(environment=MISSING)),
     task_def("E5", "empty-value", env("DB_PASSWORD", "")),
+    task_def("E5", "switch", env("DB_IAM_AUTH", "1")),
+    task_def("E5", "switch-word", env("AUTH_REQUIRED", "true")),
     task_def("E5", "url-no-password", env("DATABASE_URL", "postgresql://db:5432/app")),
     task_def("E5", "password", env("DB_PASSWORD", "hunter2"), expect="DB_PASSWORD looks like"),
     task_def("E5", "secret", env("UNSUBSCRIBE_SECRET", "x"), expect="looks like a secret"),
@@ -536,6 +538,23 @@ CASES: list[Case] = [
         allow("s3:ListBucket", "*", Condition={"StringEquals": {"aws:ResourceTag/app": "x"}}),
     ),
     policy_case("I1a", "deny-star", {"Effect": "Deny", "Action": "*", "Resource": "*"}),
+    policy_case(
+        "I1a",
+        "db-user",
+        allow("rds-db:connect", "arn:aws:rds-db:us-east-1:1:dbuser:db-ABC/coldreach_app"),
+    ),
+    policy_case(
+        "I1a",
+        "db-any-user",
+        allow("rds-db:connect", "arn:aws:rds-db:us-east-1:1:dbuser:db-ABC/*"),
+        expect="rds-db:connect on arn:aws:rds-db:us-east-1:1:dbuser:db-ABC/*",
+    ),
+    policy_case(
+        "I1a",
+        "db-any-instance",
+        allow("rds-db:connect", "arn:aws:rds-db:us-east-1:1:dbuser:*/coldreach_app"),
+        expect="name the user and instance",
+    ),
     policy_case("I1a", "star", allow("*", "arn:x"), expect="action * is a wildcard"),
     policy_case(
         "I1a",

@@ -521,6 +521,8 @@ def test_kafka_failing(rule: str, change: Change, resource: str, fragment: str) 
     change(g)
     found = check_stack(rule, g)
     assert any(urn == g.urn(resource) and fragment in message for urn, message in found), found
+
+
 def _with_cluster_nodes(g: Graph) -> Graph:
     """Phase 3's nodes: a node group from a launch template whose group admits the ALB on
     the API's NodePort."""

@@ -19,7 +19,8 @@ def test_every_stateful_type_has_curated_replacement_inputs() -> None:
     assert STATEFUL
     for token in STATEFUL:
         assert TYPES[token].replaced_by, token
-    assert set(replacement.REPLACEMENT_INPUTS) == set(STATEFUL)
+    # Stateless types may list theirs too (a task definition is replaced, not updated).
+    assert set(STATEFUL) <= set(replacement.REPLACEMENT_INPUTS)
 
 
 def test_the_pack_and_the_tooling_agree_on_what_is_stateful() -> None:

@@ -8,6 +8,7 @@
     coldreach-app worker [CELERY_WORKER_OPTIONS...]
     coldreach-app reconcile [sent|failed|requeue ID [PROVIDER_ID]]
     coldreach-app healthcheck [--worker]
+    coldreach-app serve-clients | serve-campaigns | serve-phase3
 
 Exit status: 0 done, 1 not found or the database failed, 2 bad usage or configuration.
 `python -m openapi_server.{migrate,worker,reconcile,healthcheck}` still work (the image
@@ -121,13 +122,23 @@ SERVICE_COMMANDS = {
     "worker": "run the Celery email worker",
     "reconcile": "list or resolve messages flagged for reconciliation",
     "healthcheck": "container health probe (--worker for the worker)",
+    "serve-clients": "run the Client Service (gRPC, phase 3) on GRPC_PORT",
+    "serve-campaigns": "run the Campaign Service (gRPC, phase 3) on GRPC_PORT",
+    "serve-phase3": "run the phase-3 app on this machine: both services and the HTTP edge",
+}
+# module:function of each service command; the others are `openapi_server.<name>:main`.
+_ENTRY_POINTS = {
+    "serve-clients": "openapi_server.rpc.server:main_clients",
+    "serve-campaigns": "openapi_server.rpc.server:main_campaigns",
+    "serve-phase3": "openapi_server.rpc.local:main",
 }
 
 
 def _service(command: str, argv: list[str]) -> int:
     import importlib
 
-    return int(importlib.import_module(f"openapi_server.{command}").main(argv) or 0)
+    module, function = _ENTRY_POINTS.get(command, f"openapi_server.{command}:main").split(":")
+    return int(getattr(importlib.import_module(module), function)(argv) or 0)
 
 
 def parser() -> argparse.ArgumentParser:

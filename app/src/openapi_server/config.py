@@ -163,6 +163,32 @@ def _oidc(env: Mapping[str, str]) -> _OidcSettings:
     }
 
 
+class _GrpcSettings(TypedDict):
+    client_service_addr: str | None
+    campaign_service_addr: str | None
+    grpc_bind: str
+    grpc_port: int
+    grpc_deadline_s: float
+    grpc_reflection: bool
+    grpc_max_connection_age_s: float
+    grpc_shutdown_grace_s: float
+
+
+def _grpc(env: Mapping[str, str]) -> _GrpcSettings:
+    clients = _str(env, "CLIENT_SERVICE_ADDR") or None
+    campaigns = _str(env, "CAMPAIGN_SERVICE_ADDR") or None
+    return {
+        "client_service_addr": clients,
+        "campaign_service_addr": campaigns,
+        "grpc_bind": _str(env, "GRPC_BIND", "0.0.0.0"),
+        "grpc_port": _int(env, "GRPC_PORT", 50051, minimum=0),
+        "grpc_deadline_s": _float(env, "GRPC_DEADLINE_S", 2.0, minimum=0.01),
+        "grpc_reflection": _bool(env, "GRPC_REFLECTION", True),
+        "grpc_max_connection_age_s": _float(env, "GRPC_MAX_CONNECTION_AGE_S", 300.0, minimum=1.0),
+        "grpc_shutdown_grace_s": _float(env, "GRPC_SHUTDOWN_GRACE_S", 10.0),
+    }
+
+
 def normalize_database_url(raw: str, name: str = "DATABASE_URL") -> URL:
     """Accept the plain `postgresql://` form (and `postgres://`) and pick the psycopg 3 driver."""
     try:
@@ -293,6 +319,26 @@ class Settings:
     rate_limit_backend: str = "memory"  # memory | redis
     rate_limit_key_prefix: str = "coldreach:ratelimit:"
     daily_send_quota: int = 2000
+
+    # -- phase 3: gRPC services (rpc/) -------------------------------------------------
+    # Both set: the HTTP API is the edge, clients, tasks and email go to the services.
+    # The Campaign Service needs CLIENT_SERVICE_ADDR alone.
+    client_service_addr: str | None = None
+    campaign_service_addr: str | None = None
+    grpc_bind: str = "0.0.0.0"
+    grpc_port: int = 50051
+    # Every call carries a deadline; the Campaign Service's GetClient gets the smaller of
+    # this and what is left of its own caller's deadline.
+    grpc_deadline_s: float = 2.0
+    grpc_reflection: bool = True
+    # Servers close connections after this age so that clients re-resolve a headless
+    # name and spread over new replicas.
+    grpc_max_connection_age_s: float = 300.0
+    grpc_shutdown_grace_s: float = 10.0
+
+    @property
+    def phase3_edge(self) -> bool:
+        return self.client_service_addr is not None and self.campaign_service_addr is not None
 
     @property
     def oidc_enabled(self) -> bool:
@@ -425,6 +471,7 @@ class Settings:
             rate_limit_key_prefix=_str(env, "RATE_LIMIT_KEY_PREFIX", "coldreach:ratelimit:"),
             daily_send_quota=_int(env, "DAILY_SEND_QUOTA", 2000, minimum=0),
             **_oidc(env),
+            **_grpc(env),
         )
         if settings.retry_backoff_max_s >= settings.celery_visibility_timeout_s:
             # A countdown longer than the visibility timeout makes Redis redeliver the retry

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from .auth import Authenticator
 from .config import Settings
 from .db import Database
 from .pipeline import Pipeline
+from .principal import Principal
 from .queues import QueueBackend
 from .ratelimit import RateLimiter
 from .sns import Fetcher, SnsVerifier
+
+
+class RemoteOperations(Protocol):
+    """Phase 3: where the operations run instead of this process (rpc/edge.py)."""
+
+    def api(self, ctx: AppContext, principal: Principal | None) -> Any: ...
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -26,3 +35,4 @@ class AppContext:
     schema_head: str | None
     auth: Authenticator
     rate_limiter: RateLimiter | None
+    remote: RemoteOperations | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from . import tracing
 from .apis.default_api import router as DefaultApiRouter
 from .auth import Authenticator
 from .body_limit import BodyLimitMiddleware
@@ -26,12 +27,17 @@ from .db import Database
 from .mailer import Mailer, make_mailer
 from .migrate import head_revision
 from .pipeline import Pipeline
-from .queues import CeleryQueue, InlineQueue, QueueBackend
+from .queues import make_queue
 from .quota import QuotaExceeded
 from .ratelimit import make_rate_limiter
+from .refusals import Refused
+from .rpc.edge import Services
 from .security import SECURITY_SCHEMES, GuardedRoute, unguarded
 from .sns import Fetcher, SnsVerifier, default_fetcher
 from .startup import MigrateAtStartup
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger("openapi_server")
 
@@ -42,14 +48,11 @@ def build_context(
     sns_fetcher: Fetcher | None = None,
     confirm_fetcher: Fetcher | None = None,
     jwks_fetcher: Fetcher | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> AppContext:
     db = Database(settings)
     pipeline = Pipeline(db, mailer or make_mailer(settings), settings)
-    queue: QueueBackend = (
-        CeleryQueue(settings)
-        if settings.queue_backend == "celery"
-        else InlineQueue(pipeline, settings)
-    )
+    queue = make_queue(settings, pipeline)
     return AppContext(
         settings=settings,
         db=db,
@@ -60,6 +63,8 @@ def build_context(
         schema_head=head_revision(settings),
         auth=Authenticator(settings, db, jwks_fetcher),
         rate_limiter=make_rate_limiter(settings),
+        # Channels opened here, in the serving process: never inherited across a fork.
+        remote=Services(settings, tracer_provider) if settings.phase3_edge else None,
     )
 
 
@@ -78,8 +83,12 @@ def create_app(
     sns_fetcher: Fetcher | None = None,
     confirm_fetcher: Fetcher | None = None,
     jwks_fetcher: Fetcher | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
+    """The app; `tracer_provider` traces it (default: OTLP when configured, else none)."""
     settings = settings or Settings.from_env()
+    if tracer_provider is None:
+        tracer_provider = tracing.provider_from_env("coldreach-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,13 +96,17 @@ def create_app(
             # Closed by default: a route that bypasses the access check is a bug, not a choice.
             raise RuntimeError(f"routes without access control: {', '.join(open_routes)}")
         # AUTO_MIGRATE has already run (MigrateAtStartup, the outermost lifespan step).
-        ctx = build_context(settings, mailer, sns_fetcher, confirm_fetcher, jwks_fetcher)
+        ctx = build_context(
+            settings, mailer, sns_fetcher, confirm_fetcher, jwks_fetcher, tracer_provider
+        )
         app.state.ctx = ctx
         ctx.queue.start()
         try:
             yield
         finally:
             ctx.queue.stop()
+            if ctx.remote is not None:
+                ctx.remote.close()
             if ctx.rate_limiter is not None:
                 await ctx.rate_limiter.close()
             ctx.db.dispose()
@@ -135,6 +148,7 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    tracing.instrument_fastapi(app, tracer_provider)
 
     @app.exception_handler(RequestValidationError)
     async def _on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -147,6 +161,11 @@ def create_app(
             detail = [{"loc": ["body"], "msg": "body is not valid JSON", "type": "json_invalid"}]
             return JSONResponse({"detail": detail}, status_code=422)
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(Refused)
+    async def _on_refused(_: Request, exc: Refused) -> JSONResponse:
+        # The body FastAPI gives an HTTPException: {"detail": [{loc, msg, type}]}.
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
 
     @app.exception_handler(QuotaExceeded)
     async def _on_quota(_: Request, exc: QuotaExceeded) -> JSONResponse:

@@ -204,3 +204,10 @@ class InlineQueue:
                         self.enqueue(message_id)
                 except Exception:
                     log.exception("sweep failed")
+
+
+def make_queue(settings: Settings, pipeline: Pipeline) -> QueueBackend:
+    """The backend QUEUE_BACKEND names: where accepted messages go to be sent."""
+    if settings.queue_backend == "celery":
+        return CeleryQueue(settings)
+    return InlineQueue(pipeline, settings)

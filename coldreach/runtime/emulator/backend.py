@@ -17,6 +17,10 @@ Two ways to reach moto:
   caller says;
 - a moto server: `MotoBackend(region, endpoint_url="http://127.0.0.1:PORT")`.
 
+A promotion rehearsal (coldreach/rehearsal.py) also changes what is deployed:
+`updates` registers a type's in-place update and `deletes` its deletion, only
+for the types a promotion changes; any other change is refused by name.
+
 Not everything the program declares is AWS. `random:*` values are generated
 here; a `docker-build:index:Image` is not built (no Docker daemon is assumed):
 a small placeholder manifest is pushed to the moto ECR repository instead,
@@ -38,10 +42,12 @@ from typing import Any
 
 from boto3.session import Session
 from botocore.config import Config
+from moto.core.config import default_user_config
 
 from coldreach.runtime.echo import EchoBackend
 from coldreach.runtime.emulator.call import Call, NotHeld, Outputs, UnsupportedResource
 from coldreach.runtime.invokes import Identity, answer
+from coldreach.runtime.model import Resource
 from policies.resource_types import TYPES
 
 # moto accepts any credentials; these keep boto3 from searching for real ones.
@@ -52,6 +58,15 @@ Handler = Callable[["MotoBackend", Call], tuple[str, Outputs]]
 HANDLERS: dict[str, Handler] = {}
 """Type token -> the function that creates it in moto; each service module registers its own."""
 
+Updater = Callable[["MotoBackend", Call, Resource], Outputs]
+"""Applies changed inputs to an existing resource in place; returns outputs it changed."""
+Deleter = Callable[["MotoBackend", Resource], None]
+
+UPDATERS: dict[str, Updater] = {}
+"""Type token -> its in-place update, for the types a promotion updates (coldreach/rehearsal.py)."""
+DELETERS: dict[str, Deleter] = {}
+"""Type token -> its deletion, for the types a promotion replaces or deletes."""
+
 
 def handles(token: str) -> Callable[[Handler], Handler]:
     """Registers the decorated function as the emulator handler of `token`."""
@@ -61,6 +76,26 @@ def handles(token: str) -> Callable[[Handler], Handler]:
             raise ValueError(f"two emulator handlers for {token}")
         HANDLERS[token] = handler
         return handler
+
+    return register
+
+
+def updates(token: str) -> Callable[[Updater], Updater]:
+    def register(updater: Updater) -> Updater:
+        if token in UPDATERS:
+            raise ValueError(f"two emulator updaters for {token}")
+        UPDATERS[token] = updater
+        return updater
+
+    return register
+
+
+def deletes(token: str) -> Callable[[Deleter], Deleter]:
+    def register(deleter: Deleter) -> Deleter:
+        if token in DELETERS:
+            raise ValueError(f"two emulator deleters for {token}")
+        DELETERS[token] = deleter
+        return deleter
 
     return register
 
@@ -89,6 +124,9 @@ class MotoBackend:
         # The program registers resources from several threads; boto3 sessions
         # are not thread-safe to create, clients are safe to share.
         self._session = Session(region_name=region, **EMULATOR_CREDENTIALS)
+        # Functions are stored, never run (no Docker): moto's Lambda without containers.
+        # Replacing the key (not updating the nested dict) lets `mock_aws` restore it.
+        default_user_config["lambda"] = {"use_docker": False}
         self.created: list[tuple[str, str, str]] = []
         """(type, name, id) in creation order, for progress and reports."""
         self.rendered: list[tuple[str, str]] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from coldreach.runtime.model import reveal
+from coldreach.runtime.model import Resource, reveal
 
 Outputs = dict[str, Any]
 
@@ -16,7 +16,7 @@ class UnsupportedResource(Exception):
     def __init__(self, type_: str, name: str) -> None:
         super().__init__(
             f"the moto backend cannot create {type_} ({name!r}): no handler in "
-            "coldreach/runtime/emulator/. Use the echo backend (coldreach plan) for it, "
+            "coldreach/runtime/emulator/. Use the echo backend (`uv run coldreach plan`) for it, "
             "or add a handler"
         )
         self.type = type_
@@ -25,6 +25,17 @@ class UnsupportedResource(Exception):
 class NotHeld(Exception):
     """Raised by a handler when moto cannot hold this particular resource: the backend then
     renders it (echo ids and outputs) and lists it as rendered, not deployed."""
+
+
+class UnsupportedChange(Exception):
+    """A promotion would change a resource in a way the emulator cannot apply."""
+
+    def __init__(self, type_: str, name: str, what: str) -> None:
+        super().__init__(
+            f"the moto backend cannot {what} {type_} ({name!r}) in a rehearsal: no "
+            "updater or deleter in coldreach/runtime/emulator/ for it; add one"
+        )
+        self.type = type_
 
 
 class Call:
@@ -41,6 +52,16 @@ class Call:
     def get(self, key: str, default: Any = None) -> Any:
         value = self.inputs.get(key)
         return default if value is None else value
+
+    def changed_from(self, old: Resource) -> set[str]:
+        """The inputs whose value differs from what `old` was deployed with."""
+        keys = set(self.inputs) | set(old.inputs)
+        return {k for k in keys if self.inputs.get(k) != reveal(old.inputs.get(k))}
+
+    def refuse_other_changes(self, old: Resource, handled: set[str]) -> None:
+        other = self.changed_from(old) - handled - {"tagsAll"}
+        if other:
+            raise UnsupportedChange(self.type, self.name, f"update {', '.join(sorted(other))} of")
 
 
 def aws_tags(tags: dict[str, str] | None, key: str = "Key", value: str = "Value") -> list[dict]:

@@ -17,6 +17,10 @@ def metric_alarm(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
                 "AlarmDescription": c.get("alarmDescription"),
                 "Namespace": c.get("namespace"),
                 "MetricName": c.get("metricName"),
+                "Dimensions": [
+                    {"Name": k, "Value": v} for k, v in (c.get("dimensions") or {}).items()
+                ]
+                or None,
                 "Statistic": c.get("statistic"),
                 "Period": c.get("period"),
                 "EvaluationPeriods": c.get("evaluationPeriods"),

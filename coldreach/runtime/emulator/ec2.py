@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from coldreach.runtime.emulator.backend import MotoBackend, handles
+from coldreach.runtime.emulator.backend import MotoBackend, handles, updates
 from coldreach.runtime.emulator.call import (
     Call,
     Outputs,
@@ -14,6 +14,7 @@ from coldreach.runtime.emulator.call import (
     drop_none,
     tag_spec,
 )
+from coldreach.runtime.model import Resource
 from policies import tokens as t
 
 
@@ -180,6 +181,21 @@ def security_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     }
 
 
+@updates(t.SECURITY_GROUP)
+def security_group_tags(b: MotoBackend, c: Call, old: Resource) -> Outputs:
+    """Only tags change in place; name, description and VPC replace the group."""
+    c.refuse_other_changes(old, {"tags"})
+    ec2 = b.client("ec2")
+    group_id = str(old.id)
+    before, after = old.get("tags") or {}, c.get("tags") or {}
+    gone = [{"Key": k} for k in before if k not in after]
+    if gone:
+        ec2.delete_tags(Resources=[group_id], Tags=gone)
+    if after:
+        ec2.create_tags(Resources=[group_id], Tags=aws_tags(after))
+    return {}
+
+
 def _permission(c: Call) -> dict[str, Any]:
     protocol = str(c.get("ipProtocol"))
     permission: dict[str, Any] = {"IpProtocol": protocol}
@@ -279,4 +295,31 @@ def nat_gateway(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
         "privateIp": addresses[0].get("PrivateIp"),
         "networkInterfaceId": addresses[0].get("NetworkInterfaceId"),
         "connectivityType": "public",
+    }
+
+
+@handles(t.VPC_ENDPOINT)
+def vpc_endpoint(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
+    endpoint = b.client("ec2").create_vpc_endpoint(
+        **drop_none(
+            {
+                "VpcId": c.get("vpcId"),
+                "ServiceName": c.get("serviceName"),
+                "VpcEndpointType": c.get("vpcEndpointType"),
+                "SubnetIds": c.get("subnetIds"),
+                "SecurityGroupIds": c.get("securityGroupIds"),
+                "PrivateDnsEnabled": c.get("privateDnsEnabled"),
+                "TagSpecifications": tag_spec("vpc-endpoint", c.get("tags")) or None,
+            }
+        )
+    )["VpcEndpoint"]
+    endpoint_id = endpoint["VpcEndpointId"]
+    return endpoint_id, {
+        "arn": b.arn("ec2", f"vpc-endpoint/{endpoint_id}"),
+        "dnsEntries": [
+            {"dnsName": e.get("DnsName"), "hostedZoneId": e.get("HostedZoneId")}
+            for e in endpoint.get("DnsEntries", [])
+        ],
+        "networkInterfaceIds": endpoint.get("NetworkInterfaceIds", []),
+        "state": endpoint.get("State", "available"),
     }

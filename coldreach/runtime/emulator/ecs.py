@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from coldreach.runtime.emulator.backend import MotoBackend, handles
+from coldreach.runtime.emulator.backend import MotoBackend, deletes, handles, updates
 from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none
+from coldreach.runtime.model import Resource
 from policies import tokens as t
 
 
@@ -55,10 +57,20 @@ def task_definition(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
     }
 
 
-@handles(t.ECS_SERVICE)
-def service(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
-    name = b.name(c)
+def _network(c: Call) -> dict[str, Any] | None:
     net = c.get("networkConfiguration") or {}
+    if not net:
+        return None
+    return {
+        "awsvpcConfiguration": {
+            "subnets": net.get("subnets", []),
+            "securityGroups": net.get("securityGroups", []),
+            "assignPublicIp": "ENABLED" if net.get("assignPublicIp") else "DISABLED",
+        }
+    }
+
+
+def _deployment(c: Call) -> dict[str, Any] | None:
     breaker = c.get("deploymentCircuitBreaker")
     deployment = drop_none(
         {
@@ -71,6 +83,39 @@ def service(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
             ),
         }
     )
+    return deployment or None
+
+
+def _load_balancers(c: Call) -> list[dict[str, Any]] | None:
+    return [
+        {
+            "targetGroupArn": lb["targetGroupArn"],
+            "containerName": lb["containerName"],
+            "containerPort": lb["containerPort"],
+        }
+        for lb in c.get("loadBalancers", [])
+    ] or None
+
+
+# What UpdateService changes in place; cluster, name and launch type replace a service.
+_UPDATABLE = {
+    "taskDefinition",
+    "desiredCount",
+    "networkConfiguration",
+    "loadBalancers",
+    "healthCheckGracePeriodSeconds",
+    "deploymentMinimumHealthyPercent",
+    "deploymentMaximumPercent",
+    "deploymentCircuitBreaker",
+    "enableExecuteCommand",
+    "propagateTags",
+    "platformVersion",
+}
+
+
+@handles(t.ECS_SERVICE)
+def service(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
+    name = b.name(c)
     service = b.client("ecs").create_service(
         **drop_none(
             {
@@ -80,30 +125,10 @@ def service(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
                 "desiredCount": c.get("desiredCount", 0),
                 "launchType": c.get("launchType"),
                 "platformVersion": c.get("platformVersion"),
-                "networkConfiguration": (
-                    {
-                        "awsvpcConfiguration": {
-                            "subnets": net.get("subnets", []),
-                            "securityGroups": net.get("securityGroups", []),
-                            "assignPublicIp": (
-                                "ENABLED" if net.get("assignPublicIp") else "DISABLED"
-                            ),
-                        }
-                    }
-                    if net
-                    else None
-                ),
-                "loadBalancers": [
-                    {
-                        "targetGroupArn": lb["targetGroupArn"],
-                        "containerName": lb["containerName"],
-                        "containerPort": lb["containerPort"],
-                    }
-                    for lb in c.get("loadBalancers", [])
-                ]
-                or None,
+                "networkConfiguration": _network(c),
+                "loadBalancers": _load_balancers(c),
                 "healthCheckGracePeriodSeconds": c.get("healthCheckGracePeriodSeconds"),
-                "deploymentConfiguration": deployment or None,
+                "deploymentConfiguration": _deployment(c),
                 "enableExecuteCommand": c.get("enableExecuteCommand"),
                 "propagateTags": c.get("propagateTags"),
                 "tags": aws_tags(c.get("tags"), "key", "value") or None,
@@ -111,3 +136,32 @@ def service(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
         )
     )["service"]
     return service["serviceArn"], {"arn": service["serviceArn"]}
+
+
+@updates(t.ECS_SERVICE)
+def service_settings(b: MotoBackend, c: Call, old: Resource) -> Outputs:
+    """UpdateService with what changed: on AWS a new deployment starts the new tasks
+    and drains the old ones once they are healthy (the circuit breaker rolls back)."""
+    changed = c.changed_from(old)
+    c.refuse_other_changes(old, _UPDATABLE | {"tags"})
+    args = {
+        "taskDefinition": c.get("taskDefinition"),
+        "desiredCount": c.get("desiredCount") if "desiredCount" in changed else None,
+        "networkConfiguration": _network(c) if "networkConfiguration" in changed else None,
+        "loadBalancers": _load_balancers(c) if "loadBalancers" in changed else None,
+        "healthCheckGracePeriodSeconds": c.get("healthCheckGracePeriodSeconds"),
+        "deploymentConfiguration": _deployment(c),
+        "enableExecuteCommand": c.get("enableExecuteCommand"),
+        "propagateTags": c.get("propagateTags"),
+    }
+    b.client("ecs").update_service(
+        cluster=c.get("cluster"), service=str(old.out("name") or old.id), **drop_none(args)
+    )
+    return {}
+
+
+@deletes(t.TASK_DEFINITION)
+def deregister_task_definition(b: MotoBackend, old: Resource) -> None:
+    """A replaced revision is deregistered (INACTIVE), as the provider does without
+    `skipDestroy`; running tasks keep it until they stop."""
+    b.client("ecs").deregister_task_definition(taskDefinition=str(old.out("arn")))

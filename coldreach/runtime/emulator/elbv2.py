@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from coldreach.runtime.emulator.backend import MotoBackend, handles
+from coldreach.runtime.emulator.backend import MotoBackend, deletes, handles, updates
 from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none, pascal
+from coldreach.runtime.model import Resource
 from policies import tokens as t
 
 
@@ -89,6 +90,26 @@ def target_group(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
 
 @handles(t.LISTENER)
 def listener(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
+    listener = b.client("elbv2").create_listener(
+        **drop_none(
+            {
+                "LoadBalancerArn": c.get("loadBalancerArn"),
+                "Port": c.get("port"),
+                "Protocol": c.get("protocol"),
+                "SslPolicy": c.get("sslPolicy"),
+                "Certificates": (
+                    [{"CertificateArn": _certificate(b, c.get("certificateArn"))}]
+                    if c.get("certificateArn")
+                    else None
+                ),
+                "DefaultActions": _actions(c),
+            }
+        )
+    )["Listeners"][0]
+    return listener["ListenerArn"], {"arn": listener["ListenerArn"]}
+
+
+def _actions(c: Call) -> list[dict[str, Any]]:
     actions = []
     for a in c.get("defaultActions", []):
         action: dict[str, Any] = {"Type": a["type"]}
@@ -105,10 +126,19 @@ def listener(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
                 ]
             }
         actions.append(action)
-    listener = b.client("elbv2").create_listener(
+    return actions
+
+
+@updates(t.LISTENER)
+def listener_settings(b: MotoBackend, c: Call, old: Resource) -> Outputs:
+    """ModifyListener: port, protocol, policy, certificate and actions change in place."""
+    c.refuse_other_changes(
+        old, {"port", "protocol", "sslPolicy", "certificateArn", "defaultActions", "tags"}
+    )
+    b.client("elbv2").modify_listener(
         **drop_none(
             {
-                "LoadBalancerArn": c.get("loadBalancerArn"),
+                "ListenerArn": str(old.id),
                 "Port": c.get("port"),
                 "Protocol": c.get("protocol"),
                 "SslPolicy": c.get("sslPolicy"),
@@ -117,11 +147,16 @@ def listener(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
                     if c.get("certificateArn")
                     else None
                 ),
-                "DefaultActions": actions,
+                "DefaultActions": _actions(c),
             }
         )
-    )["Listeners"][0]
-    return listener["ListenerArn"], {"arn": listener["ListenerArn"]}
+    )
+    return {}
+
+
+@deletes(t.LISTENER)
+def delete_listener(b: MotoBackend, old: Resource) -> None:
+    b.client("elbv2").delete_listener(ListenerArn=str(old.id))
 
 
 def _certificate(b: MotoBackend, arn: str) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from coldreach.runtime.emulator.backend import MotoBackend, handles
+from coldreach.runtime.emulator.backend import MotoBackend, handles, updates
 from coldreach.runtime.emulator.call import Call, NotHeld, Outputs, aws_tags, drop_none
+from coldreach.runtime.model import Resource
 from policies import tokens as t
 
 
@@ -47,3 +48,10 @@ def role_policy_attachment(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
         # without them the attachment is rendered, not deployed.
         raise NotHeld from None
     return f"{role}/{arn}", {}
+
+
+@updates(t.IAM_ROLE_POLICY)
+def role_policy_document(b: MotoBackend, c: Call, old: Resource) -> Outputs:
+    """A new document replaces the old one under the same name (PutRolePolicy)."""
+    c.refuse_other_changes(old, {"policy"})
+    return role_policy(b, c)[1]

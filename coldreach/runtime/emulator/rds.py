@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from coldreach.runtime.emulator.backend import MotoBackend, handles
+from coldreach.runtime.emulator.backend import MotoBackend, handles, updates
 from coldreach.runtime.emulator.call import Call, Outputs, aws_tags, drop_none
+from coldreach.runtime.model import Resource
 from policies import tokens as t
 
 
@@ -125,3 +126,40 @@ def db_instance(b: MotoBackend, c: Call) -> tuple[str, Outputs]:
         outputs["username"] = db.get("MasterUsername")
         outputs["dbSubnetGroupName"] = (db.get("DBSubnetGroup") or {}).get("DBSubnetGroupName")
     return identifier, outputs
+
+
+# ModifyDBInstance arguments by input; identifier, engine, credentials' user, encryption
+# and the replica's source replace an instance instead (policies/resource_types.py).
+_MODIFIABLE = {
+    "instanceClass": "DBInstanceClass",
+    "allocatedStorage": "AllocatedStorage",
+    "maxAllocatedStorage": "MaxAllocatedStorage",
+    "storageType": "StorageType",
+    "multiAz": "MultiAZ",
+    "backupRetentionPeriod": "BackupRetentionPeriod",
+    "backupWindow": "PreferredBackupWindow",
+    "maintenanceWindow": "PreferredMaintenanceWindow",
+    "vpcSecurityGroupIds": "VpcSecurityGroupIds",
+    "parameterGroupName": "DBParameterGroupName",
+    "deletionProtection": "DeletionProtection",
+    "performanceInsightsEnabled": "EnablePerformanceInsights",
+    "performanceInsightsRetentionPeriod": "PerformanceInsightsRetentionPeriod",
+    "engineVersion": "EngineVersion",
+    "caCertIdentifier": "CACertificateIdentifier",
+    "autoMinorVersionUpgrade": "AutoMinorVersionUpgrade",
+    "copyTagsToSnapshot": "CopyTagsToSnapshot",
+}
+
+
+@updates(t.RDS_INSTANCE)
+def db_instance_settings(b: MotoBackend, c: Call, old: Resource) -> Outputs:
+    """ModifyDBInstance with what changed, applied at once as the provider's
+    `applyImmediately` would; the instance keeps its identifier and resource id."""
+    changed = c.changed_from(old)
+    c.refuse_other_changes(old, set(_MODIFIABLE) | {"tags", "applyImmediately"})
+    args = {_MODIFIABLE[k]: c.get(k) for k in changed if k in _MODIFIABLE}
+    if args:
+        b.client("rds").modify_db_instance(
+            DBInstanceIdentifier=str(old.id), ApplyImmediately=True, **drop_none(args)
+        )
+    return {}

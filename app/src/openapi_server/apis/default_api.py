@@ -70,9 +70,12 @@ E422: Responses = {422: {"model": Error}}
 
 
 def _impl(request: Request) -> BaseDefaultApi:
+    ctx = request.app.state.ctx
+    if ctx.remote is not None:  # phase 3: the gRPC services do the work
+        return ctx.remote.api(ctx, principal_of(request.state))
     if not BaseDefaultApi.subclasses:
         raise HTTPException(status_code=501, detail="Not implemented")
-    return BaseDefaultApi.subclasses[0](request.app.state.ctx, principal_of(request.state))
+    return BaseDefaultApi.subclasses[0](ctx, principal_of(request.state))
 
 
 def _with(access: dict[str, Any], responses: Responses | None = None) -> dict[str, Any]:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections.abc import Sequence
 from email.utils import parseaddr
-from typing import Any, NoReturn
+from typing import Any
 
 from fastapi import HTTPException
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from ..addresses import email_key
 from ..apis.default_api_base import BaseDefaultApi
@@ -22,19 +19,14 @@ from ..db import (
     BOUNCED,
     COMPLAINED,
     QUEUED,
-    SUPPRESSED,
     UNSUBSCRIBED,
     Client,
-    EmailMessage,
     SnsNotification,
     Suppression,
-    Task,
     WorkspaceUnsubscribe,
     utcnow,
 )
-from ..models import (
-    Client as ClientOut,
-)
+from ..models import Client as ClientOut
 from ..models import (
     ClientCreate,
     ClientList,
@@ -48,242 +40,78 @@ from ..models import (
     UnsubscribeResult,
     WebhookResult,
 )
-from ..models import (
-    Task as TaskOut,
-)
-from ..quota import take_send
+from ..models import Task as TaskOut
+from ..operations import clients, emails, tasks
+from ..refusals import fail
 from ..sns import SnsVerificationError, check_fresh, is_sns_url
 from ..unsubscribe import TokenError, parse_token, verify_token
 
 log = logging.getLogger(__name__)
 
 
-def fail(status: int, loc: Sequence[str | int], msg: str, kind: str) -> NoReturn:
-    detail = [{"loc": list(loc), "msg": msg, "type": kind}]
-    raise HTTPException(status_code=status, detail=detail)
-
-
-def _commit_client(s: Session) -> None:
-    """Commit a new or changed client: the unique email_key turns a taken address into a 409."""
-    try:
-        s.commit()
-    except IntegrityError:
-        s.rollback()
-        fail(409, ["body", "email"], "a client with this email already exists", "conflict")
-
-
-def _request_hash(body: EmailSendRequest) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 class DefaultApiImpl(BaseDefaultApi):
+    """The monolith: every operation on this process's database (phases 1 and 2)."""
+
     # -- clients -----------------------------------------------------------------------
 
-    def _client(self, s: Session, client_id: int, loc: list[str | int]) -> Client:
-        """The caller's client; another workspace's is as absent as one that never existed."""
-        client = s.scalars(
-            select(Client).where(Client.id == client_id, Client.workspace_id == self.workspace_id)
-        ).first()
-        if client is None:
-            fail(404, loc, f"client {client_id} not found", "not_found")
-        return client
-
     def create_client(self, body: ClientCreate) -> ClientOut:
-        now = utcnow()
-        client = Client(
-            workspace_id=self.workspace_id,
-            name=body.name,
-            email=str(body.email),
-            email_key=email_key(str(body.email)),
-            company=body.company,
-            status=ACTIVE,
-            created_at=now,
-            updated_at=now,
-        )
         with self.ctx.db.session() as s:
-            s.add(client)
-            _commit_client(s)
-            return ClientOut.model_validate(client)
+            return clients.create(s, self.workspace_id, body)
 
     def list_clients(self, limit: int, offset: int) -> ClientList:
-        mine = Client.workspace_id == self.workspace_id
         with self.ctx.db.read_session() as s:
-            total = s.scalar(select(func.count()).select_from(Client).where(mine)) or 0
-            rows = s.scalars(
-                select(Client).where(mine).order_by(Client.id).limit(limit).offset(offset)
-            )
-            items = [ClientOut.model_validate(c) for c in rows]
-        return ClientList(items=items, total=total, limit=limit, offset=offset)
+            return clients.list_page(s, self.workspace_id, limit, offset)
 
     def get_client(self, client_id: int) -> ClientOut:
         with self.ctx.db.session() as s:
-            return ClientOut.model_validate(self._client(s, client_id, ["path", "client_id"]))
+            return clients.get(s, self.workspace_id, client_id)
 
     def update_client(self, client_id: int, body: ClientUpdate) -> ClientOut:
-        changes = body.model_dump(exclude_unset=True)
         with self.ctx.db.session() as s:
-            client = self._client(s, client_id, ["path", "client_id"])
-            if "name" in changes:
-                client.name = changes["name"]
-            if "company" in changes:
-                client.company = changes["company"]
-            if "email" in changes:
-                client.email = str(changes["email"])
-                client.email_key = email_key(client.email)
-            client.updated_at = utcnow()
-            _commit_client(s)
-            return ClientOut.model_validate(client)
+            return clients.update(s, self.workspace_id, client_id, body)
 
     def delete_client(self, client_id: int) -> None:
         with self.ctx.db.session() as s:
-            client = self._client(s, client_id, ["path", "client_id"])
-            s.delete(client)
-            s.commit()
+            clients.delete(s, self.workspace_id, client_id)
 
     # -- tasks -------------------------------------------------------------------------
 
     def create_task(self, body: TaskCreate) -> TaskOut:
-        now = utcnow()
         with self.ctx.db.session() as s:
-            client = self._client(s, body.client_id, ["body", "client_id"])
-            task = Task(
-                workspace_id=client.workspace_id,
-                client_id=client.id,
-                title=body.title,
-                due_at=body.due_at,
-                done=False,
-                created_at=now,
-                updated_at=now,
-            )
-            s.add(task)
-            try:
-                s.commit()
-            except IntegrityError:  # the client was deleted in between
-                s.rollback()
-                fail(404, ["body", "client_id"], f"client {body.client_id} not found", "not_found")
-            return TaskOut.model_validate(task)
+            return tasks.create(s, self.workspace_id, body)
 
     def list_tasks(self, client_id: int | None, limit: int, offset: int) -> TaskList:
-        query = select(Task).where(Task.workspace_id == self.workspace_id)
-        count = select(func.count()).select_from(Task).where(Task.workspace_id == self.workspace_id)
-        if client_id is not None:
-            query = query.where(Task.client_id == client_id)
-            count = count.where(Task.client_id == client_id)
         with self.ctx.db.read_session() as s:
-            total = s.scalar(count) or 0
-            rows = s.scalars(query.order_by(Task.id).limit(limit).offset(offset))
-            items = [TaskOut.model_validate(t) for t in rows]
-        return TaskList(items=items, total=total, limit=limit, offset=offset)
-
-    def _task(self, s: Session, task_id: int) -> Task:
-        task = s.scalars(
-            select(Task).where(Task.id == task_id, Task.workspace_id == self.workspace_id)
-        ).first()
-        if task is None:
-            fail(404, ["path", "task_id"], f"task {task_id} not found", "not_found")
-        return task
+            return tasks.list_page(s, self.workspace_id, client_id, limit, offset)
 
     def get_task(self, task_id: int) -> TaskOut:
         with self.ctx.db.session() as s:
-            return TaskOut.model_validate(self._task(s, task_id))
+            return tasks.get(s, self.workspace_id, task_id)
 
     def update_task(self, task_id: int, body: TaskUpdate) -> TaskOut:
-        changes = body.model_dump(exclude_unset=True)
         with self.ctx.db.session() as s:
-            task = self._task(s, task_id)
-            for name in ("title", "due_at", "done"):
-                if name in changes:
-                    setattr(task, name, changes[name])
-            task.updated_at = utcnow()
-            s.commit()
-            return TaskOut.model_validate(task)
+            return tasks.update(s, self.workspace_id, task_id, body)
 
     # -- email -------------------------------------------------------------------------
-
-    def _replay(self, s: Session, key: str, request_hash: str) -> tuple[EmailAccepted, bool] | None:
-        existing = s.scalars(
-            select(EmailMessage).where(
-                EmailMessage.workspace_id == self.workspace_id,
-                EmailMessage.idempotency_key == key,
-            )
-        ).first()
-        if existing is None:
-            return None
-        if existing.request_hash != request_hash:
-            fail(
-                422,
-                ["header", "Idempotency-Key"],
-                "this key was already used with a different request body",
-                "idempotency_key_reused",
-            )
-        return EmailAccepted(id=existing.id, status=existing.status), True  # type: ignore[arg-type]
 
     def send_email(
         self, body: EmailSendRequest, idempotency_key: str | None
     ) -> tuple[EmailAccepted, bool]:
-        request_hash = _request_hash(body)
-        now = utcnow()
+        quota = self.ctx.settings.daily_send_quota
         with self.ctx.db.session() as s:
-            if idempotency_key is not None:
-                replay = self._replay(s, idempotency_key, request_hash)
-                if replay is not None:
-                    return replay
-            client = self._client(s, body.client_id, ["body", "client_id"])
-            suppressed = (
-                client.status != ACTIVE
-                or s.get(Suppression, client.email_key) is not None
-                or s.get(WorkspaceUnsubscribe, (client.workspace_id, client.email_key)) is not None
-            )
-            if not suppressed:  # a suppressed message costs no sending, so no quota
-                take_send(s, client.workspace_id, self.ctx.settings.daily_send_quota, now)
-            msg = EmailMessage(
-                workspace_id=client.workspace_id,
-                client_id=client.id,
-                to_address=client.email,
-                subject=body.subject,
-                body=body.body,
-                status=SUPPRESSED if suppressed else QUEUED,
-                attempts=0,
-                idempotency_key=idempotency_key,
-                request_hash=request_hash,
-                last_error=f"suppressed: {client.status}" if suppressed else None,
-                needs_reconciliation=False,
-                enqueued_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-            s.add(msg)
-            try:
-                s.commit()
-            except IntegrityError:
-                s.rollback()
-                if idempotency_key is not None:
-                    # A concurrent request with the same key committed first.
-                    replay = self._replay(s, idempotency_key, request_hash)
-                    if replay is not None:
-                        return replay
-                fail(404, ["body", "client_id"], f"client {body.client_id} not found", "not_found")
-            accepted = EmailAccepted(id=msg.id, status=msg.status)  # type: ignore[arg-type]
+            accepted, replayed = emails.accept(s, self.workspace_id, body, idempotency_key, quota)
         # Enqueue only once the row is committed. If the broker is down the row stays
         # queued and the sweeper enqueues it later.
-        if accepted.status == QUEUED:
+        if accepted.status == QUEUED and not replayed:
             try:
                 self.ctx.queue.enqueue(accepted.id)
             except Exception:
                 log.exception("enqueue of message %s failed; the sweeper will retry", accepted.id)
-        return accepted, False
+        return accepted, replayed
 
     def get_email(self, email_id: int) -> EmailStatus:
         with self.ctx.db.session() as s:  # always the primary: status must be current
-            msg = s.scalars(
-                select(EmailMessage).where(
-                    EmailMessage.id == email_id, EmailMessage.workspace_id == self.workspace_id
-                )
-            ).first()
-            if msg is None:
-                fail(404, ["path", "email_id"], f"email {email_id} not found", "not_found")
-            return EmailStatus.model_validate(msg)
+            return emails.status(s, self.workspace_id, email_id)
 
     # -- unsubscribe -------------------------------------------------------------------
 

@@ -1,0 +1,108 @@
+"""Accepting an email to send (idempotency, suppression, quota) and reading its status.
+
+Enqueueing is the caller's: only once `accept` has committed the row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..db import ACTIVE, QUEUED, SUPPRESSED, EmailMessage, Suppression, WorkspaceUnsubscribe, utcnow
+from ..models import EmailAccepted, EmailSendRequest, EmailStatus
+from ..quota import take_send
+from ..refusals import fail, not_found
+from . import clients
+
+
+def request_hash(body: EmailSendRequest) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(
+    s: Session, workspace_id: int, key: str, request_hash: str
+) -> tuple[EmailAccepted, bool] | None:
+    existing = s.scalars(
+        select(EmailMessage).where(
+            EmailMessage.workspace_id == workspace_id,
+            EmailMessage.idempotency_key == key,
+        )
+    ).first()
+    if existing is None:
+        return None
+    if existing.request_hash != request_hash:
+        fail(
+            422,
+            ["header", "Idempotency-Key"],
+            "this key was already used with a different request body",
+            "idempotency_key_reused",
+        )
+    return EmailAccepted(id=existing.id, status=existing.status), True  # type: ignore[arg-type]
+
+
+def accept(
+    s: Session,
+    workspace_id: int,
+    body: EmailSendRequest,
+    idempotency_key: str | None,
+    daily_send_quota: int,
+) -> tuple[EmailAccepted, bool]:
+    """The committed message and whether it replays an earlier request with the same key."""
+    digest = request_hash(body)
+    now = utcnow()
+    if idempotency_key is not None:
+        replay = _replay(s, workspace_id, idempotency_key, digest)
+        if replay is not None:
+            return replay
+    client = clients.find(s, workspace_id, body.client_id, ["body", "client_id"])
+    suppressed = (
+        client.status != ACTIVE
+        or s.get(Suppression, client.email_key) is not None
+        or s.get(WorkspaceUnsubscribe, (client.workspace_id, client.email_key)) is not None
+    )
+    if not suppressed:  # a suppressed message costs no sending, so no quota
+        take_send(s, client.workspace_id, daily_send_quota, now)
+    msg = EmailMessage(
+        workspace_id=client.workspace_id,
+        client_id=client.id,
+        to_address=client.email,
+        subject=body.subject,
+        body=body.body,
+        status=SUPPRESSED if suppressed else QUEUED,
+        attempts=0,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        last_error=f"suppressed: {client.status}" if suppressed else None,
+        needs_reconciliation=False,
+        enqueued_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    s.add(msg)
+    try:
+        s.commit()
+    except IntegrityError:
+        s.rollback()
+        if idempotency_key is not None:
+            # A concurrent request with the same key committed first.
+            replay = _replay(s, workspace_id, idempotency_key, digest)
+            if replay is not None:
+                return replay
+        not_found(["body", "client_id"], "client", body.client_id)
+    return EmailAccepted(id=msg.id, status=msg.status), False  # type: ignore[arg-type]
+
+
+def status(s: Session, workspace_id: int, email_id: int) -> EmailStatus:
+    msg = s.scalars(
+        select(EmailMessage).where(
+            EmailMessage.id == email_id, EmailMessage.workspace_id == workspace_id
+        )
+    ).first()
+    if msg is None:
+        not_found(["path", "email_id"], "email", email_id)
+    return EmailStatus.model_validate(msg)

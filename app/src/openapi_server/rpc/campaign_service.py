@@ -1,0 +1,175 @@
+"""The Campaign Service: tasks and sending, on the monolith's rules.
+
+CreateTask first asks the Client Service whether the client exists in the caller's
+workspace (GetClient, with a deadline): NOT_FOUND writes nothing, and a Client Service
+that does not answer in time fails the call (UNAVAILABLE / DEADLINE_EXCEEDED) instead
+of holding it. The task's foreign key still refuses a client deleted in between.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import grpc.aio
+from pydantic import ValidationError
+
+from ..db import QUEUED
+from ..models import EmailSendRequest, TaskCreate, TaskUpdate
+from ..operations import emails, tasks
+from ..refusals import detail, not_found_detail
+from . import convert, workspace
+from .gen.coldreach.campaigns.v1 import campaigns_pb2 as pb
+from .gen.coldreach.campaigns.v1 import campaigns_pb2_grpc as pb_grpc
+from .gen.coldreach.clients.v1 import clients_pb2 as cpb
+from .gen.coldreach.clients.v1 import clients_pb2_grpc as cpb_grpc
+from .sessions import Sessions
+from .status import abort, answer, validation_detail
+
+log = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+UPDATABLE = ("title", "due_time", "done")
+MAX_LIMIT = 200
+# Time kept back from the caller's deadline to answer it after GetClient gives up.
+ANSWER_MARGIN_S = 0.05
+
+
+class CampaignService(pb_grpc.CampaignServiceServicer):
+    def __init__(
+        self,
+        sessions: Sessions,
+        clients: cpb_grpc.ClientServiceStub,
+        enqueue: Callable[[int], None],
+        deadline_s: float,
+        daily_send_quota: int,
+    ) -> None:
+        self.sessions = sessions
+        self.clients = clients
+        self.enqueue = enqueue
+        self.deadline_s = deadline_s
+        self.daily_send_quota = daily_send_quota
+
+    def _deadline(self, context: Context) -> float:
+        remaining = context.time_remaining()
+        if remaining is None:
+            return self.deadline_s
+        return max(0.001, min(self.deadline_s, remaining - ANSWER_MARGIN_S))
+
+    async def CreateTask(self, request: pb.CreateTaskRequest, context: Context) -> Any:
+        try:
+            body = TaskCreate(
+                client_id=request.client_id,
+                title=request.title,
+                due_at=convert.moment(request.due_time) if request.HasField("due_time") else None,
+            )
+        except ValidationError as exc:
+            await abort(context, 422, validation_detail(exc))
+        lookup = cpb.GetClientRequest(client_id=cpb.ClientId(id=body.client_id))
+        try:
+            await self.clients.GetClient(lookup, timeout=self._deadline(context))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                loc = ["body", "client_id"]
+                await abort(context, 404, not_found_detail(loc, "client", body.client_id))
+            log.warning("GetClient failed: %s %s", exc.code().name, exc.details())
+            # Never "not found": the client may well exist.
+            code = exc.code()
+            if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                code = grpc.StatusCode.UNAVAILABLE
+            await context.abort(code, f"client service: {exc.code().name}")
+
+        def work() -> pb.CreateTaskResponse:
+            with self.sessions.session_for(body.client_id) as s:
+                task = tasks.insert(s, workspace.current(), body)
+            return pb.CreateTaskResponse(task=convert.task_to_pb(task))
+
+        return await answer(context, work)
+
+    async def GetTask(self, request: pb.GetTaskRequest, context: Context) -> Any:
+        def work() -> pb.GetTaskResponse:
+            with self.sessions.directory() as s:
+                task = tasks.get(s, workspace.current(), request.task_id)
+            return pb.GetTaskResponse(task=convert.task_to_pb(task))
+
+        return await answer(context, work)
+
+    async def ListTasks(self, request: pb.ListTasksRequest, context: Context) -> Any:
+        if not 1 <= request.limit <= MAX_LIMIT or request.offset < 0:
+            await abort(context, 422, _invalid("limit/offset"))
+        client_id = request.client_id if request.HasField("client_id") else None
+
+        def work() -> pb.ListTasksResponse:
+            with self.sessions.directory() as s:
+                page = tasks.list_page(
+                    s, workspace.current(), client_id, request.limit, request.offset
+                )
+            return pb.ListTasksResponse(
+                tasks=[convert.task_to_pb(t) for t in page.items], total=page.total
+            )
+
+        return await answer(context, work)
+
+    async def UpdateTask(self, request: pb.UpdateTaskRequest, context: Context) -> Any:
+        paths = list(request.update_mask.paths)
+        if unknown := sorted(set(paths) - set(UPDATABLE)):
+            await abort(context, 422, _invalid(f"update_mask: {', '.join(unknown)}"))
+        changes: dict[str, Any] = {}
+        if "title" in paths:
+            changes["title"] = request.title
+        if "done" in paths:
+            changes["done"] = request.done
+        if "due_time" in paths:
+            has_due = request.HasField("due_time")
+            changes["due_at"] = convert.moment(request.due_time) if has_due else None
+        try:
+            body = TaskUpdate(**changes)
+        except ValidationError as exc:
+            await abort(context, 422, validation_detail(exc))
+
+        def work() -> pb.UpdateTaskResponse:
+            with self.sessions.directory() as s:
+                task = tasks.update(s, workspace.current(), request.task_id, body)
+            return pb.UpdateTaskResponse(task=convert.task_to_pb(task))
+
+        return await answer(context, work)
+
+    async def SendEmail(self, request: pb.SendEmailRequest, context: Context) -> Any:
+        try:
+            body = EmailSendRequest(
+                client_id=request.client_id, subject=request.subject, body=request.body
+            )
+        except ValidationError as exc:
+            await abort(context, 422, validation_detail(exc))
+        key = request.idempotency_key if request.HasField("idempotency_key") else None
+
+        def work() -> pb.SendEmailResponse:
+            with self.sessions.session_for(body.client_id) as s:
+                accepted, replayed = emails.accept(
+                    s, workspace.current(), body, key, self.daily_send_quota
+                )
+            # Only once the row is committed; a failed enqueue leaves it to the sweeper.
+            if accepted.status == QUEUED and not replayed:
+                try:
+                    self.enqueue(accepted.id)
+                except Exception:
+                    log.exception("enqueue of message %s failed; the sweeper retries", accepted.id)
+            return pb.SendEmailResponse(
+                email_id=accepted.id, state=convert.state_to_pb(accepted.status), replayed=replayed
+            )
+
+        return await answer(context, work)
+
+    async def GetEmail(self, request: pb.GetEmailRequest, context: Context) -> Any:
+        def work() -> pb.GetEmailResponse:
+            with self.sessions.directory() as s:
+                status = emails.status(s, workspace.current(), request.email_id)
+            return pb.GetEmailResponse(email=convert.email_to_pb(status))
+
+        return await answer(context, work)
+
+
+def _invalid(what: str) -> list[dict[str, Any]]:
+    return detail(["body"], f"invalid {what}", "value_error")

@@ -1,0 +1,100 @@
+"""The Client Service: clients CRUD on the monolith's rules (operations/clients.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc.aio
+from pydantic import ValidationError
+
+from ..models import ClientCreate, ClientUpdate
+from ..operations import clients
+from ..refusals import detail
+from . import convert, workspace
+from .gen.coldreach.clients.v1 import clients_pb2 as pb
+from .gen.coldreach.clients.v1 import clients_pb2_grpc as pb_grpc
+from .sessions import Sessions
+from .status import abort, answer, validation_detail
+
+Context = grpc.aio.ServicerContext[Any, Any]
+UPDATABLE = ("name", "email", "company")
+MAX_LIMIT = 200
+
+
+class ClientService(pb_grpc.ClientServiceServicer):
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+
+    async def GetClient(self, request: pb.GetClientRequest, context: Context) -> Any:
+        client_id = request.client_id.id
+
+        def work() -> pb.GetClientResponse:
+            with self.sessions.session_for(client_id) as s:
+                client = clients.get(s, workspace.current(), client_id)
+            return pb.GetClientResponse(client=convert.client_to_pb(client))
+
+        return await answer(context, work)
+
+    async def ListClients(self, request: pb.ListClientsRequest, context: Context) -> Any:
+        if not 1 <= request.limit <= MAX_LIMIT or request.offset < 0:
+            await abort(context, 422, _range_detail("limit/offset"))
+
+        def work() -> pb.ListClientsResponse:
+            with self.sessions.directory() as s:
+                page = clients.list_page(s, workspace.current(), request.limit, request.offset)
+            return pb.ListClientsResponse(
+                clients=[convert.client_to_pb(c) for c in page.items], total=page.total
+            )
+
+        return await answer(context, work)
+
+    async def CreateClient(self, request: pb.CreateClientRequest, context: Context) -> Any:
+        try:
+            body = ClientCreate(
+                name=request.name,
+                email=request.email,
+                company=request.company if request.HasField("company") else None,
+            )
+        except ValidationError as exc:
+            await abort(context, 422, validation_detail(exc))
+
+        def work() -> pb.CreateClientResponse:
+            with self.sessions.directory() as s:
+                client = clients.create(s, workspace.current(), body)
+            return pb.CreateClientResponse(client=convert.client_to_pb(client))
+
+        return await answer(context, work)
+
+    async def UpdateClient(self, request: pb.UpdateClientRequest, context: Context) -> Any:
+        paths = list(request.update_mask.paths)
+        if unknown := sorted(set(paths) - set(UPDATABLE)):
+            await abort(context, 422, _range_detail(f"update_mask: {', '.join(unknown)}"))
+        changes = {name: getattr(request, name) for name in paths}
+        if "company" in changes and not request.HasField("company"):
+            changes["company"] = None
+        try:
+            body = ClientUpdate(**changes)
+        except ValidationError as exc:
+            await abort(context, 422, validation_detail(exc))
+        client_id = request.client_id.id
+
+        def work() -> pb.UpdateClientResponse:
+            with self.sessions.session_for(client_id) as s:
+                client = clients.update(s, workspace.current(), client_id, body)
+            return pb.UpdateClientResponse(client=convert.client_to_pb(client))
+
+        return await answer(context, work)
+
+    async def DeleteClient(self, request: pb.DeleteClientRequest, context: Context) -> Any:
+        client_id = request.client_id.id
+
+        def work() -> pb.DeleteClientResponse:
+            with self.sessions.session_for(client_id) as s:
+                clients.delete(s, workspace.current(), client_id)
+            return pb.DeleteClientResponse()
+
+        return await answer(context, work)
+
+
+def _range_detail(what: str) -> list[dict[str, Any]]:
+    return detail(["body"], f"invalid {what}", "value_error")

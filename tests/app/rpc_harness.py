@@ -1,0 +1,88 @@
+"""The phase-3 services in-process: both gRPC servers on 127.0.0.1:0 in a loop thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from openapi_server.config import Settings
+from openapi_server.db import Database
+from openapi_server.mailer import Mailer, make_mailer
+from openapi_server.pipeline import Pipeline
+from openapi_server.queues import QueueBackend, make_queue
+from openapi_server.rpc.server import Running, start_campaigns, start_clients
+from openapi_server.rpc.sessions import OneDatabase
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An asyncio loop of its own, as a service process has."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@dataclass
+class Services:
+    loop: LoopThread
+    clients: Running
+    campaigns: Running
+    db: Database
+    queue: QueueBackend
+
+    def edge_settings(self, settings: Settings) -> Settings:
+        return settings.with_(
+            client_service_addr=f"127.0.0.1:{self.clients.port}",
+            campaign_service_addr=f"127.0.0.1:{self.campaigns.port}",
+        )
+
+
+@contextmanager
+def running_services(
+    settings: Settings,
+    provider: TracerProvider | None = None,
+    mailer: Mailer | None = None,
+    client_service_addr: str | None = None,
+) -> Iterator[Services]:
+    """Client and Campaign services on one database; the Campaign Service's queue sends.
+
+    `client_service_addr` points the Campaign Service elsewhere (a stopped or stalled
+    Client Service) instead of at the Client Service started here.
+    """
+    loop = LoopThread()
+    db = Database(settings)
+    sessions = OneDatabase(db)
+    local = settings.with_(grpc_bind="127.0.0.1")
+    queue = make_queue(settings, Pipeline(db, mailer or make_mailer(settings), settings))
+    queue.start()
+    clients = loop.run(start_clients(local, sessions, provider, port=0))
+    target = client_service_addr or f"127.0.0.1:{clients.port}"
+    campaigns = loop.run(
+        start_campaigns(local.with_(client_service_addr=target), sessions, queue, provider, port=0)
+    )
+    try:
+        yield Services(loop, clients, campaigns, db, queue)
+    finally:
+        loop.run(campaigns.stop(0.5))
+        loop.run(clients.stop(0.5))
+        queue.stop()
+        db.dispose()
+        loop.close()

@@ -1,0 +1,323 @@
+"""The Client and Campaign services over real gRPC (servers on 127.0.0.1:0).
+
+CreateTask validates the client through GetClient: NOT_FOUND writes nothing, and a
+Client Service that is down or stalled fails the call within its deadline. Plus the
+standard health service, reflection, the workspace interceptor, retries of read-only
+calls only, and round robin over several addresses.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import grpc
+import grpc.aio
+import pytest
+from app_helpers import wait_for, worker_env
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from openapi_server.apikeys import get_or_create_workspace
+from openapi_server.config import Settings
+from openapi_server.db import Task
+from openapi_server.rpc.channels import aio_channel, blocking_channel
+from openapi_server.rpc.gen.coldreach.campaigns.v1 import campaigns_pb2 as cpb
+from openapi_server.rpc.gen.coldreach.campaigns.v1 import campaigns_pb2_grpc as cpb_grpc
+from openapi_server.rpc.gen.coldreach.clients.v1 import clients_pb2 as pb
+from openapi_server.rpc.gen.coldreach.clients.v1 import clients_pb2_grpc as pb_grpc
+from openapi_server.rpc.workspace import METADATA_KEY, acting_for
+from rpc_harness import LoopThread, Services, running_services
+from sqlalchemy import func, select
+
+DEADLINE_S = 0.5
+
+
+@pytest.fixture
+def grpc_settings(pg_settings: Settings, clean_pg: None) -> Settings:
+    return pg_settings.with_(grpc_deadline_s=DEADLINE_S)
+
+
+@pytest.fixture
+def services(grpc_settings: Settings) -> Iterator[Services]:
+    with running_services(grpc_settings) as running:
+        yield running
+
+
+def _workspaces(services: Services) -> tuple[int, int]:
+    with services.db.session() as s:
+        mine = get_or_create_workspace(s, "mine").id
+        theirs = get_or_create_workspace(s, "theirs").id
+        s.commit()
+    return mine, theirs
+
+
+def _stubs(services: Services) -> tuple[pb_grpc.ClientServiceStub, cpb_grpc.CampaignServiceStub]:
+    return (
+        pb_grpc.ClientServiceStub(blocking_channel(f"127.0.0.1:{services.clients.port}")),
+        cpb_grpc.CampaignServiceStub(blocking_channel(f"127.0.0.1:{services.campaigns.port}")),
+    )
+
+
+def _task_count(services: Services) -> int:
+    with services.db.session() as s:
+        return s.scalar(select(func.count()).select_from(Task)) or 0
+
+
+def test_create_task_checks_the_client_through_get_client(services: Services) -> None:
+    mine, theirs = _workspaces(services)
+    clients, campaigns = _stubs(services)
+    with acting_for(theirs):
+        foreign = clients.CreateClient(
+            pb.CreateClientRequest(name="T", email="t@example.com"), timeout=5
+        ).client.id
+    with acting_for(mine):
+        client = clients.CreateClient(
+            pb.CreateClientRequest(name="A", email="a@example.com", company="Acme"), timeout=5
+        ).client
+        assert client.company == "Acme" and client.status == pb.CLIENT_STATUS_ACTIVE
+        task = campaigns.CreateTask(
+            cpb.CreateTaskRequest(client_id=client.id, title="Call"), timeout=5
+        ).task
+        assert (task.client_id, task.title, task.done) == (client.id, "Call", False)
+        assert _task_count(services) == 1
+
+        for missing in (client.id + 1000, foreign):  # absent, and another workspace's
+            with pytest.raises(grpc.RpcError) as refused:
+                campaigns.CreateTask(cpb.CreateTaskRequest(client_id=missing, title="X"), timeout=5)
+            assert refused.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+            assert f"client {missing} not found" in refused.value.details()  # type: ignore[attr-defined]
+        assert _task_count(services) == 1  # nothing written
+
+
+@pytest.mark.parametrize("fault", ["down", "stalled"])
+def test_create_task_fails_within_its_deadline_when_the_client_service_fails(
+    grpc_settings: Settings, fault: str
+) -> None:
+    """Down: connection refused (UNAVAILABLE). Stalled: accepts, never answers."""
+    stall = socket.socket()
+    stall.bind(("127.0.0.1", 0))
+    stall.listen(16)  # the kernel accepts connections; nobody speaks HTTP/2 on them
+    address = f"127.0.0.1:{stall.getsockname()[1]}"
+    if fault == "down":
+        stall.close()  # nothing listens there any more
+    try:
+        with running_services(grpc_settings, client_service_addr=address) as services:
+            mine, _ = _workspaces(services)
+            _, campaigns = _stubs(services)
+            with acting_for(mine):
+                started = time.monotonic()
+                with pytest.raises(grpc.RpcError) as failed:
+                    # The edge's deadline is longer than the Campaign Service's own.
+                    campaigns.CreateTask(cpb.CreateTaskRequest(client_id=1, title="X"), timeout=5)
+                elapsed = time.monotonic() - started
+            code = failed.value.code()  # type: ignore[attr-defined]
+            assert code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            assert code != grpc.StatusCode.NOT_FOUND
+            assert elapsed < DEADLINE_S + 1.0, f"took {elapsed:.2f}s"
+            assert _task_count(services) == 0
+    finally:
+        stall.close()
+
+
+def test_the_caller_deadline_bounds_the_nested_get_client(grpc_settings: Settings) -> None:
+    """A caller's shorter deadline wins over GRPC_DEADLINE_S for the nested call."""
+    stall = socket.socket()
+    stall.bind(("127.0.0.1", 0))
+    stall.listen(16)
+    address = f"127.0.0.1:{stall.getsockname()[1]}"
+    try:
+        settings = grpc_settings.with_(grpc_deadline_s=30.0)
+        with running_services(settings, client_service_addr=address) as services:
+            mine, _ = _workspaces(services)
+            _, campaigns = _stubs(services)
+            with acting_for(mine):
+                started = time.monotonic()
+                with pytest.raises(grpc.RpcError) as failed:
+                    campaigns.CreateTask(cpb.CreateTaskRequest(client_id=1, title="X"), timeout=0.4)
+                elapsed = time.monotonic() - started
+            assert failed.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+            assert elapsed < 1.5
+    finally:
+        stall.close()
+
+
+def test_calls_without_a_workspace_are_refused(services: Services) -> None:
+    clients, _ = _stubs(services)
+    with pytest.raises(grpc.RpcError) as refused:
+        clients.GetClient(pb.GetClientRequest(client_id=pb.ClientId(id=1)), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    raw = grpc.insecure_channel(f"127.0.0.1:{services.clients.port}")
+    stub = pb_grpc.ClientServiceStub(raw)
+    for bad in ("0", "-1", "abc", "2147483648", "99999999999"):
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.GetClient(
+                pb.GetClientRequest(client_id=pb.ClientId(id=1)),
+                timeout=5,
+                metadata=((METADATA_KEY, bad),),
+            )
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    raw.close()
+
+
+def test_health_and_reflection(services: Services) -> None:
+    for running, name in (
+        (services.clients, "coldreach.clients.v1.ClientService"),
+        (services.campaigns, "coldreach.campaigns.v1.CampaignService"),
+    ):
+        channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+        checks = health_pb2_grpc.HealthStub(channel)
+        for service in ("", name):
+            reply = checks.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
+        replies = reflect.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+        )
+        listed = {s.name for r in replies for s in r.list_services_response.service}
+        assert {name, "grpc.health.v1.Health"} <= listed
+        channel.close()
+
+
+def test_graceful_stop_reports_not_serving_first(grpc_settings: Settings) -> None:
+    with running_services(grpc_settings) as services:
+        channel = grpc.insecure_channel(f"127.0.0.1:{services.clients.port}")
+        checks = health_pb2_grpc.HealthStub(channel)
+        watch = checks.Watch(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        services.loop.run(services.clients.stop(1.0))
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        channel.close()
+        # running_services stops it again on exit: stopping twice is harmless
+
+
+class FlakyClients(pb_grpc.ClientServiceServicer):
+    """Fails the first call of each method with UNAVAILABLE, then answers."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+
+    async def _count(self, name: str, context: grpc.aio.ServicerContext) -> None:  # type: ignore[type-arg]
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if self.calls[name] == 1:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+
+    async def GetClient(self, request, context):  # type: ignore[no-untyped-def]
+        await self._count("GetClient", context)
+        return pb.GetClientResponse(client=pb.Client(id=request.client_id.id))
+
+    async def CreateClient(self, request, context):  # type: ignore[no-untyped-def]
+        await self._count("CreateClient", context)
+        return pb.CreateClientResponse(client=pb.Client(id=1))
+
+
+async def _server_of(servicer: pb_grpc.ClientServiceServicer) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server()
+    pb_grpc.add_ClientServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port
+
+
+def test_read_only_calls_are_retried_and_writes_are_not() -> None:
+    loop = LoopThread()
+    servicer = FlakyClients()
+    server, port = loop.run(_server_of(servicer))
+
+    async def calls() -> tuple[int, grpc.StatusCode]:
+        channel = aio_channel(f"127.0.0.1:{port}")
+        stub = pb_grpc.ClientServiceStub(channel)
+        got = await stub.GetClient(pb.GetClientRequest(client_id=pb.ClientId(id=7)), timeout=5)
+        try:
+            await stub.CreateClient(pb.CreateClientRequest(name="n", email="e@x.io"), timeout=5)
+            code = grpc.StatusCode.OK
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+        await channel.close()
+        return got.client.id, code
+
+    try:
+        client_id, create_code = loop.run(calls())
+        assert client_id == 7
+        assert servicer.calls["GetClient"] == 2  # retried by the service config
+        assert create_code == grpc.StatusCode.UNAVAILABLE
+        assert servicer.calls["CreateClient"] == 1  # a write is never retried
+    finally:
+        loop.run(server.stop(0))
+        loop.close()
+
+
+class Counting(pb_grpc.ClientServiceServicer):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def GetClient(self, request, context):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return pb.GetClientResponse(client=pb.Client(id=request.client_id.id))
+
+
+def test_round_robin_spreads_calls_over_every_resolved_address() -> None:
+    """As over the pod addresses of a headless Service (here an ipv4: list)."""
+    loop = LoopThread()
+    servicers = [Counting(), Counting()]
+    servers, ports = zip(*(loop.run(_server_of(s)) for s in servicers), strict=True)
+    channel = blocking_channel(f"ipv4:127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}")
+    stub = pb_grpc.ClientServiceStub(channel)
+    try:
+        for n in range(20):
+            stub.GetClient(pb.GetClientRequest(client_id=pb.ClientId(id=n + 1)), timeout=5)
+        calls = [s.calls for s in servicers]
+        # pick_first would give [20, 0]; round robin alternates once both are connected.
+        assert sum(calls) == 20 and min(calls) >= 5, calls
+    finally:
+        channel.close()
+        for server in servers:
+            loop.run(server.stop(0))
+        loop.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", ["serve-clients", "serve-campaigns"])
+def test_serve_commands_answer_health_and_stop_on_sigterm(
+    grpc_settings: Settings, tmp_path, command: str
+) -> None:
+    port = _free_port()
+    env = worker_env(
+        grpc_settings,
+        QUEUE_BACKEND="inline",
+        GRPC_BIND="127.0.0.1",
+        GRPC_PORT=str(port),
+        CLIENT_SERVICE_ADDR="127.0.0.1:1",  # the Campaign Service starts without it answering
+        GRPC_SHUTDOWN_GRACE_S="1",
+    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "openapi_server.cli", command],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: b"ready on port" in log.read_bytes(), timeout=30, interval=0.1)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=5
+        )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        channel.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
