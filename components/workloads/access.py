@@ -24,6 +24,8 @@ class Shard:
     database: pulumi.Input[str]
     secret_arn: pulumi.Input[str]
     """The JSON secret holding its `username` and `password`."""
+    connect_arn: pulumi.Input[str] | None = None
+    """`rds-db:connect` on this shard for `Access.iam_db_user`, when pods sign in with IAM."""
 
 
 @dataclass(frozen=True)
@@ -52,3 +54,13 @@ class Access:
     mail: Mail | None = None
     extra_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Plain settings every app workload gets (region, ...)."""
+    iam_db_user: str | None = None
+    """The database role pods sign in as with RDS IAM tokens (`dbIamAuth` services/on):
+    they are granted `rds-db:connect` for it and never read a shard's master secret. None:
+    they read the shards' credentials secrets."""
+
+    def reached_shards(self, endpoints: Sequence[str]) -> list[Shard]:
+        """Every shard for a `shards` reach, else shard 1 (the directory, the primary)."""
+        if not endpoints:
+            return []
+        return list(self.shards) if "shards" in endpoints else [self.shards[0]]

@@ -46,14 +46,19 @@ def environment(
         pod = s.pods[service.name]
         env |= {
             "DB_DIRECTORY": _url(first.address, first.port, DIRECTORY_DATABASE),
-            "DB_DIRECTORY_SECRET_ARN": first.secret_arn,
             "DB_POOL_SIZE": str(pod.db_pool_size),
             "DB_MAX_OVERFLOW": str(pod.db_max_overflow),
         }
+        if access.iam_db_user is not None:
+            # A fresh RDS IAM token per connection, as the least-privilege app role.
+            env |= {"DB_IAM_AUTH": "1", "DB_USER": access.iam_db_user}
+        else:
+            env["DB_DIRECTORY_SECRET_ARN"] = first.secret_arn
     if "shards" in endpoints:
         for n, shard in enumerate(access.shards, start=1):
             env[f"DB_SHARD_{n}"] = _url(shard.address, shard.port, shard.database)
-            env[f"DB_SHARD_{n}_SECRET_ARN"] = shard.secret_arn
+            if access.iam_db_user is None:
+                env[f"DB_SHARD_{n}_SECRET_ARN"] = shard.secret_arn
     for reach in service.reaches_now(f):
         peer = next((p for p in topology.services if p.name == reach.target), None)
         if peer is None or peer.name == "tracing" or peer.port is None:

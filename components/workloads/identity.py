@@ -20,15 +20,13 @@ def reads_unsubscribe_key(service: Service, topology: Topology) -> bool:
 
 
 def secret_arns(service: Service, topology: Topology, access: Access) -> list[pulumi.Input[str]]:
-    """The secrets a workload reads: shard 1's credentials for the directory or the primary,
-    every shard's when it reaches the shards, and the unsubscribe key where links are made
-    or checked."""
+    """The secrets a workload reads: the credentials of the shards it reaches (shard 1 for
+    the directory or the primary, every shard for the shards) unless it signs in with IAM,
+    and the unsubscribe key where links are made or checked."""
     endpoints = service.database_endpoints(topology.features)
     found: list[pulumi.Input[str]] = []
-    if "shards" in endpoints:
-        found += [shard.secret_arn for shard in access.shards]
-    elif endpoints:
-        found.append(access.shards[0].secret_arn)
+    if access.iam_db_user is None:
+        found += [shard.secret_arn for shard in access.reached_shards(endpoints)]
     if reads_unsubscribe_key(service, topology):
         found.append(access.unsubscribe_secret_arn)
     return found
@@ -78,6 +76,12 @@ def kafka_statements(service: Service, kafka: Kafka) -> list[iam.Statement]:
 
 def statements(service: Service, topology: Topology, access: Access) -> list[iam.Statement]:
     found: list[iam.Statement] = []
+    shards = access.reached_shards(service.database_endpoints(topology.features))
+    if shards and access.iam_db_user is not None:
+        connect = [shard.connect_arn for shard in shards]
+        if any(arn is None for arn in connect):
+            raise ValueError("pods sign in with IAM: every shard needs its rds-db:connect ARN")
+        found.append(iam.allow(["rds-db:connect"], [arn for arn in connect if arn is not None]))
     secrets = secret_arns(service, topology, access)
     if secrets:
         found.append(iam.allow(["secretsmanager:GetSecretValue"], secrets))

@@ -27,7 +27,7 @@ from components.network import Network
 from components.registry import IMAGE_ARCHITECTURE
 from components.workloads import pod_network
 from infra.config import Settings
-from infra.layers.compute import Compute
+from infra.layers.compute import APP_DB_USER, Compute
 from infra.layers.data import Data
 from infra.layers.edge import API_NODE_PORT, CLUSTER_TARGETS, Edge
 from infra.topology import EDGE, TIERS, Flow, Topology
@@ -66,9 +66,13 @@ def admin_roles(s: Settings) -> list[pulumi.Input[str]]:
     return [context.issuer_arn]
 
 
-def access(topology: Topology, data: Data, edge: Edge, apps: Compute) -> workloads.Access:
+def access(
+    s: Settings, topology: Topology, data: Data, edge: Edge, apps: Compute
+) -> workloads.Access:
     """What the workloads reach outside the cluster, as the data, edge and compute layers
-    built it."""
+    built it. Where the ECS services sign in to PostgreSQL with IAM tokens, so do the pods,
+    as the same app role (`dbIamAuth`, docs/database-access.md)."""
+    iam_user = APP_DB_USER if s.database.services_on_iam else None
     port = TIERS["database"].port
     kafka = None
     if data.kafka is not None:
@@ -81,7 +85,13 @@ def access(topology: Topology, data: Data, edge: Edge, apps: Compute) -> workloa
     groups |= {tier.name: data.security_group(tier.name) for tier in topology.tiers}
     return workloads.Access(
         shards=[
-            workloads.Shard(shard.address, port, shard.name, shard.secret_arn)
+            workloads.Shard(
+                shard.address,
+                port,
+                shard.name,
+                shard.secret_arn,
+                shard.connect_arn(iam_user) if iam_user else None,
+            )
             for shard in data.shards or [data.database]
         ],
         groups=groups,
@@ -89,6 +99,7 @@ def access(topology: Topology, data: Data, edge: Edge, apps: Compute) -> workloa
         public_url=edge.public_url,
         kafka=kafka,
         mail=edge.mail,
+        iam_db_user=iam_user,
     )
 
 
@@ -182,7 +193,7 @@ def build(
             vpc_cidr=s.network.vpc_cidr,
             image=apps.image.ref,
             kubernetes_version=c.version,
-            access=access(topology, data, edge, apps),
+            access=access(s, topology, data, edge, apps),
         ),
     )
     return ClusterLayer(

@@ -317,7 +317,16 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
         # database and the endpoint.
         data.rotation.schedule(depends_on=opened[ROTATION])
 
-    db_tasks = app.db_tasks() if s.database.roles else {}
+    # They run in the ECS API's network and group; once the cluster has taken over and ECS
+    # is retired there is none, and the task definitions go with the services.
+    ecs_api = any(svc.load_balanced for svc in topology.on(Platform.ECS))
+    db_tasks = app.db_tasks() if s.database.roles and ecs_api else {}
+    if s.database.roles and not ecs_api:
+        pulumi.log.warn(
+            "cold-reach:retireEcs: the one-off bootstrap and migrate tasks ran beside the ECS "
+            "API and are retired with it; run further migrations from the cluster "
+            "(docs/database-access.md)"
+        )
     network = None
     if db_tasks:
         # They run where the API runs, in its security group: the one the database admits.

@@ -62,6 +62,10 @@ def test_after_retiring_ecs_every_request_goes_to_the_cluster(
     assert weights(d) == {"edge-cluster-targets": 100}
     assert d.output("eks_traffic_percent") == 100
     assert d.of_type("aws:ecs/service:Service") == []
+    # The one-off database tasks ran in the ECS API's group; they go with it, and say so.
+    assert d.of_type("aws:ecs/taskDefinition:TaskDefinition") == []
+    assert "db_task_network" not in d.outputs
+    assert [m for _, m in d.messages if "bootstrap and migrate tasks" in m]
 
 
 def test_cluster_targets_are_the_nodes_on_the_api_node_port(

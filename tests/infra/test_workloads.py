@@ -20,6 +20,7 @@ from components.workloads.network_policies import DEFAULT_DENY, PLUMBING
 from infra import phases, topology
 from infra.config.keys import SCHEMA
 from infra.layers.cluster import NODES
+from infra.layers.compute import APP_DB_USER
 from infra.layers.edge import API_NODE_PORT
 from infra.topology import AWS_APIS, EDGE, INTERNET, TIERS, Platform
 from policies import catalog
@@ -377,6 +378,37 @@ def test_each_role_grants_exactly_its_reaches(prod: Deployment) -> None:
             "aws:RequestTag/kubernetes-namespace": NAMESPACE,
             "aws:RequestTag/kubernetes-service-account": name,
         }
+
+
+def test_with_iam_database_auth_pods_sign_in_as_the_app_role_and_read_no_shard_secret(
+    program: Callable[..., Deployment],
+) -> None:
+    """`dbIamAuth: on` (the ECS services sign in with IAM tokens and the master secret is
+    closed): the pods connect the same way, each to exactly the shards it reaches."""
+    d = program("staging", 3, dbIamAuth="on")
+    roles = _roles(d)
+    instances = {r.name: r for r in d.of_type("aws:rds/instance:Instance")}
+
+    def connect(instance: str) -> str:
+        r = instances[instance]
+        region, account = r.out("arn").split(":")[3:5]
+        return f"arn:aws:rds-db:{region}:{account}:dbuser:{r.out('resourceId')}/{APP_DB_USER}"
+
+    shard_1, shard_2 = connect("db-instance"), connect("shard2-instance")
+    by_action = {
+        name: {(a, r) for a, r in _grants(statements) if a.startswith(("rds-db", "secrets"))}
+        for name, (_, statements) in roles.items()
+    }
+    unsubscribe = next(r.out("arn") for r in d.of_type("aws:secretsmanager/secret:Secret")
+                       if r.name == "unsubscribe-key-secret")  # fmt: skip
+    read = "secretsmanager:GetSecretValue"
+    assert by_action["api"] == {("rds-db:connect", shard_1), (read, unsubscribe)}
+    assert by_action["clients"] == {("rds-db:connect", shard_1), ("rds-db:connect", shard_2)}
+    assert by_action["sender"] == by_action["clients"] | {(read, unsubscribe)}
+    for name in ("api", "clients"):
+        env = _env(d, name)
+        assert env["DB_IAM_AUTH"] == "1" and env["DB_USER"] == APP_DB_USER
+        assert not [k for k in env if k.endswith("_SECRET_ARN") and k.startswith("DB_")], name
 
 
 def _env(d: Deployment, name: str) -> dict[str, str]:
