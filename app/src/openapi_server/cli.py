@@ -6,6 +6,7 @@
     coldreach-app set-quota --workspace NAME --daily-sends N|default
     coldreach-app migrate [REVISION]
     coldreach-app worker [CELERY_WORKER_OPTIONS...]
+    coldreach-app consume
     coldreach-app reconcile [sent|failed|requeue ID [PROVIDER_ID]]
     coldreach-app healthcheck [--worker]
 
@@ -119,15 +120,20 @@ def _set_quota(args: argparse.Namespace) -> int:
 SERVICE_COMMANDS = {
     "migrate": "apply the database migrations (alembic upgrade [REVISION])",
     "worker": "run the Celery email worker",
+    "consume": "run a Kafka sender (QUEUE_BACKEND=kafka): consumer, outbox relay, sweeper",
     "reconcile": "list or resolve messages flagged for reconciliation",
     "healthcheck": "container health probe (--worker for the worker)",
 }
 
 
+SERVICE_MODULES = {"consume": "openapi_server.kafka.consume"}
+
+
 def _service(command: str, argv: list[str]) -> int:
     import importlib
 
-    return int(importlib.import_module(f"openapi_server.{command}").main(argv) or 0)
+    module = SERVICE_MODULES.get(command, f"openapi_server.{command}")
+    return int(importlib.import_module(module).main(argv) or 0)
 
 
 def parser() -> argparse.ArgumentParser:

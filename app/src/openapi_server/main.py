@@ -45,11 +45,15 @@ def build_context(
 ) -> AppContext:
     db = Database(settings)
     pipeline = Pipeline(db, mailer or make_mailer(settings), settings)
-    queue: QueueBackend = (
-        CeleryQueue(settings)
-        if settings.queue_backend == "celery"
-        else InlineQueue(pipeline, settings)
-    )
+    queue: QueueBackend
+    if settings.queue_backend == "kafka":
+        from .kafka.backend import KafkaQueue
+
+        queue = KafkaQueue(settings, {"default": db})
+    elif settings.queue_backend == "celery":
+        queue = CeleryQueue(settings)
+    else:
+        queue = InlineQueue(pipeline, settings)
     return AppContext(
         settings=settings,
         db=db,

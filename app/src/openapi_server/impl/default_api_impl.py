@@ -255,6 +255,8 @@ class DefaultApiImpl(BaseDefaultApi):
             )
             s.add(msg)
             try:
+                if msg.status == QUEUED:
+                    self.ctx.queue.stage(s, msg)  # e.g. the Kafka outbox row, same transaction
                 s.commit()
             except IntegrityError:
                 s.rollback()

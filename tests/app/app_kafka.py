@@ -1,0 +1,98 @@
+"""Kafka test helpers: librdkafka's mock cluster, per-test topics, a consumer on a thread.
+
+The mock cluster (`test.mock.num.brokers`) lives in this process as long as its owning
+client; subprocesses reach it on its loopback listeners. It auto-creates topics with 4
+partitions and has no CreateTopics, so every test gets fresh topic and group names.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Message
+from openapi_server.config import KafkaSettings, Settings
+from openapi_server.kafka.clients import MockCluster
+from openapi_server.kafka.consumer import SendConsumer, SessionFor
+from openapi_server.kafka.topics import Topics, topic_admin
+from openapi_server.pipeline import Pipeline
+
+
+@pytest.fixture(scope="session")
+def kafka_mock() -> Iterator[MockCluster]:
+    cluster = MockCluster(brokers=3)
+    yield cluster
+    cluster.close()
+
+
+def fresh_kafka(bootstrap: str, **changes: Any) -> KafkaSettings:
+    tag = secrets.token_hex(4)
+    base = KafkaSettings(
+        bootstrap_servers=bootstrap,
+        send_topic=f"email.send.t{tag}",
+        dlq_topic=f"email.send.dlq.t{tag}",
+        group_id=f"sender-{tag}",
+        create_topics=False,
+        relay_interval_s=0.05,
+        concurrency=8,
+        outbox_lease_s=10.0,
+    )
+    return replace(base, **changes)
+
+
+@pytest.fixture
+def kafka_settings(pg_settings: Settings, kafka_mock: MockCluster, clean_pg: None) -> Settings:
+    return pg_settings.with_(
+        queue_backend="kafka", kafka=fresh_kafka(kafka_mock.bootstrap_servers)
+    )
+
+
+@contextmanager
+def running_consumer(
+    settings: Settings, pipeline: Pipeline, sessions: SessionFor | None = None
+) -> Iterator[SendConsumer]:
+    topic_admin(settings).ensure(Topics.from_settings(settings))
+    consumer = SendConsumer(settings, pipeline, sessions)
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield consumer
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def read_topic(
+    bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0
+) -> list[Message]:
+    """Every record of `topic` from the start, until `expected` arrived or the time ran out."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{secrets.token_hex(4)}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            for msg in consumer.consume(500, timeout=0.5):
+                if msg.error() is None:
+                    out.append(msg)
+        # a short grace period catches records beyond the expected count
+        for msg in consumer.consume(500, timeout=1.0):
+            if msg.error() is None:
+                out.append(msg)
+    finally:
+        consumer.close()
+    return out
