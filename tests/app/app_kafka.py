@@ -15,20 +15,11 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-import pytest
 from confluent_kafka import Consumer, Message
 from openapi_server.config import KafkaSettings, Settings
-from openapi_server.kafka.clients import MockCluster
 from openapi_server.kafka.consumer import SendConsumer, SessionFor
 from openapi_server.kafka.topics import Topics, topic_admin
 from openapi_server.pipeline import Pipeline
-
-
-@pytest.fixture(scope="session")
-def kafka_mock() -> Iterator[MockCluster]:
-    cluster = MockCluster(brokers=3)
-    yield cluster
-    cluster.close()
 
 
 def fresh_kafka(bootstrap: str, **changes: Any) -> KafkaSettings:
@@ -44,13 +35,6 @@ def fresh_kafka(bootstrap: str, **changes: Any) -> KafkaSettings:
         outbox_lease_s=10.0,
     )
     return replace(base, **changes)
-
-
-@pytest.fixture
-def kafka_settings(pg_settings: Settings, kafka_mock: MockCluster, clean_pg: None) -> Settings:
-    return pg_settings.with_(
-        queue_backend="kafka", kafka=fresh_kafka(kafka_mock.bootstrap_servers)
-    )
 
 
 @contextmanager
@@ -69,9 +53,7 @@ def running_consumer(
         thread.join(timeout=30)
 
 
-def read_topic(
-    bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0
-) -> list[Message]:
+def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0) -> list[Message]:
     """Every record of `topic` from the start, until `expected` arrived or the time ran out."""
     consumer = Consumer(
         {

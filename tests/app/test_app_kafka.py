@@ -22,13 +22,7 @@ from typing import Any
 
 import pytest
 from app_helpers import authorize, bearer, wait_for
-from app_kafka import (  # noqa: F401 (fixtures)
-    fresh_kafka,
-    kafka_mock,
-    kafka_settings,
-    read_topic,
-    running_consumer,
-)
+from app_kafka import fresh_kafka, read_topic, running_consumer
 from app_recording import RecordingMailer
 from confluent_kafka import Consumer, Producer, TopicPartition
 from fastapi.testclient import TestClient
@@ -38,7 +32,7 @@ from openapi_server.db import Database, utcnow
 from openapi_server.kafka.clients import MockCluster, base_config, msk_iam_token
 from openapi_server.kafka.offsets import PartitionOffsets
 from openapi_server.kafka.outbox import stage_due
-from openapi_server.kafka.records import PoisonRecord, SendRecord, decode
+from openapi_server.kafka.records import PoisonRecord, SendRecord, carrier_of, decode
 from openapi_server.kafka.relay import Relay, RelayThread
 from openapi_server.mailer import TransientMailerError
 from openapi_server.main import create_app
@@ -218,9 +212,7 @@ def test_api_relay_consumer_end_to_end(kafka_settings: Settings) -> None:
 
 def test_readiness_reports_an_unreachable_broker(kafka_settings: Settings) -> None:
     closed = _closed_port()
-    settings = kafka_settings.with_(
-        kafka=fresh_kafka(f"127.0.0.1:{closed}"), broker_timeout_s=0.5
-    )
+    settings = kafka_settings.with_(kafka=fresh_kafka(f"127.0.0.1:{closed}"), broker_timeout_s=0.5)
     with TestClient(create_app(settings, mailer=RecordingMailer())) as api:
         r = api.get("/readyz")
         assert r.status_code == 503 and "broker unavailable" in r.text
@@ -344,7 +336,9 @@ def test_sweeper_stages_only_due_or_lost_rows(
         }
         for mid, (enqueued, due) in updates.items():
             conn.execute(
-                text("UPDATE email_messages SET enqueued_at = :e, next_attempt_at = :d WHERE id = :i"),
+                text(
+                    "UPDATE email_messages SET enqueued_at = :e, next_attempt_at = :d WHERE id = :i"
+                ),
                 {"e": enqueued, "d": due, "i": mid},
             )
     with db.primary.begin() as conn:
@@ -380,10 +374,10 @@ def test_poison_record_goes_to_the_dlq_and_the_partition_moves_on(
     assert mailer.per_message() == {mid: 1}
     (dead,) = read_topic(kafka.bootstrap_servers, kafka.dlq_topic, expected=1)
     assert dead.value() == b"{not json"
-    headers = dict(dead.headers() or [])
-    assert b"not JSON" in headers["coldreach.dlq.reason"]
+    headers = carrier_of(dead.headers())
+    assert "not JSON" in headers["coldreach.dlq.reason"]
     # The group's committed offset is past both records of that partition.
-    partition = int(headers["coldreach.dlq.source"].decode().split("/")[1])
+    partition = int(headers["coldreach.dlq.source"].split("/")[1])
     check = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": kafka.group_id})
     (committed,) = check.committed([TopicPartition(kafka.send_topic, partition)], timeout=10)
     check.close()
