@@ -20,6 +20,7 @@ from openapi_server.config import KafkaSettings, Settings
 from openapi_server.kafka.consumer import SendConsumer, SessionFor
 from openapi_server.kafka.topics import Topics, topic_admin
 from openapi_server.pipeline import Pipeline
+from sqlalchemy import Connection, text
 
 
 def fresh_kafka(bootstrap: str, **changes: Any) -> KafkaSettings:
@@ -78,3 +79,44 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.
     finally:
         consumer.close()
     return out
+
+
+def seed_queued(conn: Connection, clients: int, per_client: int) -> list[int]:
+    """A workspace, `clients` clients, `per_client` queued messages each with its outbox row.
+
+    What the API writes for each accepted send, in bulk; the message ids.
+    """
+    workspace = conn.execute(
+        text("INSERT INTO workspaces (name, created_at) VALUES (:n, now()) RETURNING id"),
+        {"n": f"fleet-{secrets.token_hex(3)}"},
+    ).scalar_one()
+    conn.execute(
+        text(
+            "INSERT INTO clients (workspace_id, name, email, email_key, status, created_at,"
+            " updated_at) SELECT :ws, 'c' || g, 'c' || g || '@example.com',"
+            " 'c' || g || '@example.com', 'active', now(), now()"
+            " FROM generate_series(1, :n) g"
+        ),
+        {"ws": workspace, "n": clients},
+    )
+    ids = list(
+        conn.execute(
+            text(
+                "INSERT INTO email_messages (workspace_id, client_id, to_address, subject, body,"
+                " status, attempts, needs_reconciliation, enqueued_at, created_at, updated_at)"
+                " SELECT :ws, c.id, c.email, 'Hello', 'Body', 'queued', 0, false, now(), now(),"
+                " now() FROM clients c, generate_series(1, :k) k WHERE c.workspace_id = :ws"
+                " ORDER BY k, c.id RETURNING id"
+            ),
+            {"ws": workspace, "k": per_client},
+        ).scalars()
+    )
+    conn.execute(
+        text(
+            "INSERT INTO kafka_outbox (message_id, client_id, created_at, attempts)"
+            " SELECT id, client_id, now(), 0 FROM email_messages WHERE workspace_id = :ws"
+            " ORDER BY id"
+        ),
+        {"ws": workspace},
+    )
+    return ids
