@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -28,16 +29,21 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from fastapi.testclient import TestClient
 from openapi_server.apikeys import create_key
 from openapi_server.config import ConfigError, Settings
-from openapi_server.db import Database, utcnow
+from openapi_server.db import Database, EmailMessage, utcnow
 from openapi_server.kafka.clients import MockCluster, base_config, msk_iam_token
 from openapi_server.kafka.offsets import PartitionOffsets
-from openapi_server.kafka.outbox import stage_due
+from openapi_server.kafka.outbox import stage, stage_due
 from openapi_server.kafka.records import PoisonRecord, SendRecord, carrier_of, decode
 from openapi_server.kafka.relay import Relay, RelayThread
 from openapi_server.mailer import TransientMailerError
 from openapi_server.main import create_app
 from openapi_server.pipeline import Pipeline
 from openapi_server.principal import SCOPES
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from sqlalchemy import text
 
 # -- pure pieces -------------------------------------------------------------------------
@@ -453,3 +459,69 @@ def _up(base: str) -> bool:
         return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+# -- trace context across the Kafka hop --------------------------------------------------
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Finished spans of this test; the SDK provider is installed once per process."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    yield exporter
+    processor.shutdown()
+
+
+def test_one_trace_spans_request_outbox_relay_and_consumer(
+    kafka_settings: Settings, held_kafka_api: TestClient, spans: InMemorySpanExporter
+) -> None:
+    api = held_kafka_api
+    ctx = api.app.state.ctx  # type: ignore[attr-defined]
+    cid = _new_client(api, "trace@example.com")
+    ws = _workspace_of(ctx.db, cid)
+    tracer = trace.get_tracer("test")
+    # What the request handler does, in the request's span.
+    with tracer.start_as_current_span("POST /email/send") as request_span, ctx.db.session() as s:
+        msg = EmailMessage(
+            workspace_id=ws,
+            client_id=cid,
+            to_address="trace@example.com",
+            subject="S",
+            body="B",
+            status="queued",
+            attempts=0,
+            needs_reconciliation=False,
+            enqueued_at=utcnow(),
+        )
+        s.add(msg)
+        stage(s, msg)
+        s.commit()
+        mid = msg.id
+    trace_id = request_span.get_span_context().trace_id
+    (row,) = _outbox(ctx.db)
+    assert json.loads(row.headers)["traceparent"].split("-")[1] == f"{trace_id:032x}"
+
+    relay = RelayThread(Relay(kafka_settings, {"default": ctx.db}))
+    relay.start()
+    try:
+        with running_consumer(kafka_settings, Pipeline(ctx.db, RecordingMailer(), kafka_settings)):
+            wait_for(lambda: _message_status(ctx.db, mid) == "sent", timeout=30)
+    finally:
+        relay.stop()
+    finished = {s.name: s for s in spans.get_finished_spans()}
+    publish = finished[f"{kafka_settings.kafka.send_topic} publish"]
+    process = finished[f"{kafka_settings.kafka.send_topic} process"]
+    assert publish.kind is SpanKind.PRODUCER and process.kind is SpanKind.CONSUMER
+    assert {publish.context.trace_id, process.context.trace_id} == {trace_id}
+    assert (
+        publish.parent is not None
+        and publish.parent.span_id == request_span.get_span_context().span_id
+    )
+    assert process.parent is not None and process.parent.span_id == publish.context.span_id
+    assert process.attributes is not None and process.attributes["coldreach.outcome"] == "sent"
