@@ -193,7 +193,17 @@ def test_send_writes_the_outbox_row_in_the_message_transaction(
     assert len(_outbox(db)) == 1
 
 
-def test_api_relay_consumer_end_to_end(kafka_settings: Settings) -> None:
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_kafka_settings(request: pytest.FixtureRequest, kafka_mock: MockCluster) -> Settings:
+    """Kafka on this machine's PostgreSQL, and on the embedded SQLite (local runs)."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("kafka_settings")
+    sqlite: Settings = request.getfixturevalue("sqlite_settings")
+    return sqlite.with_(queue_backend="kafka", kafka=fresh_kafka(kafka_mock.bootstrap_servers))
+
+
+def test_api_relay_consumer_end_to_end(any_kafka_settings: Settings) -> None:
+    kafka_settings = any_kafka_settings
     mailer = RecordingMailer()
     with TestClient(create_app(kafka_settings, mailer=mailer)) as api:
         authorize(api)
