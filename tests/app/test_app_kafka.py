@@ -25,9 +25,10 @@ import pytest
 from app_helpers import authorize, bearer, wait_for
 from app_kafka import fresh_kafka, read_topic, running_consumer
 from app_recording import RecordingMailer
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from fastapi.testclient import TestClient
 from openapi_server.apikeys import create_key
+from openapi_server.cli import main as cli_main
 from openapi_server.config import ConfigError, Settings
 from openapi_server.db import Database, EmailMessage, utcnow
 from openapi_server.kafka.clients import MockCluster, base_config, msk_iam_token
@@ -35,6 +36,7 @@ from openapi_server.kafka.offsets import PartitionOffsets
 from openapi_server.kafka.outbox import stage, stage_due
 from openapi_server.kafka.records import PoisonRecord, SendRecord, carrier_of, decode
 from openapi_server.kafka.relay import Relay, RelayThread
+from openapi_server.kafka.topics import AdminTopics, AutoCreatedTopics, Topics, topic_admin
 from openapi_server.mailer import TransientMailerError
 from openapi_server.main import create_app
 from openapi_server.pipeline import Pipeline
@@ -535,3 +537,53 @@ def test_one_trace_spans_request_outbox_relay_and_consumer(
     )
     assert process.parent is not None and process.parent.span_id == publish.context.span_id
     assert process.attributes is not None and process.attributes["coldreach.outcome"] == "sent"
+
+
+# -- topics and the command ----------------------------------------------------------------
+
+
+class _Future:
+    def __init__(self, error: KafkaError | None) -> None:
+        self.error = error
+
+    def result(self, timeout: float | None = None) -> None:
+        if self.error is not None:
+            raise KafkaException(self.error)
+
+
+class _Admin:
+    """Stands in for the admin client of a real cluster (the mock has no CreateTopics)."""
+
+    def __init__(self, errors: dict[str, KafkaError]) -> None:
+        self.errors = errors
+        self.asked: list[Any] = []
+
+    def create_topics(self, topics: list[Any], request_timeout: float) -> dict[str, _Future]:
+        self.asked = topics
+        return {t.topic: _Future(self.errors.get(t.topic)) for t in topics}
+
+
+def test_topics_are_created_through_the_admin_api_unless_on_the_mock() -> None:
+    env = {"QUEUE_BACKEND": "kafka", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    settings = Settings.from_env(env | {"KAFKA_PARTITIONS": "12"})
+    exists = KafkaError(KafkaError.TOPIC_ALREADY_EXISTS)
+    admin = _Admin({"email.send.v1": exists})
+    AdminTopics(settings, admin=admin).ensure(Topics.from_settings(settings))  # type: ignore[arg-type]
+    assert [(t.topic, t.num_partitions, t.replication_factor) for t in admin.asked] == [
+        ("email.send.v1", 12, 2),
+        ("email.send.dlq.v1", 12, 2),
+    ]
+    denied = _Admin({"email.send.dlq.v1": KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)})
+    with pytest.raises(KafkaException):
+        AdminTopics(settings, admin=denied).ensure(Topics.from_settings(settings))  # type: ignore[arg-type]
+    assert isinstance(topic_admin(settings), AdminTopics)
+    mock = Settings.from_env({"QUEUE_BACKEND": "kafka", "KAFKA_MOCK_BROKERS": "1"})
+    assert isinstance(topic_admin(mock), AutoCreatedTopics)
+
+
+def test_consume_refuses_another_queue_backend(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("QUEUE_BACKEND", "celery")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    assert cli_main(["consume"]) == 2

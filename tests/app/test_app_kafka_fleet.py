@@ -166,6 +166,8 @@ def test_two_fleets_and_a_killed_member_send_every_message_once(
     assert sent_by_victim > 0
     assert by_pid[members["b1"].pid] > 0 and by_pid[members["a2"].pid] > 0
     assert len(unknown) <= CONCURRENCY
+    # Each member kept the heartbeat that `healthcheck --worker` reads.
+    assert all((tmp_path / name / "worker-heartbeat").exists() for name in ("a1", "a2", "b1"))
     # All clean exits after SIGTERM: offsets committed, nothing left in flight.
     assert all(p.returncode == 0 for name, p in members.items()), {
         n: p.returncode for n, p in members.items()

@@ -16,56 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from opentelemetry import propagate
-from sqlalchemy import (
-    BigInteger,
-    Connection,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    insert,
-    or_,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy.orm import Session
 
-from ..db import QUEUED, Base, EmailMessage, UTCDateTime, utcnow
+from ..db import QUEUED, EmailMessage, OutboxRecord, utcnow
 from ..pipeline import flag_stuck
 
 M = EmailMessage
-
-
-class OutboxRecord(Base):
-    """One record to publish on the send topic; `published_at` is set on the delivery report."""
-
-    __tablename__ = "kafka_outbox"
-    __table_args__ = (
-        Index(
-            "ix_kafka_outbox_pending",
-            "id",
-            postgresql_where=text("published_at IS NULL"),
-            sqlite_where=text("published_at IS NULL"),
-        ),
-        Index("ix_kafka_outbox_published_at", "published_at"),
-        Index("ix_kafka_outbox_message_id", "message_id"),
-    )
-
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
-    )
-    message_id: Mapped[int] = mapped_column(ForeignKey("email_messages.id", ondelete="CASCADE"))
-    client_id: Mapped[int] = mapped_column(Integer)
-    # W3C trace context of the request that accepted the message (JSON object).
-    headers: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    leased_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 def trace_carrier() -> str | None:

@@ -30,10 +30,10 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy import delete, or_, select, update
 
 from ..config import Settings
-from ..db import Database, utcnow
+from ..db import Database, OutboxRecord, utcnow
 from ..pipeline import default_worker_id
 from .clients import producer_config
-from .outbox import OutboxRecord, stage_due
+from .outbox import stage_due
 from .records import Headers, SendRecord
 from .topics import Topics
 

@@ -57,8 +57,10 @@ class AutoCreatedTopics:
 
 
 class AdminTopics:
-    def __init__(self, settings: Settings, timeout_s: float = 30.0) -> None:
-        self.admin = AdminClient(base_config(settings, "coldreach-admin"))
+    def __init__(
+        self, settings: Settings, timeout_s: float = 30.0, admin: AdminClient | None = None
+    ) -> None:
+        self.admin = admin or AdminClient(base_config(settings, "coldreach-admin"))
         self.partitions = settings.kafka.partitions
         self.replication_factor = settings.kafka.replication_factor
         self.timeout_s = timeout_s
