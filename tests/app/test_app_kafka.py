@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_helpers import authorize, bearer, wait_for
+from app_helpers import authorize, bearer, create_database, drop_database, wait_for
 from app_kafka import fresh_kafka, read_topic, running_consumer
 from app_recording import RecordingMailer
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -39,6 +39,7 @@ from openapi_server.kafka.relay import Relay, RelayThread
 from openapi_server.kafka.topics import AdminTopics, AutoCreatedTopics, Topics, topic_admin
 from openapi_server.mailer import TransientMailerError
 from openapi_server.main import create_app
+from openapi_server.migrate import upgrade
 from openapi_server.pipeline import Pipeline
 from openapi_server.principal import SCOPES
 from opentelemetry import trace
@@ -587,3 +588,114 @@ def test_consume_refuses_another_queue_backend(
     monkeypatch.setenv("QUEUE_BACKEND", "celery")
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     assert cli_main(["consume"]) == 2
+
+
+# -- one outbox per database, records routed by client ------------------------------------
+
+
+def _seed_shard(db: Database, client_ids: list[int], per_client: int) -> list[int]:
+    """Clients with these ids (as a shard holds them), queued messages and outbox rows."""
+    with db.primary.begin() as conn:
+        ws = conn.execute(
+            text("INSERT INTO workspaces (name, created_at) VALUES ('w', now()) RETURNING id")
+        ).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO clients (id, workspace_id, name, email, email_key, status,"
+                " created_at, updated_at) SELECT g, :ws, 'c', 'c' || g || '@example.com',"
+                " 'c' || g || '@example.com', 'active', now(), now()"
+                " FROM unnest(CAST(:ids AS int[])) g"
+            ),
+            {"ws": ws, "ids": client_ids},
+        )
+        ids = list(
+            conn.execute(
+                text(
+                    "INSERT INTO email_messages (workspace_id, client_id, to_address, subject,"
+                    " body, status, attempts, needs_reconciliation, enqueued_at, created_at,"
+                    " updated_at) SELECT :ws, c.id, c.email, 'S', 'B', 'queued', 0, false,"
+                    " now(), now(), now() FROM clients c, generate_series(1, :k)"
+                    " RETURNING id"
+                ),
+                {"ws": ws, "k": per_client},
+            ).scalars()
+        )
+        conn.execute(
+            text(
+                "INSERT INTO kafka_outbox (message_id, client_id, created_at, attempts)"
+                " SELECT id, client_id, now(), 0 FROM email_messages"
+            )
+        )
+    return ids
+
+
+def test_records_reach_the_database_of_their_client(kafka_settings: Settings) -> None:
+    """Two databases (as two shards), each with its outbox; the consumer routes by client_id."""
+    second_url = create_database()
+    upgrade(Settings(database_url=second_url, auto_migrate=False))
+    first = Database(kafka_settings)
+    second = Database(kafka_settings.with_(database_url=second_url))
+    try:
+        even, odd = list(range(2, 42, 2)), list(range(1, 41, 2))
+        on_first = _seed_shard(first, even, 3)
+        on_second = _seed_shard(second, odd, 3)
+        # Message ids overlap between the databases: only the client id tells them apart.
+        assert set(on_first) & set(on_second)
+
+        def session_for(client_id: int) -> Any:
+            return (first if client_id % 2 == 0 else second).session()
+
+        mailer = RecordingMailer()
+        relay = RelayThread(Relay(kafka_settings, {"shard1": first, "shard2": second}))
+        relay.start()
+        try:
+            pipeline = Pipeline(first, mailer, kafka_settings)
+            with running_consumer(kafka_settings, pipeline, sessions=session_for):
+                for db in (first, second):
+                    wait_for(lambda db=db: _statuses_of(db) == {"sent": 60}, timeout=60)
+        finally:
+            relay.stop()
+        sent_to = Counter(call.to for call in mailer.calls)
+        assert sent_to == Counter(
+            {f"c{cid}@example.com": 3 for cid in even + odd}
+        )  # each message once, from its own database
+        assert _unpublished(first) == _unpublished(second) == 0
+    finally:
+        first.dispose()
+        second.dispose()
+        drop_database(second_url)
+
+
+def _statuses_of(db: Database) -> dict[str, int]:
+    with db.primary.connect() as conn:
+        rows = conn.execute(text("SELECT status, count(*) FROM email_messages GROUP BY status"))
+        return {status: count for status, count in rows}
+
+
+def test_a_record_whose_processing_keeps_failing_is_dead_lettered(
+    kafka_settings: Settings, held_kafka_api: TestClient
+) -> None:
+    api = held_kafka_api
+    ctx = api.app.state.ctx  # type: ignore[attr-defined]
+    kafka = kafka_settings.kafka
+    cid = _new_client(api, "nowhere@example.com")
+    mid = api.post("/email/send", json={"client_id": cid, "subject": "S", "body": "B"}).json()["id"]
+
+    def session_for(client_id: int) -> Any:
+        raise LookupError(f"no database for client {client_id}")
+
+    relay = RelayThread(Relay(kafka_settings, {"default": ctx.db}))
+    mailer = RecordingMailer()
+    pipeline = Pipeline(ctx.db, mailer, kafka_settings)
+    with running_consumer(kafka_settings, pipeline, sessions=session_for) as consumer:
+        relay.start()
+        try:
+            wait_for(lambda: consumer.dead_lettered == 1, timeout=30)
+        finally:
+            relay.stop()
+    (dead,) = read_topic(kafka.bootstrap_servers, kafka.dlq_topic, expected=1)
+    assert decode(dead.value()) == SendRecord(mid, cid)
+    assert (
+        "LookupError: no database for client" in carrier_of(dead.headers())["coldreach.dlq.reason"]
+    )
+    assert mailer.calls == [] and _message_status(ctx.db, mid) == "queued"  # the sweeper's now

@@ -15,12 +15,12 @@ import threading
 import time
 from pathlib import Path
 
-from ..config import settings_or_exit
+from ..config import Settings, settings_or_exit
 from ..db import Database
 from ..healthcheck import heartbeat_path
 from ..mailer import make_mailer
 from ..pipeline import Pipeline
-from .consumer import SendConsumer
+from .consumer import SendConsumer, SessionFor
 from .relay import Relay, RelayThread
 from .topics import Topics, topic_admin
 
@@ -46,6 +46,15 @@ class Heartbeat:
             log.warning("cannot write the heartbeat file %s", self.path)
 
 
+def _databases(settings: Settings) -> tuple[dict[str, Database], SessionFor | None]:
+    """The databases whose outboxes this process relays, and how a record finds its rows.
+
+    One database: its outbox, and the pipeline's own connection (no routing). With shards,
+    every shard's database and the router's `session_for(client_id)`.
+    """
+    return {"default": Database(settings)}, None
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = settings_or_exit()
@@ -57,12 +66,13 @@ def main(argv: list[str] | None = None) -> int:
 
         upgrade_or_exit(settings)
     topic_admin(settings).ensure(Topics.from_settings(settings))
-    db = Database(
-        settings.with_(db_pool_size=max(settings.db_pool_size, settings.kafka.concurrency + 2))
-    )
+    # Every send thread may hold a connection for its claim and its result.
+    pooled = settings.with_(db_pool_size=max(settings.db_pool_size, settings.kafka.concurrency + 2))
+    databases, sessions = _databases(pooled)
+    db = next(iter(databases.values()))
     pipeline = Pipeline(db, make_mailer(settings), settings)
-    relay = RelayThread(Relay(settings, {"default": db}, sweep=True))
-    consumer = SendConsumer(settings, pipeline)
+    relay = RelayThread(Relay(settings, databases, sweep=True))
+    consumer = SendConsumer(settings, pipeline, sessions)
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -72,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         consumer.run(stop, on_idle=Heartbeat(heartbeat_path(), consumer.assigned))
     finally:
         relay.stop()
-        db.dispose()
+        for database in databases.values():
+            database.dispose()
     log.info("stopped after %d record(s)", consumer.processed)
     return 0
 
