@@ -343,15 +343,17 @@ def test_sweeper_stages_only_due_or_lost_rows(
     api = held_kafka_api
     db: Database = api.app.state.ctx.db  # type: ignore[attr-defined]
     cid = _new_client(api, "sweep@example.com")
-    ids = _bulk_messages(db, _workspace_of(db, cid), [cid] * 4)
+    ids = _bulk_messages(db, _workspace_of(db, cid), [cid] * 5)
     now = utcnow()
     with db.primary.begin() as conn:
-        conn.execute(text("DELETE FROM kafka_outbox"))
+        # Only the last one's outbox row is still unpublished (Kafka was unreachable).
+        conn.execute(text("DELETE FROM kafka_outbox WHERE message_id <> :last"), {"last": ids[4]})
         updates = {
             ids[0]: (now - timedelta(seconds=5), now - timedelta(seconds=1)),  # retry due
             ids[1]: (now - timedelta(seconds=5), now + timedelta(seconds=60)),  # retry not due
             ids[2]: (now - timedelta(hours=1), None),  # its record was lost long ago
             ids[3]: (now, None),  # just enqueued: its record is on its way
+            ids[4]: (now - timedelta(hours=1), None),  # old, but its row is still waiting
         }
         for mid, (enqueued, due) in updates.items():
             conn.execute(
@@ -363,7 +365,7 @@ def test_sweeper_stages_only_due_or_lost_rows(
     with db.primary.begin() as conn:
         report = stage_due(conn, sending_timeout_s=300, requeue_after_s=600, now=now)
     assert report.staged == 2
-    assert sorted(r.message_id for r in _outbox(db)) == [ids[0], ids[2]]
+    assert sorted(r.message_id for r in _outbox(db)) == [ids[0], ids[2], ids[4]]
     with db.primary.begin() as conn:  # staged rows are marked: a second pass adds nothing
         assert stage_due(conn, sending_timeout_s=300, requeue_after_s=600, now=now).staged == 0
 

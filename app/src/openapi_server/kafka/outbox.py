@@ -64,13 +64,20 @@ def stage_due(
 
     Due means: a retry whose `next_attempt_at` has passed since it was scheduled
     (`enqueued_at < next_attempt_at`), or a queued row last enqueued longer ago than
-    `requeue_after_s` (its record was lost, dead-lettered or given up on). Rows are
+    `requeue_after_s` (its record was lost, dead-lettered or given up on), unless an
+    outbox row for it is still unpublished. Rows are
     locked with SKIP LOCKED, so concurrent sweepers take disjoint rows; a duplicate
     record would be harmless anyway (the claim), only wasteful.
     """
     now = now or utcnow()
     report = DueReport(flagged=flag_stuck(conn, now, sending_timeout_s))
     stale = now - timedelta(seconds=requeue_after_s)
+    # A row still waiting in the outbox (Kafka unreachable) needs no second one.
+    waiting = (
+        select(OutboxRecord.id)
+        .where(OutboxRecord.message_id == M.id, OutboxRecord.published_at.is_(None))
+        .exists()
+    )
     rows = conn.execute(
         select(M.id, M.client_id)
         .where(
@@ -81,6 +88,7 @@ def stage_due(
                 M.enqueued_at <= stale,
                 M.enqueued_at < M.next_attempt_at,
             ),
+            ~waiting,
         )
         .order_by(M.id)
         .limit(limit)
