@@ -39,9 +39,11 @@ CONCURRENCY = 16
 
 
 def _mail_log(path: Path) -> list[dict]:
+    """Every complete line; a line being appended while we read is left for the next read."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    *complete, _partial = path.read_text().split("\n")
+    return [json.loads(line) for line in complete if line.strip()]
 
 
 def _statuses(db: Database) -> Counter[str]:
