@@ -162,11 +162,11 @@ def test_two_fleets_and_a_killed_member_send_every_message_once(
     assert sum(c - 1 for c in calls.values()) == 0  # 0 sent twice
     assert set(calls) == set(ids)  # 0 lost
     assert _statuses(db) == Counter({"sent": MESSAGES})
-    # The run really was what it claims: the victim sent before it died, both fleets sent,
-    # and the kill caught sends in flight (at most one per slot).
+    # The run really was what it claims: both fleets sent (the victim for fleet A, before
+    # it died; which fleet wins each claim is a race), and the kill caught sends in flight
+    # (at most one per slot).
     by_pid = Counter(m["pid"] for m in log)
-    assert sent_by_victim > 0
-    assert by_pid[members["b1"].pid] > 0 and by_pid[members["a2"].pid] > 0
+    assert sent_by_victim > 0 and by_pid[members["b1"].pid] > 0
     assert len(unknown) <= CONCURRENCY
     # Each member kept the heartbeat that `healthcheck --worker` reads.
     assert all((tmp_path / name / "worker-heartbeat").exists() for name in ("a1", "a2", "b1"))
