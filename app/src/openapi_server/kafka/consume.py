@@ -30,13 +30,19 @@ HEARTBEAT_EVERY_S = 10.0
 
 
 class Heartbeat:
-    def __init__(self, path: Path, ready: threading.Event) -> None:
+    """Touched from the poll loop: alive means polling, with or without partitions.
+
+    A member waiting in a rebalance (a dead member holds partitions until the session
+    timeout), or one of more members than partitions, is healthy and must not be
+    restarted by its probe.
+    """
+
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.ready = ready
         self._next = 0.0
 
     def __call__(self) -> None:
-        if not self.ready.is_set() or time.monotonic() < self._next:
+        if time.monotonic() < self._next:
             return
         self._next = time.monotonic() + HEARTBEAT_EVERY_S
         try:
@@ -79,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     relay.start()
     try:
-        consumer.run(stop, on_idle=Heartbeat(heartbeat_path(), consumer.assigned))
+        consumer.run(stop, on_idle=Heartbeat(heartbeat_path()))
     finally:
         relay.stop()
         for database in databases.values():
