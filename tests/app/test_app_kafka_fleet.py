@@ -103,10 +103,11 @@ def test_two_fleets_and_a_killed_member_send_every_message_once(
     }
     fleet_a = base | {"KAFKA_GROUP_ID": f"fleet-a-{secrets.token_hex(3)}"}
     fleet_b = base | {"KAFKA_GROUP_ID": f"fleet-b-{secrets.token_hex(3)}"}
+    # Fleet A first, so it is the one sending when its member is killed; fleet B joins
+    # while A sends (every record goes to both groups, and each claim is a race).
     members = {
         "a1": _member(fleet_a | {"DATA_DIR": str(tmp_path / "a1")}, tmp_path / "a1.log"),
         "a2": _member(fleet_a | {"DATA_DIR": str(tmp_path / "a2")}, tmp_path / "a2.log"),
-        "b1": _member(fleet_b | {"DATA_DIR": str(tmp_path / "b1")}, tmp_path / "b1.log"),
     }
     victim_pid = members["a1"].pid
 
@@ -114,14 +115,22 @@ def test_two_fleets_and_a_killed_member_send_every_message_once(
         dead = {n: p.returncode for n, p in members.items() if p.poll() is not None}
         assert not dead, f"fleet member exited: {dead}; logs in {tmp_path}"
 
+    def sent_by(pid: int) -> int:
+        return sum(1 for m in _mail_log(mail) if m["pid"] == pid)
+
     try:
-        # Mid-send: a third of the way through, with a1's slots busy.
+        wait_for(lambda: alive() or sent_by(victim_pid) >= 300, timeout=300, interval=0.05)
+        members["b1"] = _member(fleet_b | {"DATA_DIR": str(tmp_path / "b1")}, tmp_path / "b1.log")
         wait_for(
-            lambda: alive() or len(_mail_log(mail)) >= MESSAGES // 3, timeout=300, interval=0.05
+            lambda: alive() or b"consumer ready" in (tmp_path / "b1.log").read_bytes(),
+            timeout=120,
+            interval=0.1,
         )
+        # Mid-send: a1's slots are busy (it is still sending).
+        wait_for(lambda: alive() or sent_by(victim_pid) >= 600, timeout=300, interval=0.02)
         os.killpg(victim_pid, signal.SIGKILL)
         members["a1"].wait()
-        sent_by_victim = sum(1 for m in _mail_log(mail) if m["pid"] == victim_pid)
+        sent_by_victim = sent_by(victim_pid)
         members["a1"] = _member(
             fleet_a | {"DATA_DIR": str(tmp_path / "a1")}, tmp_path / "a1-restarted.log"
         )
