@@ -98,3 +98,4 @@ bench-app: setup
 	$(RUN) python benchmarks/app_api.py
 	$(RUN) python benchmarks/app_pipeline.py
 	$(RUN) python benchmarks/app_celery_10k.py
+	$(RUN) python benchmarks/app_kafka_delivery.py

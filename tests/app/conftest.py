@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import redis
 from app_helpers import authorize, create_database, drop_database
+from app_kafka import fresh_kafka
 from openapi_server.config import Settings
 from openapi_server.db import Database
+from openapi_server.kafka.clients import MockCluster
 from openapi_server.mailer import Mailer
 from openapi_server.main import create_app
 from openapi_server.migrate import upgrade
@@ -159,6 +161,20 @@ def make_client(settings: Settings) -> Iterator[AppFactory]:
 @pytest.fixture
 def api(make_client: AppFactory) -> TestClient:
     return make_client()
+
+
+@pytest.fixture(scope="session")
+def kafka_mock() -> Iterator[MockCluster]:
+    """librdkafka's mock cluster, in this process for the session (app_kafka.py)."""
+    cluster = MockCluster(brokers=3)
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def kafka_settings(pg_settings: Settings, kafka_mock: MockCluster, clean_pg: None) -> Settings:
+    """QUEUE_BACKEND=kafka on the mock cluster, with topics and a group of this test's own."""
+    return pg_settings.with_(queue_backend="kafka", kafka=fresh_kafka(kafka_mock.bootstrap_servers))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -6,6 +6,7 @@
     coldreach-app set-quota --workspace NAME --daily-sends N|default
     coldreach-app migrate [REVISION]
     coldreach-app worker [CELERY_WORKER_OPTIONS...]
+    coldreach-app consume
     coldreach-app reconcile [sent|failed|requeue ID [PROVIDER_ID]]
     coldreach-app healthcheck [--worker]
     coldreach-app serve-clients | serve-campaigns | serve-phase3
@@ -120,6 +121,7 @@ def _set_quota(args: argparse.Namespace) -> int:
 SERVICE_COMMANDS = {
     "migrate": "apply the database migrations (alembic upgrade [REVISION])",
     "worker": "run the Celery email worker",
+    "consume": "run a Kafka sender (QUEUE_BACKEND=kafka): consumer, outbox relay, sweeper",
     "reconcile": "list or resolve messages flagged for reconciliation",
     "healthcheck": "container health probe (--worker for the worker)",
     "serve-clients": "run the Client Service (gRPC, phase 3) on GRPC_PORT",
@@ -131,6 +133,7 @@ _ENTRY_POINTS = {
     "serve-clients": "openapi_server.rpc.server:main_clients",
     "serve-campaigns": "openapi_server.rpc.server:main_campaigns",
     "serve-phase3": "openapi_server.rpc.local:main",
+    "consume": "openapi_server.kafka.consume:main",
 }
 
 

@@ -189,6 +189,83 @@ def _grpc(env: Mapping[str, str]) -> _GrpcSettings:
     }
 
 
+# -- Kafka queue backend ---------------------------------------------------------------
+
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """QUEUE_BACKEND=kafka: the broker, topics, consumer group and the outbox relay."""
+
+    # Comma-separated host:port list; empty with `mock_brokers` > 0.
+    bootstrap_servers: str = ""
+    # > 0: this process starts librdkafka's in-process mock cluster (local runs and tests).
+    mock_brokers: int = 0
+    auth: str = "none"  # none | iam (MSK IAM: SASL_SSL + OAUTHBEARER signed with AWS credentials)
+    tls: bool = False
+    send_topic: str = "email.send.v1"
+    dlq_topic: str = "email.send.dlq.v1"
+    group_id: str = "coldreach-sender"
+    # Topic creation through the admin API at start of `consume` (never on the mock cluster,
+    # which has no CreateTopics and auto-creates topics with 4 partitions).
+    create_topics: bool = True
+    partitions: int = 24
+    replication_factor: int = 2
+    outbox_batch: int = 500
+    # A relay owns the rows it claimed for this long; a relay that dies releases them by expiry.
+    outbox_lease_s: float = 60.0
+    outbox_retention_s: float = 86400.0
+    relay_interval_s: float = 0.5
+    # Up to this many records in flight per consumer process (defaults to WORKER_CONCURRENCY).
+    concurrency: int = 32
+    max_poll_interval_ms: int = 300_000
+
+
+def _kafka(env: Mapping[str, str], selected: bool) -> KafkaSettings:
+    mock = _int(env, "KAFKA_MOCK_BROKERS", 0, minimum=0)
+    servers = _str(env, "KAFKA_BOOTSTRAP_SERVERS")
+    if selected and not servers and not mock:
+        raise ConfigError(
+            "QUEUE_BACKEND=kafka needs KAFKA_BOOTSTRAP_SERVERS (host:port,...) "
+            "or KAFKA_MOCK_BROKERS=N for the local mock cluster"
+        )
+    topics = {
+        name: _str(env, name, default)
+        for name, default in (
+            ("KAFKA_SEND_TOPIC", "email.send.v1"),
+            ("KAFKA_DLQ_TOPIC", "email.send.dlq.v1"),
+        )
+    }
+    for name, value in topics.items():
+        if not _TOPIC.fullmatch(value) or value in (".", ".."):
+            raise ConfigError(f"{name} must be a Kafka topic name, got {value!r}")
+    if topics["KAFKA_SEND_TOPIC"] == topics["KAFKA_DLQ_TOPIC"]:
+        raise ConfigError("KAFKA_DLQ_TOPIC must differ from KAFKA_SEND_TOPIC")
+    auth = _choice(env, "KAFKA_AUTH", "none", ("none", "iam"))
+    lease = _float(env, "KAFKA_OUTBOX_LEASE_S", 60.0, minimum=5.0)
+    return KafkaSettings(
+        bootstrap_servers=servers,
+        mock_brokers=mock,
+        auth=auth,
+        tls=_bool(env, "KAFKA_TLS", auth == "iam"),
+        send_topic=topics["KAFKA_SEND_TOPIC"],
+        dlq_topic=topics["KAFKA_DLQ_TOPIC"],
+        group_id=_str(env, "KAFKA_GROUP_ID", "coldreach-sender"),
+        create_topics=_bool(env, "KAFKA_CREATE_TOPICS", not mock),
+        partitions=_int(env, "KAFKA_PARTITIONS", 24, minimum=1),
+        replication_factor=_int(env, "KAFKA_REPLICATION_FACTOR", 2, minimum=1),
+        outbox_batch=_int(env, "KAFKA_OUTBOX_BATCH", 500, minimum=1),
+        outbox_lease_s=lease,
+        outbox_retention_s=_float(env, "KAFKA_OUTBOX_RETENTION_S", 86400.0, minimum=60.0),
+        relay_interval_s=_float(env, "KAFKA_RELAY_INTERVAL_S", 0.5, minimum=0.01),
+        concurrency=_int(
+            env, "KAFKA_CONCURRENCY", _int(env, "WORKER_CONCURRENCY", 32, minimum=1), minimum=1
+        ),
+        max_poll_interval_ms=_int(env, "KAFKA_MAX_POLL_INTERVAL_MS", 300_000, minimum=10_000),
+    )
+
+
 def normalize_database_url(raw: str, name: str = "DATABASE_URL") -> URL:
     """Accept the plain `postgresql://` form (and `postgres://`) and pick the psycopg 3 driver."""
     try:
@@ -264,7 +341,7 @@ class Settings:
     db_iam_role: str = "rds_iam"
     db_connect_backoff_s: float = 1.0
 
-    queue_backend: str = "inline"  # inline | celery
+    queue_backend: str = "inline"  # inline | celery | kafka
     redis_url: str = "redis://127.0.0.1:6379/0"
     celery_queue: str = "coldreach-email"
     celery_key_prefix: str = ""
@@ -340,6 +417,9 @@ class Settings:
     def phase3_edge(self) -> bool:
         return self.client_service_addr is not None and self.campaign_service_addr is not None
 
+    # -- Kafka queue backend (openapi_server/kafka/, QUEUE_BACKEND=kafka) ----------------
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+
     @property
     def oidc_enabled(self) -> bool:
         return self.oidc_jwks_url is not None
@@ -407,7 +487,7 @@ class Settings:
             raise ConfigError("PUBLIC_BASE_URL must start with http:// or https://")
 
         topics = frozenset(_list(env, "SNS_TOPIC_ARNS"))
-        queue_backend = _choice(env, "QUEUE_BACKEND", "inline", ("inline", "celery"))
+        queue_backend = _choice(env, "QUEUE_BACKEND", "inline", ("inline", "celery", "kafka"))
 
         settings = cls(
             database_url=url,
@@ -470,6 +550,7 @@ class Settings:
             ),
             rate_limit_key_prefix=_str(env, "RATE_LIMIT_KEY_PREFIX", "coldreach:ratelimit:"),
             daily_send_quota=_int(env, "DAILY_SEND_QUOTA", 2000, minimum=0),
+            kafka=_kafka(env, queue_backend == "kafka"),
             **_oidc(env),
             **_grpc(env),
         )

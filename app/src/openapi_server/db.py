@@ -14,6 +14,7 @@ from typing import Any
 
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Engine,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -179,6 +181,40 @@ class EmailMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OutboxRecord(Base):
+    """QUEUE_BACKEND=kafka: a record to publish, committed with its message (kafka/outbox.py).
+
+    `published_at` is set on the broker's delivery report; `lease_until`/`leased_by`
+    belong to the relay that claimed the row.
+    """
+
+    __tablename__ = "kafka_outbox"
+    __table_args__ = (
+        Index(
+            "ix_kafka_outbox_pending",
+            "id",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
+        Index("ix_kafka_outbox_published_at", "published_at"),
+        Index("ix_kafka_outbox_message_id", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    message_id: Mapped[int] = mapped_column(ForeignKey("email_messages.id", ondelete="CASCADE"))
+    client_id: Mapped[int] = mapped_column(Integer)
+    # W3C trace context of the request that accepted the message (JSON object).
+    headers: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    leased_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ApiKey(Base):

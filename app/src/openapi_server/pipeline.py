@@ -15,11 +15,14 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from copy import copy
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Row, or_, select, update
+from sqlalchemy import Connection, Row, or_, select, update
 
 from .addresses import email_key
 from .config import Settings
@@ -96,6 +99,26 @@ def backoff_s(settings: Settings, attempts: int) -> float:
     return random.uniform(cap / 2, cap) if cap > 0 else 0.0
 
 
+Transaction = Callable[[], AbstractContextManager[Connection]]
+
+
+def flag_stuck(conn: Connection, now: datetime, sending_timeout_s: float) -> int:
+    """Flag `sending` rows claimed longer ago than the timeout: maybe sent, never resent."""
+    return conn.execute(
+        update(M)
+        .where(
+            M.status == SENDING,
+            M.needs_reconciliation.is_(False),
+            M.claimed_at < now - timedelta(seconds=sending_timeout_s),
+        )
+        .values(
+            needs_reconciliation=True,
+            last_error="stuck in sending past the timeout; not resent",
+            updated_at=now,
+        )
+    ).rowcount
+
+
 class Pipeline:
     def __init__(
         self, db: Database, mailer: Mailer, settings: Settings, worker_id: str | None = None
@@ -104,6 +127,13 @@ class Pipeline:
         self.mailer = mailer
         self.settings = settings
         self.worker_id = worker_id or default_worker_id()
+        self._begin: Transaction = db.primary.begin
+
+    def bound(self, begin: Transaction) -> Pipeline:
+        """The same pipeline on another database (a shard): `begin()` opens a transaction there."""
+        other = copy(self)
+        other._begin = begin
+        return other
 
     # -- one message -------------------------------------------------------------------
 
@@ -112,7 +142,7 @@ class Pipeline:
         # Unique per claim, not per process: a late answer from an earlier claim of the
         # same message (by another thread here) can never overwrite a newer claim's result.
         claim = f"{self.worker_id}/{uuid.uuid4().hex[:12]}"
-        with self.db.primary.begin() as conn:
+        with self._begin() as conn:
             claimed = conn.execute(
                 update(M)
                 .where(
@@ -228,7 +258,7 @@ class Pipeline:
         values["updated_at"] = utcnow()
         for attempt in range(5):
             try:
-                with self.db.primary.begin() as conn:
+                with self._begin() as conn:
                     conn.execute(
                         update(M)
                         .where(
@@ -260,23 +290,10 @@ class Pipeline:
         """
         now = now or utcnow()
         report = SweepReport()
-        stuck_before = now - timedelta(seconds=self.settings.sending_timeout_s)
         age = self.settings.requeue_after_s if requeue_after_s is None else requeue_after_s
         requeue_before = now - timedelta(seconds=age)
-        with self.db.primary.begin() as conn:
-            report.flagged = conn.execute(
-                update(M)
-                .where(
-                    M.status == SENDING,
-                    M.needs_reconciliation.is_(False),
-                    M.claimed_at < stuck_before,
-                )
-                .values(
-                    needs_reconciliation=True,
-                    last_error="stuck in sending past the timeout; not resent",
-                    updated_at=now,
-                )
-            ).rowcount
+        with self._begin() as conn:
+            report.flagged = flag_stuck(conn, now, self.settings.sending_timeout_s)
             ids = list(
                 conn.execute(
                     select(M.id)

@@ -1,7 +1,9 @@
 """Queue backends: `inline` (threads inside the API process) and `celery` (Redis).
 
 Both are handed message ids only after the row is committed. Both may deliver
-an id more than once; the pipeline's atomic claim makes that harmless.
+an id more than once; the pipeline's atomic claim makes that harmless. The third,
+`kafka`, lives in openapi_server/kafka/ (its enqueue is an outbox row written by
+`stage()` in the message's own transaction).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlparse
 
 from celery import Celery
+from sqlalchemy.orm import Session
 
 from .config import Settings
+from .db import EmailMessage
 from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -26,6 +30,10 @@ TASK_NAME = "openapi_server.worker.send_email_task"
 
 
 class QueueBackend(Protocol):
+    def stage(self, session: Session, message: EmailMessage) -> None:
+        """Inside the transaction that inserts `message`, before its commit."""
+        ...
+
     def enqueue(self, message_id: int, delay_s: float = 0.0) -> None: ...
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -83,6 +91,9 @@ class CeleryQueue:
     def __init__(self, settings: Settings, app: Celery | None = None) -> None:
         self.settings = settings
         self.app = app or make_celery(settings)
+
+    def stage(self, session: Session, message: EmailMessage) -> None:
+        pass  # Redis is not in the database's transaction: enqueue after the commit
 
     def enqueue(self, message_id: int, delay_s: float = 0.0) -> None:
         self.app.send_task(
@@ -157,6 +168,9 @@ class InlineQueue:
         if self._pool is None:
             raise RuntimeError("inline queue is not running")
 
+    def stage(self, session: Session, message: EmailMessage) -> None:
+        pass  # the start-up sweep finds rows queued before a restart
+
     def enqueue(self, message_id: int, delay_s: float = 0.0) -> None:
         if delay_s > 0:
             with self._cond:
@@ -208,6 +222,10 @@ class InlineQueue:
 
 def make_queue(settings: Settings, pipeline: Pipeline) -> QueueBackend:
     """The backend QUEUE_BACKEND names: where accepted messages go to be sent."""
+    if settings.queue_backend == "kafka":
+        from .kafka.backend import KafkaQueue  # confluent-kafka only where it is used
+
+        return KafkaQueue(settings, {"default": pipeline.db})
     if settings.queue_backend == "celery":
         return CeleryQueue(settings)
     return InlineQueue(pipeline, settings)

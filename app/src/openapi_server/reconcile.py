@@ -87,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
             from .queues import CeleryQueue
 
             CeleryQueue(settings).enqueue(message_id)
+        elif args[0] == "requeue" and settings.queue_backend == "kafka":
+            from .kafka.outbox import stage_ids
+
+            with db.primary.begin() as conn:  # a relay publishes it on its next pass
+                stage_ids(conn, [message_id])
         print(f"message {message_id}: {args[0]}")
         return 0
     finally:

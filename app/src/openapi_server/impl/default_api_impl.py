@@ -99,7 +99,9 @@ class DefaultApiImpl(BaseDefaultApi):
     ) -> tuple[EmailAccepted, bool]:
         quota = self.ctx.settings.daily_send_quota
         with self.ctx.db.session() as s:
-            accepted, replayed = emails.accept(s, self.workspace_id, body, idempotency_key, quota)
+            accepted, replayed = emails.accept(
+                s, self.workspace_id, body, idempotency_key, quota, stage=self.ctx.queue.stage
+            )
         # Enqueue only once the row is committed. If the broker is down the row stays
         # queued and the sweeper enqueues it later.
         if accepted.status == QUEUED and not replayed:

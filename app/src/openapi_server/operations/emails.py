@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -51,8 +52,13 @@ def accept(
     body: EmailSendRequest,
     idempotency_key: str | None,
     daily_send_quota: int,
+    stage: Callable[[Session, EmailMessage], None] = lambda _s, _m: None,
 ) -> tuple[EmailAccepted, bool]:
-    """The committed message and whether it replays an earlier request with the same key."""
+    """The committed message and whether it replays an earlier request with the same key.
+
+    `stage` runs inside the message's transaction, before the commit: the queue's chance
+    to write with it (the Kafka outbox row), so an accepted message is never lost between
+    the database and the queue."""
     digest = request_hash(body)
     now = utcnow()
     if idempotency_key is not None:
@@ -85,6 +91,8 @@ def accept(
     )
     s.add(msg)
     try:
+        if msg.status == QUEUED:
+            stage(s, msg)
         s.commit()
     except IntegrityError:
         s.rollback()

@@ -15,8 +15,9 @@ from typing import Any
 import grpc
 import grpc.aio
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
-from ..db import QUEUED
+from ..db import QUEUED, EmailMessage
 from ..models import EmailSendRequest, TaskCreate, TaskUpdate
 from ..operations import emails, tasks
 from ..refusals import detail, not_found_detail
@@ -45,10 +46,12 @@ class CampaignService(pb_grpc.CampaignServiceServicer):
         enqueue: Callable[[int], None],
         deadline_s: float,
         daily_send_quota: int,
+        stage: Callable[[Session, EmailMessage], None] = lambda _s, _m: None,
     ) -> None:
         self.sessions = sessions
         self.clients = clients
         self.enqueue = enqueue
+        self.stage = stage
         self.deadline_s = deadline_s
         self.daily_send_quota = daily_send_quota
 
@@ -148,7 +151,7 @@ class CampaignService(pb_grpc.CampaignServiceServicer):
         def work() -> pb.SendEmailResponse:
             with self.sessions.session_for(body.client_id) as s:
                 accepted, replayed = emails.accept(
-                    s, workspace.current(), body, key, self.daily_send_quota
+                    s, workspace.current(), body, key, self.daily_send_quota, self.stage
                 )
             # Only once the row is committed; a failed enqueue leaves it to the sweeper.
             if accepted.status == QUEUED and not replayed:

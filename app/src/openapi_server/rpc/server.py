@@ -118,6 +118,7 @@ async def start_campaigns(
         queue.enqueue,
         settings.grpc_deadline_s,
         settings.daily_send_quota,
+        queue.stage,
     )
 
     def add(server: grpc.aio.Server) -> None:

@@ -1,0 +1,98 @@
+"""`coldreach-app consume`: one member of the sender fleet (QUEUE_BACKEND=kafka).
+
+Runs the consumer (records -> pipeline, offsets stored after the outcome), a relay
+that publishes this database's outbox, and the sweeper (stuck sends flagged, due
+retries and lost records staged again). Stops on SIGTERM/SIGINT after the records in
+flight have finished and their offsets are committed. Touches
+`$DATA_DIR/worker-heartbeat` for `coldreach-app healthcheck --worker`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+from ..config import Settings, settings_or_exit
+from ..db import Database
+from ..healthcheck import heartbeat_path
+from ..mailer import make_mailer
+from ..pipeline import Pipeline
+from .consumer import SendConsumer, SessionFor
+from .relay import Relay, RelayThread
+from .topics import Topics, topic_admin
+
+log = logging.getLogger("openapi_server.kafka.consume")
+
+HEARTBEAT_EVERY_S = 10.0
+
+
+class Heartbeat:
+    """Touched from the poll loop: alive means polling, with or without partitions.
+
+    A member waiting in a rebalance (a dead member holds partitions until the session
+    timeout), or one of more members than partitions, is healthy and must not be
+    restarted by its probe.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._next = 0.0
+
+    def __call__(self) -> None:
+        if time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + HEARTBEAT_EVERY_S
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.touch()
+        except OSError:
+            log.warning("cannot write the heartbeat file %s", self.path)
+
+
+def _databases(settings: Settings) -> tuple[dict[str, Database], SessionFor | None]:
+    """The databases whose outboxes this process relays, and how a record finds its rows.
+
+    One database: its outbox, and the pipeline's own connection (no routing). With shards,
+    every shard's database and the router's `session_for(client_id)`.
+    """
+    return {"default": Database(settings)}, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = settings_or_exit()
+    if settings.queue_backend != "kafka":
+        log.error("consume needs QUEUE_BACKEND=kafka (got %s)", settings.queue_backend)
+        return 2
+    if settings.auto_migrate:
+        from ..migrate import upgrade_or_exit
+
+        upgrade_or_exit(settings)
+    topic_admin(settings).ensure(Topics.from_settings(settings))
+    # Every send thread may hold a connection for its claim and its result.
+    pooled = settings.with_(db_pool_size=max(settings.db_pool_size, settings.kafka.concurrency + 2))
+    databases, sessions = _databases(pooled)
+    db = next(iter(databases.values()))
+    pipeline = Pipeline(db, make_mailer(settings), settings)
+    relay = RelayThread(Relay(settings, databases, sweep=True))
+    consumer = SendConsumer(settings, pipeline, sessions)
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    relay.start()
+    try:
+        consumer.run(stop, on_idle=Heartbeat(heartbeat_path()))
+    finally:
+        relay.stop()
+        for database in databases.values():
+            database.dispose()
+    log.info("stopped after %d record(s)", consumer.processed)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
