@@ -39,12 +39,17 @@ def environment(
     f = topology.features
     env: dict[str, pulumi.Input[str]] = {"AWS_REGION": s.region, **access.extra_env}
     if service.port is not None:
-        env["PORT"] = str(service.port)
+        # The app's gRPC servers listen on GRPC_PORT, its HTTP API on PORT.
+        env["GRPC_PORT" if service.kind is Kind.GRPC else "PORT"] = str(service.port)
     endpoints = service.database_endpoints(f)
     if endpoints:
         first = access.shards[0]
         pod = s.pods[service.name]
         env |= {
+            # Shard 1 as today's app reads its one database (DB_HOST, DB_PORT, DB_NAME).
+            "DB_HOST": first.address,
+            "DB_PORT": str(first.port),
+            "DB_NAME": first.database,
             "DB_DIRECTORY": _url(first.address, first.port, DIRECTORY_DATABASE),
             "DB_POOL_SIZE": str(pod.db_pool_size),
             "DB_MAX_OVERFLOW": str(pod.db_max_overflow),
@@ -72,14 +77,16 @@ def environment(
     if service.may_reach(f, "kafka") and access.kafka is not None:
         kafka = access.kafka
         env |= {
-            "KAFKA_BOOTSTRAP": kafka.bootstrap_brokers,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_brokers,
             "KAFKA_AUTH": "iam",
             "QUEUE_BACKEND": "kafka",
             "KAFKA_SEND_TOPIC": kafka.send_topic,
+            # MSK's topic API created the topics; no role may create one.
+            "KAFKA_CREATE_TOPICS": "0",
         }
         if consumes(service):
-            env["KAFKA_DEAD_LETTER_TOPIC"] = kafka.dead_letter_topic
-            env["KAFKA_GROUP"] = kafka.consumer_group
+            env["KAFKA_DLQ_TOPIC"] = kafka.dead_letter_topic
+            env["KAFKA_GROUP_ID"] = kafka.consumer_group
     if service.may_reach(f, SES):
         mail = access.mail
         env |= {

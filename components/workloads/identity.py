@@ -68,7 +68,12 @@ def kafka_statements(service: Service, kafka: Kafka) -> list[iam.Statement]:
     group = _group_arn(kafka.cluster_arn, kafka.consumer_group)
     return [
         cluster,
-        iam.allow(["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"], [send]),
+        # The sender fleet also runs the outbox relay (`coldreach-app consume`), so it
+        # publishes to the send topic as well as reading it.
+        iam.allow(
+            ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData", "kafka-cluster:WriteData"],
+            [send],
+        ),
         iam.allow(["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"], [dead_letters]),
         iam.allow(["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"], [group]),
     ]

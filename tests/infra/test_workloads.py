@@ -361,6 +361,7 @@ def test_each_role_grants_exactly_its_reaches(prod: Deployment) -> None:
         (read, shard_1), (read, shard_2), (read, unsubscribe),
         ("kafka-cluster:Connect", kafka), ("kafka-cluster:WriteDataIdempotently", kafka),
         ("kafka-cluster:DescribeTopic", send), ("kafka-cluster:ReadData", send),
+        ("kafka-cluster:WriteData", send),  # its outbox relay publishes
         ("kafka-cluster:DescribeTopic", dead_letters), ("kafka-cluster:WriteData", dead_letters),
         ("kafka-cluster:DescribeGroup", group), ("kafka-cluster:AlterGroup", group),
     }  # fmt: skip
@@ -420,7 +421,7 @@ def test_environment_follows_the_reaches_and_holds_no_secret(prod: Deployment) -
     assert api["CLIENT_SERVICE_ADDR"] == f"dns:///clients.{NAMESPACE}.svc.cluster.local:50051"
     assert api["CAMPAIGN_SERVICE_ADDR"] == f"dns:///campaigns.{NAMESPACE}.svc.cluster.local:50052"
     assert api["DB_DIRECTORY"].endswith(":5432/coldreach_directory")
-    assert "DB_SHARD_1" not in api and "KAFKA_BOOTSTRAP" not in api
+    assert "DB_SHARD_1" not in api and "KAFKA_BOOTSTRAP_SERVERS" not in api
     shards = [r for r in prod.of_type("aws:rds/instance:Instance") if r.name == "shard2-instance"]
     [shard_2] = shards
     secrets = {r.name: r.out("arn") for r in prod.of_type("aws:secretsmanager/secret:Secret")}
@@ -428,8 +429,12 @@ def test_environment_follows_the_reaches_and_holds_no_secret(prod: Deployment) -
     assert clients["DB_SHARD_2_SECRET_ARN"] == secrets["shard2-credentials"]
     assert "CAMPAIGN_SERVICE_ADDR" not in clients and "MAILER" not in clients
     [msk] = prod.of_type("aws:msk/cluster:Cluster")
-    assert sender["KAFKA_BOOTSTRAP"] == msk.out("bootstrapBrokersSaslIam")
-    assert sender["KAFKA_GROUP"] == "sender"
+    assert sender["KAFKA_BOOTSTRAP_SERVERS"] == msk.out("bootstrapBrokersSaslIam")
+    assert sender["KAFKA_GROUP_ID"] == "sender" and sender["KAFKA_AUTH"] == "iam"
+    assert sender["KAFKA_CREATE_TOPICS"] == "0"  # MSK's topic API made them
+    [db] = [r for r in prod.of_type("aws:rds/instance:Instance") if r.name == "db-instance"]
+    assert (api["DB_HOST"], api["DB_PORT"]) == (db.out("address"), "5432")
+    assert clients["GRPC_PORT"] == "50051" and api["PORT"] == "8000"
     assert sender["MAILER"] == "ses"
     for env in (api, clients, sender):
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == (
@@ -450,9 +455,9 @@ def test_the_topics_the_pods_use_are_the_ones_msk_creates(staging: Deployment) -
                if r.get("clusterArn") == msk.out("arn")}  # fmt: skip
     campaigns, sender = _env(staging, "campaigns"), _env(staging, "sender")
     assert campaigns["KAFKA_SEND_TOPIC"] == sender["KAFKA_SEND_TOPIC"] == "email.send.v1"
-    assert {sender["KAFKA_SEND_TOPIC"], sender["KAFKA_DEAD_LETTER_TOPIC"]} <= created
+    assert {sender["KAFKA_SEND_TOPIC"], sender["KAFKA_DLQ_TOPIC"]} <= created
     assert campaigns["QUEUE_BACKEND"] == sender["QUEUE_BACKEND"] == "kafka"
-    assert "KAFKA_DEAD_LETTER_TOPIC" not in campaigns
+    assert "KAFKA_DLQ_TOPIC" not in campaigns
 
 
 # --- tracing -------------------------------------------------------------------------------
