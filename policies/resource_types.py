@@ -214,11 +214,12 @@ TYPES: dict[str, ResourceType] = {
             t.EKS_NODE_GROUP, "@nodeGroupName", name_key="nodeGroupName", cost="eks_node_group"
         ),
         ResourceType(t.LAUNCH_TEMPLATE, "lt-", name_key="name", max_name=128),
-        # Rendered, not deployed: moto has no EKS add-ons or access entries, and the node
-        # group's Auto Scaling group exists there only as a name.
+        # Rendered, not deployed: moto has no EKS add-ons, access entries or Pod Identity
+        # associations, and the node group's Auto Scaling group exists there only as a name.
         ResourceType(t.EKS_ADDON, emulated=False),
         ResourceType(t.EKS_ACCESS_ENTRY, emulated=False),
         ResourceType(t.EKS_ACCESS_POLICY, emulated=False),
+        ResourceType(t.EKS_POD_IDENTITY, emulated=False),
         ResourceType(t.ASG_ATTACHMENT, "asgattach-", emulated=False),
         ResourceType(
             t.MSK_CLUSTER,
