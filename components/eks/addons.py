@@ -43,6 +43,17 @@ def configuration(addon: str) -> str | None:
     return json.dumps(VPC_CNI_CONFIGURATION, sort_keys=True) if addon == VPC_CNI else None
 
 
+def _version(
+    addon: str, kubernetes_version: pulumi.Input[str], parent: pulumi.Resource
+) -> pulumi.Output[str]:
+    return aws.eks.get_addon_version_output(
+        addon_name=addon,
+        kubernetes_version=kubernetes_version,
+        most_recent=False,
+        opts=pulumi.InvokeOptions(parent=parent),
+    ).version
+
+
 def install(
     name: str,
     cluster_name: pulumi.Input[str],
@@ -59,12 +70,7 @@ def install(
             f"{name}-{addon}",
             cluster_name=cluster_name,
             addon_name=addon,
-            addon_version=aws.eks.get_addon_version_output(
-                addon_name=addon,
-                kubernetes_version=kubernetes_version,
-                most_recent=False,
-                opts=pulumi.InvokeOptions(parent=parent),
-            ).version,
+            addon_version=_version(addon, kubernetes_version, parent),
             configuration_values=configuration(addon),
             # Ours wins over whatever a node bootstrap left behind; on update, our
             # configuration is applied again rather than preserved drift.
@@ -74,3 +80,55 @@ def install(
         )
         for addon in addons
     ]
+
+
+EBS_CSI = "aws-ebs-csi-driver"
+EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
+EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+
+
+def ebs_csi(
+    name: str,
+    cluster_name: pulumi.Input[str],
+    kubernetes_version: pulumi.Input[str],
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> aws.eks.Addon:
+    """The EBS CSI driver, for workloads that claim a volume (`ebs.csi.aws.com`): without it
+    a PersistentVolumeClaim stays Pending. Its controller creates and attaches volumes with
+    a role of its own through Pod Identity (AWS's managed policy for the driver)."""
+    opts = pulumi.ResourceOptions(parent=parent)
+    role = aws.iam.Role(
+        f"{name}-role",
+        description="EBS CSI driver controller (EKS Pod Identity)",
+        assume_role_policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "pods.eks.amazonaws.com"},
+                        "Action": ["sts:AssumeRole", "sts:TagSession"],
+                    }
+                ],
+            }
+        ),
+        opts=opts,
+    )
+    attachment = aws.iam.RolePolicyAttachment(
+        f"{name}-role-policy", role=role.name, policy_arn=EBS_CSI_POLICY, opts=opts
+    )
+    return aws.eks.Addon(
+        name,
+        cluster_name=cluster_name,
+        addon_name=EBS_CSI,
+        addon_version=_version(EBS_CSI, kubernetes_version, parent),
+        pod_identity_associations=[
+            aws.eks.AddonPodIdentityAssociationArgs(
+                role_arn=role.arn, service_account=EBS_CSI_SERVICE_ACCOUNT
+            )
+        ],
+        resolve_conflicts_on_create="OVERWRITE",
+        resolve_conflicts_on_update="OVERWRITE",
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[attachment, *depends_on]),
+    )

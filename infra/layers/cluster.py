@@ -25,7 +25,7 @@ from components import eks, firewall, workloads
 from components.eks import addons
 from components.network import Network
 from components.registry import IMAGE_ARCHITECTURE
-from components.workloads import pod_network
+from components.workloads import pod_network, tracing
 from infra.config import Settings
 from infra.layers.compute import APP_DB_USER, Compute
 from infra.layers.data import Data
@@ -152,6 +152,13 @@ def build(
         cluster,
         depends_on=[nodes.node_group],
     )
+    if tracing.persistent(s.workloads):
+        # Jaeger's Badger volume is a claim only the EBS CSI driver fills.
+        after.append(
+            addons.ebs_csi(
+                "eks-addon-ebs-csi", cluster.name, c.version, cluster, [nodes.node_group, *before]
+            )
+        )
 
     # The load balancer's cluster target group holds the nodes; it may reach them on the
     # API's NodePort and nothing else.

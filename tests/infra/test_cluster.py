@@ -13,6 +13,7 @@ from deployment_helpers import CERT
 from coldreach import policy_eval
 from coldreach.evaluation import evaluate_stack
 from coldreach.runtime import Deployment, ProgramError, Resource
+from components.eks.addons import EBS_CSI
 from components.eks.cluster import ADMIN_POLICY, LOG_TYPES
 from infra import phases
 from infra.config import ConfigError, parse
@@ -176,6 +177,28 @@ def test_add_ons_come_in_the_order_nodes_need_them(staging3: Deployment) -> None
         assert addon(staging3, before).urn in group.dependencies
     for after in ("coredns", "metrics-server"):
         assert group.urn in addon(staging3, after).dependencies
+
+
+def test_a_stack_whose_tracing_keeps_a_volume_gets_the_ebs_csi_driver(
+    staging3: Deployment, prod3: Deployment
+) -> None:
+    """Jaeger's Badger claim (prod) stays Pending unless the EBS CSI driver runs."""
+    assert [a for a in staging3.of_type(ADDON) if a.get("addonName") == EBS_CSI] == []
+    driver = addon(prod3, EBS_CSI)
+    assert only(prod3, NODE_GROUP).urn in driver.dependencies
+    [association] = driver.get("podIdentityAssociations")
+    assert association["serviceAccount"] == "ebs-csi-controller-sa"
+    role = next(r for r in prod3.of_type("aws:iam/role:Role")
+                if r.out("arn") == association["roleArn"])  # fmt: skip
+    trust = json.loads(role.get("assumeRolePolicy"))["Statement"][0]
+    assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    attached = [a.get("policyArn")
+                for a in prod3.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+                if a.get("role") == role.id]  # fmt: skip
+    assert attached == ["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"]
+    # The workloads (the claim among them) wait for it through the provider.
+    provider = prod3.of_type("pulumi:providers:kubernetes")[0]
+    assert driver.urn in provider.dependencies
 
 
 # --- nodes -----------------------------------------------------------------------------------
