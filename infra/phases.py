@@ -48,8 +48,9 @@ class Features:
         return replace(self, ecs=False, cache=False)
 
     def not_built(self) -> list[str]:
-        """Switches this program cannot build yet. Phase 3 evaluates with what exists: MSK
-        and the shards are built; the cluster's layer adds itself where it lands."""
+        """Switches this program cannot build yet, which the program refuses to deploy. Every
+        switch of every phase is built today; a new switch is listed here until its layer
+        exists."""
         pending: tuple[str, ...] = ()
         return [name for name in pending if getattr(self, name)]
 
