@@ -81,8 +81,7 @@ def access(
             data.kafka.bootstrap_brokers,
             {name: topic.arn for name, topic in data.kafka.topics.items()},
         )
-    groups = {EDGE: edge.load_balancer.security_group}
-    groups |= {tier.name: data.security_group(tier.name) for tier in topology.tiers}
+    groups = {EDGE: edge.load_balancer.security_group} | data.groups(topology)
     return workloads.Access(
         shards=[
             workloads.Shard(
