@@ -57,9 +57,18 @@ def test_what_moto_cannot_hold_is_rendered_and_listed_not_faked(staging3: Deploy
         "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
         "aws:autoscaling/attachment:Attachment",
         "pulumi:providers:kubernetes",
+        "aws:eks/podIdentityAssociation:PodIdentityAssociation",
+        "kubernetes:apps/v1:Deployment",
+        "kubernetes:vpcresources.k8s.aws/v1beta1:SecurityGroupPolicy",
     } <= rendered
     created = {type_ for type_, _, _ in staging3.backend.created}
     assert not rendered & created
+    # What the workloads hold in AWS is deployed: each pod group, each pod role.
+    names = {name for _, name, _ in staging3.backend.created}
+    for workload in ("api", "clients", "campaigns", "sender", "tracing"):
+        assert f"{workload}-pods" in names, workload
+    for workload in ("api", "clients", "campaigns", "sender"):
+        assert f"{workload}-pod-role" in names, workload
     # Still in the deployment the program saw, with ids, so the plan graph stays whole.
     addons = staging3.deployment.of_type("aws:eks/addon:Addon")
     assert len(addons) == 5 and all(a.id for a in addons)
