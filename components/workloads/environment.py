@@ -12,6 +12,7 @@ import pulumi
 
 from components.workloads.access import DIRECTORY_DATABASE, Access
 from components.workloads.identity import consumes, reads_unsubscribe_key
+from components.workloads.pods import WORKER_DATA_DIR
 from infra.config import Settings
 from infra.topology import SES, Kind, Service, Topology
 
@@ -99,4 +100,6 @@ def environment(
         env["PUBLIC_BASE_URL"] = access.public_url
     if service.kind is Kind.HTTP_API:
         env |= s.api.environment()
+    if service.kind is Kind.WORKER:
+        env["DATA_DIR"] = WORKER_DATA_DIR
     return env

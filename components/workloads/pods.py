@@ -54,12 +54,23 @@ def http_probe(port: int, path: str = HEALTH_PATH) -> Probe:
     return Probe({"httpGet": {"path": path, "port": port}}, port)
 
 
+WORKER_HEALTH = ("python", "-m", "openapi_server.healthcheck", "--worker")
+"""Exits 0 while the worker's heartbeat file (`$DATA_DIR/worker-heartbeat`) is fresh: the
+app's consumer touches it each pass of its poll loop, partitions or not."""
+WORKER_DATA_DIR = "/tmp"
+"""Where a worker writes its heartbeat: the pod's only writable path (an emptyDir)."""
+
+
+def exec_probe(command: Sequence[str]) -> Probe:
+    return Probe({"exec": {"command": list(command)}}, None)
+
+
 def probe_for(service: Service) -> Probe | None:
-    """A listener is probed in its own protocol; a worker without a port is not probed: the
-    sender's health is its Kafka group membership, which the broker's session timeout
-    already revokes when it stops polling."""
+    """A listener is probed in its own protocol; a worker by its heartbeat file, so a
+    consumer whose poll loop hangs is restarted (the broker's session timeout alone would
+    only move its partitions away)."""
     if service.port is None:
-        return None
+        return exec_probe(WORKER_HEALTH) if service.kind is Kind.WORKER else None
     if service.kind is Kind.GRPC:
         return grpc_probe(service.port)
     return http_probe(service.port)

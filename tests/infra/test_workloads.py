@@ -144,7 +144,12 @@ def test_probes_fit_each_kind_and_images_are_immutable(staging: Deployment) -> N
     tracing = _container(staging, "tracing")
     assert tracing["readinessProbe"]["grpc"] == {"port": 13132}
     sender = _container(staging, "sender")
-    assert "ports" not in sender and "livenessProbe" not in sender
+    # No port: its liveness is the heartbeat its poll loop writes where the pod may write.
+    assert "ports" not in sender
+    assert sender["livenessProbe"]["exec"]["command"] == [
+        "python", "-m", "openapi_server.healthcheck", "--worker"
+    ]  # fmt: skip
+    assert _env(staging, "sender")["DATA_DIR"] == "/tmp"
     for name in ("api", "clients", "campaigns", "sender"):
         assert "@sha256:" in _container(staging, name)["image"]
     assert tracing["image"] == "jaegertracing/jaeger:2.17.0"
