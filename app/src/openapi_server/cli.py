@@ -8,6 +8,7 @@
     coldreach-app worker [CELERY_WORKER_OPTIONS...]
     coldreach-app reconcile [sent|failed|requeue ID [PROVIDER_ID]]
     coldreach-app healthcheck [--worker]
+    coldreach-app migrate-shards --source URL --shard URL --shard URL [--dry-run]
 
 Exit status: 0 done, 1 not found or the database failed, 2 bad usage or configuration.
 `python -m openapi_server.{migrate,worker,reconcile,healthcheck}` still work (the image
@@ -121,13 +122,17 @@ SERVICE_COMMANDS = {
     "worker": "run the Celery email worker",
     "reconcile": "list or resolve messages flagged for reconciliation",
     "healthcheck": "container health probe (--worker for the worker)",
+    "migrate-shards": "copy a phase-2 database onto shards, bucket by bucket (--help)",
 }
+# Service commands whose module is not named after the command.
+SERVICE_MODULES = {"migrate-shards": "sharding.migrate_cli"}
 
 
 def _service(command: str, argv: list[str]) -> int:
     import importlib
 
-    return int(importlib.import_module(f"openapi_server.{command}").main(argv) or 0)
+    module = SERVICE_MODULES.get(command, command)
+    return int(importlib.import_module(f"openapi_server.{module}").main(argv) or 0)
 
 
 def parser() -> argparse.ArgumentParser:
