@@ -57,7 +57,9 @@ class ShardRouter:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ShardRouter:
+    def from_settings(
+        cls, settings: Settings, clock: Callable[[], float] = time.monotonic
+    ) -> ShardRouter:
         """One Database per DB_SHARD_n (named "1", "2", ...) and one for the directory."""
         if not settings.db_shards:
             raise ValueError("sharding needs DB_SHARD_1 (and DB_SHARD_2, ...)")
@@ -67,7 +69,7 @@ class ShardRouter:
         }
         directory_url = settings.db_directory_url or default_directory_url(settings.db_shards[0])
         directory = Database(settings.with_(database_url=directory_url, database_read_url=None))
-        return cls(shards, directory, settings.shard_map_ttl_s)
+        return cls(shards, directory, settings.shard_map_ttl_s, clock)
 
     def shards(self) -> dict[str, Database]:
         return dict(self._shards)
