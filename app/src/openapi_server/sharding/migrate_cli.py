@@ -1,5 +1,6 @@
 """`coldreach-app migrate-shards --source URL --shard URL --shard URL [--directory URL]
-[--dry-run]`: move a phase-2 database onto shards (see migration.py).
+[--dry-run] [--batch-buckets N] [--jobs N]`: move a phase-2 database onto shards (see
+migration.py).
 
 Exit status: 0 every bucket switched and verified; 1 a database failed or something does
 not match (each difference named on stderr: table, bucket, shard); 2 bad usage.
@@ -14,7 +15,7 @@ import psycopg
 
 from ..config import ConfigError, normalize_database_url
 from .directory import default_directory_url
-from .migration import MigrationError, ShardMigration
+from .migration import BATCH_BUCKETS, JOBS, MigrationError, ShardMigration
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,6 +39,17 @@ def parser() -> argparse.ArgumentParser:
         "server, created when missing)",
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    p.add_argument(
+        "--batch-buckets",
+        type=int,
+        default=BATCH_BUCKETS,
+        metavar="N",
+        help=f"buckets copied, verified and switched together (default {BATCH_BUCKETS}; "
+        "fewer block fewer clients at a time, more copy faster)",
+    )
+    p.add_argument(
+        "--jobs", type=int, default=JOBS, metavar="N", help=f"batches at once (default {JOBS})"
+    )
     return p
 
 
@@ -51,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.directory
             else default_directory_url(shards[0])
         )
-        migration = ShardMigration(source, shards, directory)
+        migration = ShardMigration(
+            source, shards, directory, batch=args.batch_buckets, jobs=args.jobs
+        )
     except (ConfigError, MigrationError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
