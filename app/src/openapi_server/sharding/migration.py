@@ -302,6 +302,7 @@ class ShardMigration:
             self._prepare_targets()
             with self._open_targets() as (directory, shards):
                 self._copy_global(src, directory, shards)
+                self._analyze(shards)
                 by_bucket = self._clients_by_bucket(src)
                 columns = {t: _columns(src, t) for t, _ in SHARDED}
                 placements = self._placements(directory)
@@ -367,6 +368,17 @@ class ShardMigration:
         finally:
             for conn in (directory, *shards.values()):
                 conn.close()
+
+    @staticmethod
+    def _analyze(shards: dict[str, psycopg.Connection[Any]]) -> None:
+        """Fresh planner statistics on the shards. A resumed run deletes the rows an
+        interrupted one left, and each deleted client runs the foreign-key cascade query on
+        tasks and messages: planned on the statistics of an empty table, that query walks
+        the workspace index instead of the client one (measured: 1.3 s per 2,000 clients
+        at 15,000 rows, growing with the table)."""
+        for conn in shards.values():
+            conn.execute("ANALYZE clients, tasks, email_messages")
+            conn.commit()
 
     def _done_buckets_if_any(self) -> dict[int, str]:
         """Switched buckets of an earlier run, when the directory exists (dry run)."""
