@@ -263,6 +263,7 @@ class ShardMigration:
         self.directory_url = directory
         self.batch = batch
         self.jobs = jobs
+        self.copy_format = sql.SQL("BINARY")
         self.out = out or sys.stdout
         self.err = err or sys.stderr
 
@@ -301,6 +302,7 @@ class ShardMigration:
             self._check_source(src)
             self._prepare_targets()
             with self._open_targets() as (directory, shards):
+                self._choose_copy_format(src, [directory, *shards.values()])
                 self._copy_global(src, directory, shards)
                 self._analyze(shards)
                 by_bucket = self._clients_by_bucket(src)
@@ -368,6 +370,19 @@ class ShardMigration:
         finally:
             for conn in (directory, *shards.values()):
                 conn.close()
+
+    def _choose_copy_format(
+        self, src: psycopg.Connection[Any], targets: list[psycopg.Connection[Any]]
+    ) -> None:
+        """Binary COPY between servers of one major version; text otherwise (binary values
+        are only meant to move between similar servers, text is portable)."""
+        major = src.info.server_version // 10000
+        if any(conn.info.server_version // 10000 != major for conn in targets):
+            self.copy_format = sql.SQL("TEXT")
+            print(
+                "note: the servers' major versions differ; rows are copied as text (slower)",
+                file=self.err,
+            )
 
     @staticmethod
     def _analyze(shards: dict[str, psycopg.Connection[Any]]) -> None:
@@ -445,9 +460,8 @@ class ShardMigration:
         for conn in shards.values():
             conn.commit()
 
-    @staticmethod
     def _upsert_table(
-        src: psycopg.Connection[Any], dst: psycopg.Connection[Any], table: str
+        self, src: psycopg.Connection[Any], dst: psycopg.Connection[Any], table: str
     ) -> None:
         columns = _columns(src, table)
         if _columns(dst, table) != columns:
@@ -461,12 +475,14 @@ class ShardMigration:
         )
         with (
             src.cursor().copy(
-                sql.SQL("COPY (SELECT {c} FROM {t}) TO STDOUT (FORMAT BINARY)").format(
-                    c=cols, t=sql.Identifier(table)
+                sql.SQL("COPY (SELECT {c} FROM {t}) TO STDOUT (FORMAT {f})").format(
+                    c=cols, t=sql.Identifier(table), f=self.copy_format
                 )
             ) as out,
             dst.cursor().copy(
-                sql.SQL("COPY {s} ({c}) FROM STDIN (FORMAT BINARY)").format(s=staging, c=cols)
+                sql.SQL("COPY {s} ({c}) FROM STDIN (FORMAT {f})").format(
+                    s=staging, c=cols, f=self.copy_format
+                )
             ) as into,
         ):
             for block in out:
@@ -571,8 +587,8 @@ class ShardMigration:
             self._switch(src, directory, shard, verified, batch)
         return results
 
-    @staticmethod
     def _copy_rows(
+        self,
         src: psycopg.Connection[Any],
         dst: psycopg.Connection[Any],
         table: str,
@@ -584,10 +600,16 @@ class ShardMigration:
         # COPY takes no parameters; `ids` is an array literal of integers built above.
         select = sql.SQL(
             "COPY (SELECT {c} FROM {t} WHERE {i} = ANY({ids}::bigint[]) ORDER BY id) "
-            "TO STDOUT (FORMAT BINARY)"
-        ).format(c=cols, t=sql.Identifier(table), i=sql.Identifier(id_column), ids=sql.Literal(ids))
-        insert = sql.SQL("COPY {t} ({c}) FROM STDIN (FORMAT BINARY)").format(
-            t=sql.Identifier(table), c=cols
+            "TO STDOUT (FORMAT {f})"
+        ).format(
+            c=cols,
+            t=sql.Identifier(table),
+            i=sql.Identifier(id_column),
+            ids=sql.Literal(ids),
+            f=self.copy_format,
+        )
+        insert = sql.SQL("COPY {t} ({c}) FROM STDIN (FORMAT {f})").format(
+            t=sql.Identifier(table), c=cols, f=self.copy_format
         )
         with src.cursor().copy(select) as out, dst.cursor().copy(insert) as into:
             for block in out:
