@@ -322,3 +322,42 @@ def test_keyset_pages_over_two_shards_never_skip_or_repeat_while_rows_arrive(
     assert seen == sorted(seen)
     assert set(seen) == everything, f"skipped: {sorted(everything - set(seen))}"
     assert len(everything) == 60 + 8 * 3
+
+
+def test_workspaces_made_in_the_directory_reach_every_shard(router: ShardRouter) -> None:
+    with router.directory() as d:
+        d.merge(Workspace(id=1, name="acme"))
+        d.add(Workspace(id=9, name="initech", daily_send_quota=5))
+        d.commit()
+    try:
+        assert router.replicate_workspaces() == 2  # workspace 9 on shards 1 and 2
+        assert router.replicate_workspaces() == 0
+        for db in router.shards().values():
+            with db.session() as s:
+                copy = s.get(Workspace, 9)
+                assert copy is not None and copy.name == "initech"
+                assert copy.daily_send_quota == 5
+        client_id = next(i for i in range(1, 100) if router.shard_of(i) == "2")
+        with router.get_db_session(client_id) as s:  # the seed's name for session_for
+            now = datetime.now(UTC)
+            s.add(
+                Client(
+                    id=client_id,
+                    workspace_id=9,
+                    name="n",
+                    email="n@example.com",
+                    email_key="n@example.com",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            s.commit()
+    finally:
+        for db in router.shards().values():
+            with db.session() as s:
+                s.execute(delete(Client).where(Client.workspace_id == 9))
+                s.execute(delete(Workspace).where(Workspace.id == 9))
+                s.commit()
+        with router.directory() as d:
+            d.execute(delete(Workspace).where(Workspace.id == 9))
+            d.commit()

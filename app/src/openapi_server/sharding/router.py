@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..db import Database
+from ..db import Database, Workspace
 from .buckets import MOVING, ShardMap, bucket_of, shard_name
 from .directory import IdAllocator, default_directory_url, load_shard_map
 
@@ -97,6 +98,36 @@ class ShardRouter:
             raise BucketMoving(client_id, bucket, max(self._map_ttl_s, 1.0))
         with self._shards[placement.shard].session() as s:
             yield s
+
+    # The seed's name for it.
+    get_db_session = session_for
+
+    def replicate_workspaces(self) -> int:
+        """Copy workspaces from the directory (their home) to every shard that lacks them:
+        a shard's clients, tasks and messages reference their workspace by foreign key.
+        Run after creating a workspace, before its first client. Returns rows added."""
+        with self._directory.session() as d:
+            rows = [
+                {"id": w.id, "name": w.name, "quota": w.daily_send_quota, "at": w.created_at}
+                for w in d.scalars(select(Workspace))
+            ]
+        added = 0
+        for db in self._shards.values():
+            with db.session() as s:
+                have = set(s.scalars(select(Workspace.id)))
+                for row in rows:
+                    if row["id"] not in have:
+                        s.add(
+                            Workspace(
+                                id=row["id"],
+                                name=row["name"],
+                                daily_send_quota=row["quota"],
+                                created_at=row["at"],
+                            )
+                        )
+                        added += 1
+                s.commit()
+        return added
 
     @contextmanager
     def directory(self) -> Iterator[Session]:
