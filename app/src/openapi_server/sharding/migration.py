@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from typing import Any, TextIO
 
 import psycopg
@@ -285,13 +286,20 @@ class ShardMigration:
                 totals[shard]["buckets already switched"] += 1
             for table, _ in SHARDED:
                 totals[shard][table] += sum(per_client[table].get(c, 0) for c in by_bucket[bucket])
-        print(f"dry run: nothing written. {BUCKETS} buckets onto {len(self.shard_urls)} shards:")
+        out = self.out
+        print(
+            f"dry run: nothing written. {BUCKETS} buckets onto {len(self.shard_urls)} shards:",
+            file=out,
+        )
         for shard, url in self.shard_urls.items():
             counts = ", ".join(f"{k} {v:,}" for k, v in totals[shard].items())
-            print(f"  shard {shard} ({url.render_as_string(hide_password=True)}): {counts}")
+            print(
+                f"  shard {shard} ({url.render_as_string(hide_password=True)}): {counts}", file=out
+            )
         print(
             f"  directory ({self.directory_url.render_as_string(hide_password=True)}): "
-            f"{', '.join((*REFERENCE, *GLOBAL))}, client email index, idempotency keys"
+            f"{', '.join((*REFERENCE, *GLOBAL))}, client email index, idempotency keys",
+            file=out,
         )
         return 0
 
@@ -317,10 +325,19 @@ class ShardMigration:
                 for bucket in pending:
                     shard = placements.get(bucket, (shard_map.default_shard(bucket), ""))[0]
                     targets[shard].append(bucket)
+                # Batches of the shards taken in turn, so that every shard is busy at once.
+                batches = [
+                    [
+                        (shard, {b: by_bucket[b] for b in todo[i : i + self.batch]})
+                        for i in range(0, len(todo), self.batch)
+                    ]
+                    for shard, todo in sorted(targets.items())
+                ]
                 work: queue.SimpleQueue[tuple[str, dict[int, list[int]]]] = queue.SimpleQueue()
-                for shard, todo in sorted(targets.items()):
-                    for i in range(0, len(todo), self.batch):
-                        work.put((shard, {b: by_bucket[b] for b in todo[i : i + self.batch]}))
+                for turn in zip_longest(*batches):
+                    for item in turn:
+                        if item is not None:
+                            work.put(item)
                 # Workers with connections of their own: the databases work side by side
                 # while a worker waits for a commit, a copy or a checksum.
                 with ThreadPoolExecutor(self.jobs) as pool:
