@@ -256,7 +256,9 @@ class ShardMigration:
         targets = [directory, *shards]
         for i, a in enumerate(targets):
             if _same_database(source, a):
-                raise MigrationError("the source must be a database of its own, not a shard")
+                raise MigrationError(
+                    "the source must be a database of its own, not a shard or the directory"
+                )
             if any(_same_database(a, b) for b in targets[i + 1 :]):
                 raise MigrationError(f"database {a.database} is given twice")
         self.source_url = source
