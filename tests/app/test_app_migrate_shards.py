@@ -23,7 +23,7 @@ from app_helpers import create_database, drop_database
 from app_shard_seed import seed_phase2
 from openapi_server.config import Settings
 from openapi_server.migrate import upgrade
-from openapi_server.sharding import ShardMap, bucket_of
+from openapi_server.sharding import BucketMoving, ShardMap, ShardRouter, bucket_of
 from openapi_server.sharding.directory import default_directory_url
 from openapi_server.sharding.migration import SHARDED, ShardMigration
 from psycopg import sql
@@ -273,3 +273,49 @@ def test_text_copy_between_different_server_versions_moves_the_same_rows(
     for table, _ in SHARDED:
         copied = sorted(row for url in small.shards for row in _rows(url, table))
         assert copied == _rows(small.source, table)
+
+
+def test_a_source_write_during_the_copy_is_caught_up_and_routers_wait(
+    small: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row changed on the source while its bucket is copied makes the checks differ: the
+    bucket is copied again and switched with the change. Meanwhile the bucket is `moving`
+    and a router refuses to write to it."""
+    settings = Settings(
+        database_url=small.shards[0],
+        auto_migrate=False,
+        db_shards=tuple(small.shards),
+        db_directory_url=small.directory,
+        shard_map_ttl_s=0.0,
+    )
+    with _connect(small.source) as src:
+        client_id = src.execute("SELECT min(id) FROM clients").fetchone()[0]  # type: ignore[index]
+    seen: list[str] = []
+    copy_rows = ShardMigration._copy_rows
+
+    def copy_then_write(self: ShardMigration, src: Any, dst: Any, table: str, *rest: Any) -> None:
+        copy_rows(self, src, dst, table, *rest)
+        if table == "email_messages" and not seen and str(client_id) in rest[-1][1:-1].split(","):
+            seen.append("copied")
+            with _connect(small.source) as conn:  # the phase-2 app, still writing
+                conn.execute(
+                    "UPDATE tasks SET title = 'changed during the copy' WHERE client_id = %s",
+                    (client_id,),
+                )
+            router = ShardRouter.from_settings(settings)
+            try:
+                with pytest.raises(BucketMoving), router.session_for(client_id):
+                    pass
+                with router.session_for(client_id, write=False):
+                    seen.append("read served")
+            finally:
+                router.dispose()
+
+    monkeypatch.setattr(ShardMigration, "_copy_rows", copy_then_write)
+    report = ShardMigration(small.source, small.shards, small.directory, jobs=1).run()
+    assert seen == ["copied", "read served"]
+    assert report.ok, report.mismatches
+    shard = small.shards[0 if ShardMap.default(("1", "2")).shard_for(client_id) == "1" else 1]
+    with _connect(shard) as conn:
+        title = conn.execute("SELECT title FROM tasks WHERE client_id = %s", (client_id,))
+        assert title.fetchone() == ("changed during the copy",)
