@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ from openapi_server.sharding.directory import (
     MAX_GLOBAL_ID,
     BucketMapRow,
     IdAllocator,
+    default_directory_url,
     place_bucket,
     upgrade_directory,
 )
@@ -110,7 +112,6 @@ def test_shard_settings() -> None:
 
 
 def test_the_directory_defaults_to_a_database_beside_shard_one() -> None:
-    from openapi_server.sharding.directory import default_directory_url
     from sqlalchemy.engine import make_url
 
     pg = default_directory_url(make_url("postgresql+psycopg://u:p@db1:5432/coldreach"))
@@ -361,3 +362,35 @@ def test_workspaces_made_in_the_directory_reach_every_shard(router: ShardRouter)
         with router.directory() as d:
             d.execute(delete(Workspace).where(Workspace.id == 9))
             d.commit()
+
+
+def test_sqlite_shards_and_directory_for_the_embedded_default(tmp_path: Path) -> None:
+    """Phase 3 on one machine without PostgreSQL: SQLite files for the shards, and the
+    directory beside shard 1 with its one-row id counter."""
+    env = {
+        "DB_SHARD_1": f"sqlite:///{tmp_path / 'shard1.db'}",
+        "DB_SHARD_2": f"sqlite:///{tmp_path / 'shard2.db'}",
+    }
+    settings = Settings.from_env(env)
+    for url in settings.db_shards:
+        upgrade(settings.with_(database_url=url))
+    router = ShardRouter.from_settings(settings)
+    try:
+        directory = default_directory_url(settings.db_shards[0])
+        assert directory.database == str(tmp_path / "directory.db")
+        upgrade_directory(directory)
+        with router.directory() as d:
+            assert IdAllocator.ensure_above(d.connection(), 41) == 42
+            d.commit()
+        ids = router.allocate_ids(20)
+        assert ids == list(range(42, 62))
+        with router.directory() as d:
+            d.add(Workspace(id=1, name="acme"))
+            d.commit()
+        router.replicate_workspaces()
+        for client_id in ids:
+            _add_client(router, client_id)
+        for shard in ("1", "2"):
+            assert _ids_on(router, shard) == {i for i in ids if router.shard_of(i) == shard}
+    finally:
+        router.dispose()
