@@ -61,8 +61,8 @@ COPY_ATTEMPTS = 3
 # Buckets per batch (three commits and a dozen statements per batch). On a busy machine each
 # round trip waits for the CPU, so the statement count dominates: with 100,000 clients,
 # 32 buckets a batch copied 13,500 rows/s and 128 buckets 22,000 rows/s (load average 12
-# on 2 cores). 128 buckets are 1/8 of the clients, blocked for the one or two seconds their
-# batch takes.
+# on 2 cores). 128 buckets are 1/8 of the clients, blocked for the few seconds their batch
+# takes (about 5 s here, with 4 batches at once).
 BATCH_BUCKETS = 128
 # Batches copied at once, each worker with connections of its own.
 JOBS = 4
