@@ -10,6 +10,7 @@
     coldreach-app reconcile [sent|failed|requeue ID [PROVIDER_ID]]
     coldreach-app healthcheck [--worker]
     coldreach-app serve-clients | serve-campaigns | serve-phase3
+    coldreach-app migrate-shards --source URL --shard URL --shard URL [--dry-run]
 
 Exit status: 0 done, 1 not found or the database failed, 2 bad usage or configuration.
 `python -m openapi_server.{migrate,worker,reconcile,healthcheck}` still work (the image
@@ -127,6 +128,7 @@ SERVICE_COMMANDS = {
     "serve-clients": "run the Client Service (gRPC, phase 3) on GRPC_PORT",
     "serve-campaigns": "run the Campaign Service (gRPC, phase 3) on GRPC_PORT",
     "serve-phase3": "run the phase-3 app on this machine: both services and the HTTP edge",
+    "migrate-shards": "copy a phase-2 database onto shards, bucket by bucket (--help)",
 }
 # module:function of each service command; the others are `openapi_server.<name>:main`.
 _ENTRY_POINTS = {
@@ -134,6 +136,7 @@ _ENTRY_POINTS = {
     "serve-campaigns": "openapi_server.rpc.server:main_campaigns",
     "serve-phase3": "openapi_server.rpc.local:main",
     "consume": "openapi_server.kafka.consume:main",
+    "migrate-shards": "openapi_server.sharding.migrate_cli:main",
 }
 
 

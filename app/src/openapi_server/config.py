@@ -266,6 +266,40 @@ def _kafka(env: Mapping[str, str], selected: bool) -> KafkaSettings:
     )
 
 
+class _ShardSettings(TypedDict):
+    db_shards: tuple[URL, ...]
+    db_directory_url: URL | None
+    shard_map_ttl_s: float
+
+
+def _sharding(env: Mapping[str, str]) -> _ShardSettings:
+    """DB_SHARD_1, DB_SHARD_2, ... numbered from 1 without gaps; DB_DIRECTORY optional (the
+    router defaults it to a database beside shard 1, see sharding/directory.py)."""
+    numbered = {
+        int(m.group(1)): name
+        for name in env
+        if (m := re.fullmatch(r"DB_SHARD_([0-9]+)", name)) and _str(env, name)
+    }
+    if numbered and sorted(numbered) != list(range(1, len(numbered) + 1)):
+        raise ConfigError(
+            f"DB_SHARD_n must be numbered 1, 2, 3, ... without gaps; got "
+            f"{', '.join(numbered[i] for i in sorted(numbered))}"
+        )
+    shards = tuple(
+        normalize_database_url(_str(env, numbered[i]), numbered[i]) for i in sorted(numbered)
+    )
+    directory = _str(env, "DB_DIRECTORY")
+    if directory and not shards:
+        raise ConfigError("DB_DIRECTORY is used only with DB_SHARD_1, DB_SHARD_2, ...")
+    return {
+        "db_shards": shards,
+        "db_directory_url": normalize_database_url(directory, "DB_DIRECTORY")
+        if directory
+        else None,
+        "shard_map_ttl_s": _float(env, "SHARD_MAP_TTL_S", 1.0, minimum=0.0),
+    }
+
+
 def normalize_database_url(raw: str, name: str = "DATABASE_URL") -> URL:
     """Accept the plain `postgresql://` form (and `postgres://`) and pick the psycopg 3 driver."""
     try:
@@ -420,6 +454,11 @@ class Settings:
     # -- Kafka queue backend (openapi_server/kafka/, QUEUE_BACKEND=kafka) ----------------
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
 
+    # Sharding (phase 3, sharding/): DB_SHARD_1, DB_SHARD_2, ... and the directory database.
+    db_shards: tuple[URL, ...] = ()
+    db_directory_url: URL | None = None
+    shard_map_ttl_s: float = 1.0
+
     @property
     def oidc_enabled(self) -> bool:
         return self.oidc_jwks_url is not None
@@ -553,6 +592,7 @@ class Settings:
             kafka=_kafka(env, queue_backend == "kafka"),
             **_oidc(env),
             **_grpc(env),
+            **_sharding(env),
         )
         if settings.retry_backoff_max_s >= settings.celery_visibility_timeout_s:
             # A countdown longer than the visibility timeout makes Redis redeliver the retry
