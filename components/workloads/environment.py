@@ -30,8 +30,13 @@ def peer_address(peer: Service, namespace: str) -> str:
     return f"dns:///{service_host(peer.name, namespace)}:{peer.port}"
 
 
-def _url(address: pulumi.Input[str], port: int, database: pulumi.Input[str]) -> pulumi.Output[str]:
-    return pulumi.Output.concat("postgresql://", address, ":", str(port), "/", database)
+def _url(
+    address: pulumi.Input[str], port: int, database: pulumi.Input[str], user: str | None
+) -> pulumi.Output[str]:
+    """A database URL without a password; with IAM sign-in it names the user the app's
+    per-connection token is for (the app's sharding reads DB_SHARD_n and DB_DIRECTORY)."""
+    login = f"{user}@" if user else ""
+    return pulumi.Output.concat("postgresql://", login, address, ":", str(port), "/", database)
 
 
 def environment(
@@ -51,7 +56,7 @@ def environment(
             "DB_HOST": first.address,
             "DB_PORT": str(first.port),
             "DB_NAME": first.database,
-            "DB_DIRECTORY": _url(first.address, first.port, DIRECTORY_DATABASE),
+            "DB_DIRECTORY": _url(first.address, first.port, DIRECTORY_DATABASE, access.iam_db_user),
             "DB_POOL_SIZE": str(pod.db_pool_size),
             "DB_MAX_OVERFLOW": str(pod.db_max_overflow),
         }
@@ -62,7 +67,9 @@ def environment(
             env["DB_DIRECTORY_SECRET_ARN"] = first.secret_arn
     if "shards" in endpoints:
         for n, shard in enumerate(access.shards, start=1):
-            env[f"DB_SHARD_{n}"] = _url(shard.address, shard.port, shard.database)
+            env[f"DB_SHARD_{n}"] = _url(
+                shard.address, shard.port, shard.database, access.iam_db_user
+            )
             if access.iam_db_user is None:
                 env[f"DB_SHARD_{n}_SECRET_ARN"] = shard.secret_arn
     for reach in service.reaches_now(f):

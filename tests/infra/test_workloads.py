@@ -411,9 +411,14 @@ def test_with_iam_database_auth_pods_sign_in_as_the_app_role_and_read_no_shard_s
     assert by_action["api"] == {("rds-db:connect", shard_1), (read, unsubscribe)}
     assert by_action["clients"] == {("rds-db:connect", shard_1), ("rds-db:connect", shard_2)}
     assert by_action["sender"] == by_action["clients"] | {(read, unsubscribe)}
+    shard_2_address = instances["shard2-instance"].out("address")
+    assert _env(d, "clients")["DB_SHARD_2"] == (
+        f"postgresql://{APP_DB_USER}@{shard_2_address}:5432/coldreach"
+    )
     for name in ("api", "clients"):
         env = _env(d, name)
         assert env["DB_IAM_AUTH"] == "1" and env["DB_USER"] == APP_DB_USER
+        assert env["DB_DIRECTORY"].startswith(f"postgresql://{APP_DB_USER}@")
         assert not [k for k in env if k.endswith("_SECRET_ARN") and k.startswith("DB_")], name
 
 
