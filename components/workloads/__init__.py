@@ -163,21 +163,26 @@ class Workloads(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=self._in_namespace,
         )
+        # EKS injects a pod's credentials (Pod Identity) and its own security group (the
+        # SecurityGroupPolicy) only when the pod is admitted: both must exist before the
+        # Deployment creates its first pod, or that pod runs without them until restarted.
+        self._depends = []
         grants = statements(svc, topology, access) if svc.calls_aws else []
         if grants:
-            pod_role(name, grants, args.cluster_name, NAMESPACE, name, self)
+            self._depends.append(pod_role(name, grants, args.cluster_name, NAMESPACE, name, self))
         group = self.security_groups[name]
-        k8s.apiextensions.CustomResource(
-            f"{name}-sgp",
-            api_version="vpcresources.k8s.aws/v1beta1",
-            kind="SecurityGroupPolicy",
-            metadata=self._meta(name),
-            spec=pod_network.policy(name, group.id),
-            opts=self._in_namespace,
+        self._depends.append(
+            k8s.apiextensions.CustomResource(
+                f"{name}-sgp",
+                api_version="vpcresources.k8s.aws/v1beta1",
+                kind="SecurityGroupPolicy",
+                metadata=self._meta(name),
+                spec=pod_network.policy(name, group.id),
+                opts=self._in_namespace,
+            )
         )
 
         volumes: list[Manifest] = []
-        self._depends = []
         strategy: Manifest = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}}
         if name == "tracing":
             probe = tracing.probe()

@@ -291,6 +291,22 @@ def test_data_tiers_admit_exactly_the_services_the_topology_names(
     assert all(ports == {TIERS[tier].port} for ports in admitted.values())
 
 
+def test_a_pod_is_admitted_only_after_its_group_policy_and_its_credentials(
+    staging: Deployment,
+) -> None:
+    """EKS gives a pod its security group and its Pod Identity credentials at admission
+    only: the Deployment waits for both, so no first pod starts without them."""
+    deployments = _k8s(staging, t.K8S_DEPLOYMENT)
+    policies = _k8s(staging, t.K8S_SECURITY_GROUP_POLICY)
+    associations = {r.get("serviceAccount"): r for r in staging.of_type(t.EKS_POD_IDENTITY)}
+    assert set(associations) == {name for name in EKS if name != "tracing"}
+    for name in EKS:
+        after = set(deployments[name].dependencies)
+        assert policies[name].urn in after, name
+        if name in associations:
+            assert associations[name].urn in after, name
+
+
 def test_each_workloads_pods_get_their_own_group(staging: Deployment) -> None:
     declared = topology.declare(phases.of(3))
     policies = _k8s(staging, t.K8S_SECURITY_GROUP_POLICY)
