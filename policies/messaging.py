@@ -90,8 +90,11 @@ def msk_private_logged(args: ResourceValidationArgs) -> Iterator[str]:
 def msk_kraft(args: ResourceValidationArgs) -> Iterator[str]:
     version = known_text(args.props, "kafkaVersion")
     major = version.split(".")[0]
-    if version and not (version.endswith(".kraft") or (major.isdigit() and int(major) >= 4)):
-        yield f"kafkaVersion {version} runs ZooKeeper; use 3.7.x.kraft or later, or 4.x"
+    if version and not version.endswith(".kraft"):
+        if major.isdigit() and int(major) >= 4:
+            yield f"kafkaVersion {version} is not an MSK version; 4.x is named {version}.kraft"
+        else:
+            yield f"kafkaVersion {version} runs ZooKeeper; use 3.7.x.kraft or later"
 
 
 @resource_rule(

@@ -40,8 +40,10 @@ MSK_BROKER = Text(
     "an MSK Standard broker type such as kafka.m5.large or kafka.m7g.large",
 )
 MSK_KRAFT_VERSION = Text(
-    r"^(3\.(7|8|9)\.x\.kraft|4\.[0-9]+\.x)$",
-    "an MSK version in KRaft mode: 3.7.x.kraft, 3.8.x.kraft, 3.9.x.kraft or 4.x",
+    # MSK names KRaft versions with a ".kraft" suffix, 4.x included (4.0.x.kraft, 4.1.x.kraft);
+    # a bare "4.0.x" is not a version MSK accepts.
+    r"^(3\.[7-9]|4\.[0-9]+)\.x\.kraft$",
+    "an MSK version in KRaft mode: 3.7.x.kraft to 3.9.x.kraft, or 4.0.x.kraft and later",
 )
 CACHE_CLASS = Text(
     r"^cache\.[a-z0-9]+\.[a-z0-9]+$", "an ElastiCache node type such as cache.t3.micro"

@@ -197,7 +197,9 @@ def test_four_brokers_replicate_three_ways_and_odd_counts_are_refused(program) -
         phase3(kafkaVersion="3.8.x")
     with pytest.raises(ConfigError, match="kafkaBrokerType"):
         phase3(kafkaBrokerType="kafka.t3.medium")
-    assert phase3(kafkaVersion="4.0.x")
+    assert phase3(kafkaVersion="4.0.x.kraft")
+    with pytest.raises(ConfigError, match="kafkaVersion"):
+        phase3(kafkaVersion="4.0.x")  # MSK names 4.x with the suffix too
 
 
 def test_durability_and_partition_budget() -> None:
