@@ -61,6 +61,13 @@ def admin_roles(s: Settings) -> list[pulumi.Input[str]]:
     deploy (an assumed role's session resolves to the role itself)."""
     if s.cluster.admins:
         return list(s.cluster.admins)
+    # The access entry is keyed by the principal: a run under another role (a laptop, the
+    # read-only preview role) would replace the deploy role's entry and lock CI out.
+    pulumi.log.warn(
+        "cold-reach:eksAdminRoleArns is not set: the role running this deploy becomes the "
+        "cluster's only admin. Set it to the CI deploy role and a break-glass role before "
+        "anyone runs `pulumi up` under another role (docs/cluster.md)."
+    )
     caller = aws.get_caller_identity_output()
     context = aws.iam.get_session_context_output(arn=caller.arn)
     return [context.issuer_arn]
