@@ -237,7 +237,11 @@ KEYS: list[Key] = [
         Derived(_production, "the value of production"),
         "One NAT gateway per AZ instead of one shared (survives losing an AZ)", LATER),
     # --- database ---
-    Key("dbInstanceClass", "database", "instance_class", DB_CLASS, "db.t4g.micro",
+    # Phase 3's cluster services hold pools beside the ECS ones during the cutover (about
+    # 320 connections at maximum scale): more than a micro class accepts.
+    Key("dbInstanceClass", "database", "instance_class", DB_CLASS,
+        Derived(lambda _, read: "db.t4g.medium" if read["phase"] == 3 else "db.t4g.micro",
+                "db.t4g.micro; db.t4g.medium from phase 3"),
         "RDS class of the primary"),
     Key("dbReplicaInstanceClass", "database", "replica_instance_class", DB_CLASS,
         Derived(lambda _, read: read["dbInstanceClass"], "dbInstanceClass"),

@@ -148,3 +148,13 @@ def test_readme_sections_are_generated_from_the_declarations() -> None:
             f"README.md's {name} section is stale: "
             "uv run --frozen python -m infra.reference --write"
         )
+
+
+def test_phase_3_defaults_the_primary_to_a_class_its_pools_fit() -> None:
+    """The cluster's pools beside the ECS ones need ~320 connections: a micro class would be
+    refused, so a stack that leaves the class unset gets db.t4g.medium from phase 3 on."""
+    for phase, expected in (("1", "db.t4g.micro"), ("2", "db.t4g.micro"), ("3", "db.t4g.medium")):
+        settings = parse("dev", {"phase": phase}.get, "us-east-1")
+        assert settings.database.instance_class == expected
+    with pytest.raises(ConfigError, match=r"db\.t4g\.micro allows about"):
+        parse("dev", {"phase": "3", "dbInstanceClass": "db.t4g.micro"}.get, "us-east-1")

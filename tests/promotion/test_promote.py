@@ -182,7 +182,7 @@ def test_an_unknown_price_is_a_warning_and_the_delta_says_so(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = project / "Pulumi.dev.yaml"
-    path.write_text(path.read_text().replace("db.t4g.micro", "db.t3.medum"))
+    path.write_text(path.read_text() + "  cold-reach:dbInstanceClass: db.t3.medum\n")
     assert main(["promote", "--stack", "dev", "--to", "2", "--dry-run"]) == 0
     captured = capsys.readouterr()
     assert "(incomplete: see the warning)" in captured.out
