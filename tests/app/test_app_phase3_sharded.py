@@ -1,0 +1,213 @@
+"""The phase-3 services on two PostgreSQL shards and a directory, behind the HTTP edge.
+
+Clients land on both shards by bucket; ids come from the directory's allocator, so an id
+names one row across shards; lookups by task or email id and workspace-wide lists go
+across shards; a workspace's client addresses stay unique through the directory's index;
+the daily quota and unsubscribes are global; a bucket being moved answers 503 with
+Retry-After, and sends go through the per-shard outbox, Kafka (the mock cluster) and a
+consumer that claims on the client's shard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from app_helpers import authorize, create_database, drop_database, wait_for
+from app_kafka import fresh_kafka
+from app_recording import RecordingMailer
+from fastapi.testclient import TestClient
+from openapi_server.apikeys import get_or_create_workspace
+from openapi_server.config import Settings
+from openapi_server.db import Client, EmailMessage, OutboxRecord, Task
+from openapi_server.kafka.clients import MockCluster
+from openapi_server.main import create_app
+from openapi_server.sharding import MOVING, ShardRouter, bucket_of
+from openapi_server.sharding.directory import BucketMapRow, ClientEmailIndex, place_bucket
+from openapi_server.sharding.schema import upgrade_all
+from openapi_server.unsubscribe import make_token
+from rpc_harness import Services, running_services
+from sqlalchemy import delete, func, select
+
+TERMINAL = ("sent", "failed", "suppressed")
+
+
+@pytest.fixture(scope="module")
+def sharded_base() -> Iterator[Settings]:
+    shards = (create_database("app3_shard1"), create_database("app3_shard2"))
+    directory = create_database("app3_directory")
+    base = Settings(
+        database_url=directory,
+        db_shards=shards,
+        db_directory_url=directory,
+        auto_migrate=False,
+        db_pool_size=4,
+        db_max_overflow=4,
+        shard_map_ttl_s=0.0,
+        retry_backoff_base_s=0.0,
+        sweep_interval_s=3600.0,
+    )
+    try:
+        upgrade_all(base)
+        yield base
+    finally:
+        for url in (*shards, directory):
+            drop_database(url)
+
+
+@pytest.fixture
+def sharded(sharded_base: Settings, kafka_mock: MockCluster, tmp_path: object) -> Settings:
+    return sharded_base.with_(
+        queue_backend="kafka",
+        kafka=fresh_kafka(kafka_mock.bootstrap_servers),
+        data_dir=tmp_path,
+        mail_outbox=None,
+    )
+
+
+def _rows(services: Services, model: type, **where: object) -> dict[str, set[int]]:
+    """Ids of `model` rows per shard."""
+    out: dict[str, set[int]] = {}
+    for name, db in services.databases.items():
+        with db.session() as s:
+            stmt = select(model.id)  # type: ignore[attr-defined]
+            for column, value in where.items():
+                stmt = stmt.where(getattr(model, column) == value)
+            out[name] = set(s.scalars(stmt))
+    return out
+
+
+def _edge(services: Services, settings: Settings) -> TestClient:
+    return TestClient(create_app(services.edge_settings(settings.with_(queue_backend="inline"))))
+
+
+def test_clients_tasks_and_email_across_two_shards(sharded: Settings) -> None:
+    mailer = RecordingMailer()
+    with running_services(sharded, mailer=mailer, consume=True) as services:
+        router: ShardRouter = services.sessions.router  # type: ignore[attr-defined]
+        with _edge(services, sharded) as api:
+            authorize(api, "acme")
+            with api.app.state.ctx.db.session() as s:  # type: ignore[attr-defined]
+                get_or_create_workspace(s, "acme").daily_send_quota = 3
+                s.commit()
+            made = [
+                api.post("/clients", json={"name": f"C{i}", "email": f"c{i}@example.com"})
+                for i in range(16)
+            ]
+            assert [r.status_code for r in made] == [201] * 16
+            ids = [r.json()["id"] for r in made]
+            assert len(set(ids)) == 16
+
+            # Each client on exactly the shard its bucket maps to, and both shards used.
+            placed = _rows(services, Client)
+            assert placed["1"] and placed["2"] and not placed["1"] & placed["2"]
+            for cid in ids:
+                assert cid in placed[router.shard_of(cid)]
+
+            # Unique per workspace across shards: the directory's index refuses the address
+            # whichever shard the new id would land on (each attempt takes a fresh id).
+            for _ in range(4):
+                taken = api.post("/clients", json={"name": "X", "email": "C3@Example.com"})
+                assert taken.status_code == 409, taken.text
+            assert _rows(services, Client) == placed  # nothing written
+
+            # Lists merge the shards in id order; pages never repeat or skip a client.
+            full = api.get("/clients", params={"limit": 50}).json()
+            assert full["total"] == 16 and [c["id"] for c in full["items"]] == sorted(ids)
+            paged = [
+                c["id"]
+                for off in range(0, 16, 5)
+                for c in api.get("/clients", params={"limit": 5, "offset": off}).json()["items"]
+            ]
+            assert paged == sorted(ids)
+
+            # Tasks on clients of both shards; found by id wherever they live.
+            one = next(c for c in ids if router.shard_of(c) == "1")
+            two = next(c for c in ids if router.shard_of(c) == "2")
+            tasks = [
+                api.post("/tasks", json={"client_id": cid, "title": f"T{cid}"}).json()
+                for cid in (one, two, two)
+            ]
+            assert _rows(services, Task)["2"] == {tasks[1]["id"], tasks[2]["id"]}
+            got = api.get(f"/tasks/{tasks[2]['id']}")
+            assert got.status_code == 200 and got.json()["client_id"] == two
+            patched = api.patch(f"/tasks/{tasks[1]['id']}", json={"done": True})
+            assert patched.status_code == 200 and patched.json()["done"] is True
+            listed = api.get("/tasks").json()
+            assert [t["id"] for t in listed["items"]] == sorted(t["id"] for t in tasks)
+            assert listed["total"] == 3
+            assert api.get("/tasks", params={"client_id": two}).json()["total"] == 2
+            assert api.get("/tasks/999999999").status_code == 404
+
+            # Sends on both shards: outbox on the client's shard, Kafka, consumer, mailer.
+            sent = []
+            for cid in (one, two):
+                r = api.post("/email/send", json={"client_id": cid, "subject": "S", "body": "B"})
+                assert r.status_code == 202, r.text
+                sent.append(r.json()["id"])
+            for mid in sent:
+                wait_for(
+                    lambda mid=mid: api.get(f"/email/{mid}").json()["status"] in TERMINAL,
+                    timeout=30,
+                )
+                assert api.get(f"/email/{mid}").json()["status"] == "sent"
+            assert _rows(services, EmailMessage) == {"1": {sent[0]}, "2": {sent[1]}}
+            outboxes = _rows(services, OutboxRecord)
+            assert outboxes["1"] and outboxes["2"]
+            assert sorted(mailer.per_message()) == sorted(sent)
+
+            # Unsubscribe and the quota are global (the directory), not per shard.
+            email = api.get(f"/clients/{two}").json()["email"]
+            token = make_token(sharded.unsubscribe_secret, two, email, 3600)
+            assert api.post(f"/unsubscribe/{token}").status_code == 200
+            assert api.get(f"/clients/{two}").json()["status"] == "unsubscribed"
+            suppressed = api.post(
+                "/email/send", json={"client_id": two, "subject": "S", "body": "again"}
+            )
+            assert suppressed.json()["status"] == "suppressed"
+            third = api.post("/email/send", json={"client_id": one, "subject": "S", "body": "3"})
+            assert third.status_code == 202
+            other = next(c for c in ids if router.shard_of(c) == "2" and c != two)
+            over = api.post("/email/send", json={"client_id": other, "subject": "S", "body": "4"})
+            assert over.status_code == 429 and "Retry-After" in over.headers
+
+            # Deleting a client frees its address in the workspace.
+            assert api.delete(f"/clients/{one}").status_code == 204
+            again = api.post(
+                "/clients", json={"name": "Back", "email": f"c{ids.index(one)}@example.com"}
+            )
+            assert again.status_code == 201
+            with router.directory() as d:
+                holders = d.scalars(select(ClientEmailIndex.client_id)).all()
+            assert sorted(holders) == sorted([*(c for c in ids if c != one), again.json()["id"]])
+
+
+def test_a_moving_bucket_is_503_with_retry_after_and_reads_go_on(sharded: Settings) -> None:
+    with running_services(sharded) as services:
+        router: ShardRouter = services.sessions.router  # type: ignore[attr-defined]
+        with _edge(services, sharded) as api:
+            authorize(api, "moving")
+            cid = api.post("/clients", json={"name": "M", "email": "m@example.com"}).json()["id"]
+            with router.directory() as d:
+                place_bucket(d, bucket_of(cid), router.shard_of(cid), MOVING)
+                d.commit()
+            try:
+                for method, path, body in (
+                    ("PATCH", f"/clients/{cid}", {"name": "N"}),
+                    ("POST", "/tasks", {"client_id": cid, "title": "T"}),
+                    ("POST", "/email/send", {"client_id": cid, "subject": "S", "body": "B"}),
+                    ("DELETE", f"/clients/{cid}", None),
+                ):
+                    r = api.request(method, path, json=body)
+                    assert r.status_code == 503, (path, r.status_code, r.text)
+                    assert int(r.headers["Retry-After"]) >= 1
+                    assert r.json()["detail"][0]["type"] == "bucket_moving"
+                assert api.get(f"/clients/{cid}").json()["name"] == "M"
+            finally:
+                with router.directory() as d:
+                    d.execute(delete(BucketMapRow))
+                    d.commit()
+            assert api.patch(f"/clients/{cid}", json={"name": "N"}).status_code == 200
+            with router.shards()[router.shard_of(cid)].session() as s:
+                mine = select(func.count()).select_from(Task).where(Task.client_id == cid)
+                assert s.scalar(mine) == 0  # the refused task left nothing behind
