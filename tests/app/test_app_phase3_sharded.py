@@ -10,59 +10,20 @@ consumer that claims on the client's shard.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from app_helpers import authorize, create_database, drop_database, wait_for
-from app_kafka import fresh_kafka
+from app_helpers import authorize, wait_for
 from app_recording import RecordingMailer
 from fastapi.testclient import TestClient
 from openapi_server.apikeys import get_or_create_workspace
 from openapi_server.config import Settings
 from openapi_server.db import Client, EmailMessage, OutboxRecord, Task
-from openapi_server.kafka.clients import MockCluster
 from openapi_server.main import create_app
 from openapi_server.sharding import MOVING, ShardRouter, bucket_of
 from openapi_server.sharding.directory import BucketMapRow, ClientEmailIndex, place_bucket
-from openapi_server.sharding.schema import upgrade_all
 from openapi_server.unsubscribe import make_token
 from rpc_harness import Services, running_services
 from sqlalchemy import delete, func, select
 
 TERMINAL = ("sent", "failed", "suppressed")
-
-
-@pytest.fixture(scope="module")
-def sharded_base() -> Iterator[Settings]:
-    shards = (create_database("app3_shard1"), create_database("app3_shard2"))
-    directory = create_database("app3_directory")
-    base = Settings(
-        database_url=directory,
-        db_shards=shards,
-        db_directory_url=directory,
-        auto_migrate=False,
-        db_pool_size=4,
-        db_max_overflow=4,
-        shard_map_ttl_s=0.0,
-        retry_backoff_base_s=0.0,
-        sweep_interval_s=3600.0,
-    )
-    try:
-        upgrade_all(base)
-        yield base
-    finally:
-        for url in (*shards, directory):
-            drop_database(url)
-
-
-@pytest.fixture
-def sharded(sharded_base: Settings, kafka_mock: MockCluster, tmp_path: object) -> Settings:
-    return sharded_base.with_(
-        queue_backend="kafka",
-        kafka=fresh_kafka(kafka_mock.bootstrap_servers),
-        data_dir=tmp_path,
-        mail_outbox=None,
-    )
 
 
 def _rows(services: Services, model: type, **where: object) -> dict[str, set[int]]:
