@@ -10,16 +10,28 @@ consumer that claims on the client's shard.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator, Sequence
+
+import boto3
+import pytest
 from app_helpers import authorize, wait_for
 from app_recording import RecordingMailer
+from botocore.stub import Stubber
 from fastapi.testclient import TestClient
 from openapi_server.apikeys import get_or_create_workspace
 from openapi_server.config import Settings
 from openapi_server.db import Client, EmailMessage, OutboxRecord, Task
+from openapi_server.mailer import SesMailer
 from openapi_server.main import create_app
 from openapi_server.sharding import MOVING, ShardRouter, bucket_of
 from openapi_server.sharding.directory import BucketMapRow, ClientEmailIndex, place_bucket
 from openapi_server.unsubscribe import make_token
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from rpc_harness import Services, running_services
 from sqlalchemy import delete, func, select
 
@@ -172,3 +184,93 @@ def test_a_moving_bucket_is_503_with_retry_after_and_reads_go_on(sharded: Settin
             with router.shards()[router.shard_of(cid)].session() as s:
                 mine = select(func.count()).select_from(Task).where(Task.client_id == cid)
                 assert s.scalar(mine) == 0  # the refused task left nothing behind
+
+
+@pytest.fixture
+def spans() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    """The process's SDK provider (installed once per process: the relay, the consumer and
+    the sender trace through the global one) with an exporter of this test's own."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    yield provider, exporter
+    processor.shutdown()
+
+
+def _ses(settings: Settings) -> tuple[SesMailer, Stubber]:
+    client = boto3.client(
+        "sesv2", region_name="eu-west-1", aws_access_key_id="k", aws_secret_access_key="s"
+    )
+    stub = Stubber(client)
+    stub.add_response("send_email", {"MessageId": "ses-1"})
+    stub.activate()
+    return SesMailer(
+        settings.with_(aws_region="eu-west-1", mail_from="sales@reach.example.com"), client=client
+    ), stub
+
+
+def test_one_send_is_one_trace_from_http_through_kafka_to_ses(
+    sharded: Settings, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    provider, exporter = spans
+    mailer, stub = _ses(sharded)
+    with running_services(sharded, provider=provider, mailer=mailer, consume=True) as services:
+        edge = services.edge_settings(sharded.with_(queue_backend="inline"))
+        with TestClient(create_app(edge, tracer_provider=provider)) as api:
+            authorize(api, "traced")
+            cid = api.post("/clients", json={"name": "T", "email": "t@example.com"}).json()["id"]
+            exporter.clear()
+            r = api.post("/email/send", json={"client_id": cid, "subject": "S", "body": "B"})
+            assert r.status_code == 202, r.text
+            mid = r.json()["id"]
+            wait_for(lambda: api.get(f"/email/{mid}").json()["status"] != "queued", timeout=30)
+            assert api.get(f"/email/{mid}").json()["status"] == "sent", api.get(
+                f"/email/{mid}"
+            ).text
+            stub.assert_no_pending_responses()
+    finished = exporter.get_finished_spans()
+    topic = sharded.kafka.send_topic
+
+    def one(name: str, kind: SpanKind) -> ReadableSpan:
+        found = [s for s in finished if s.name == name and s.kind == kind]
+        assert len(found) == 1, (name, kind, [(s.name, s.kind) for s in finished])
+        return found[0]
+
+    http = one("POST /email/send", SpanKind.SERVER)
+    send_rpc = "/coldreach.campaigns.v1.CampaignService/SendEmail"
+    chain = [
+        http,
+        one(send_rpc, SpanKind.CLIENT),  # the edge's call
+        one(send_rpc, SpanKind.SERVER),  # the Campaign Service (stages the outbox row)
+        one(f"{topic} publish", SpanKind.PRODUCER),  # the relay of the client's shard
+        one(f"{topic} process", SpanKind.CONSUMER),  # the consumer
+        one("email send", SpanKind.INTERNAL),  # the worker's pipeline
+        one("SESV2.SendEmail", SpanKind.CLIENT),  # the mailer's SES call
+    ]
+    trace_id = http.context.trace_id
+    assert {s.context.trace_id for s in chain} == {trace_id}
+    for parent, child in itertools.pairwise(chain):
+        # Each hop is under the one before it (through HTTP middleware spans at most).
+        ancestors = _ancestors(child, finished)
+        assert parent.context.span_id in ancestors, (parent.name, child.name)
+    ses = chain[-1]
+    assert ses.attributes is not None and ses.attributes["rpc.system"] == "aws-api"
+    # Nothing of this send started a trace of its own (the status polls are their own).
+    of_send = {s.name for s in chain}
+    others = {(s.name, s.kind) for s in finished if s.context.trace_id != trace_id}
+    assert not {name for name, _ in others} & (of_send - {"POST /email/send"}), others
+
+
+def _ancestors(span: ReadableSpan, spans: Sequence[ReadableSpan]) -> set[int]:
+    by_id = {s.context.span_id: s for s in spans}
+    out: set[int] = set()
+    parent = span.parent
+    while parent is not None:
+        out.add(parent.span_id)
+        above = by_id.get(parent.span_id)
+        parent = above.parent if above is not None else None
+    return out
