@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import boto3
 import pytest
@@ -274,3 +275,43 @@ def _ancestors(span: ReadableSpan, spans: Sequence[ReadableSpan]) -> set[int]:
         above = by_id.get(parent.span_id)
         parent = above.parent if above is not None else None
     return out
+
+
+def test_settings_as_the_kubernetes_workloads_set_them() -> None:
+    """components/workloads/environment.py's names: shards and directory without
+    passwords, IAM sign-in, the gRPC port in GRPC_PORT, Kafka on MSK."""
+    shard = "postgresql://coldreach_app@shard{n}.rds:5432/coldreach"
+    env = {
+        "AWS_REGION": "eu-west-1",
+        "GRPC_PORT": "50052",
+        "DB_HOST": "shard1.rds",  # today's name for shard 1: not where global data lives
+        "DB_NAME": "coldreach",
+        "DB_DIRECTORY": "postgresql://coldreach_app@shard1.rds:5432/coldreach_directory",
+        "DB_SHARD_1": shard.format(n=1),
+        "DB_SHARD_2": shard.format(n=2),
+        "DB_IAM_AUTH": "1",
+        "DB_USER": "coldreach_app",
+        "QUEUE_BACKEND": "kafka",
+        "KAFKA_BOOTSTRAP_SERVERS": "b-1.msk:9098",
+        "KAFKA_AUTH": "iam",
+        "KAFKA_CREATE_TOPICS": "0",
+    }
+    s = Settings.from_env(env)
+    assert s.grpc_port == 50052
+    assert s.database_url.database == "coldreach_directory"  # API keys, workspaces
+    assert [u.host for u in s.db_shards] == ["shard1.rds", "shard2.rds"]
+    for url in (*s.db_shards, s.database_url):
+        assert url.query["sslmode"] == "require" and url.username == "coldreach_app"
+    assert s.kafka.auth == "iam" and not s.kafka.create_topics
+
+
+def test_phase_3_on_one_machine_defaults_to_sqlite_shards(tmp_path: Path) -> None:
+    s = Settings.from_env({"PHASE": "3", "DATA_DIR": str(tmp_path)})
+    assert [u.database for u in s.db_shards] == [
+        str(tmp_path / "shard1.db"),
+        str(tmp_path / "shard2.db"),
+    ]
+    assert s.database_url.database == str(tmp_path / "directory.db") and s.auto_migrate
+    # Phases 1 and 2 keep their one database.
+    assert Settings.from_env({"DATA_DIR": str(tmp_path)}).db_shards == ()
+    assert Settings.from_env({"PHASE": "3", "DATABASE_URL": "postgresql://h/d"}).db_shards == ()

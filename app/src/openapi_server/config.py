@@ -617,11 +617,16 @@ class Settings:
             **_sharding(env, data_dir),
         )
         if settings.db_shards:
+            shards, directory = settings.db_shards, settings.db_directory_url
+            if iam:  # every shard and the directory sign in with tokens, over TLS
+                shards = tuple(_iam_url(u) for u in shards)
+                directory = _iam_url(directory) if directory else None
             # Sharded: the database of global data (API keys, workspaces: the edge,
             # create-key, readiness) is the directory, never one shard.
             settings = settings.with_(
-                database_url=settings.db_directory_url
-                or default_directory_url(settings.db_shards[0]),
+                db_shards=shards,
+                db_directory_url=directory,
+                database_url=directory or default_directory_url(shards[0]),
                 database_read_url=None,
                 auto_migrate=_bool(
                     env, "AUTO_MIGRATE", settings.db_shards[0].get_backend_name() == "sqlite"
