@@ -32,7 +32,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanContext, SpanKind
 from rpc_harness import Services, running_services
 from sqlalchemy import delete, func, select
 
@@ -187,6 +187,32 @@ def test_a_moving_bucket_is_503_with_retry_after_and_reads_go_on(sharded: Settin
                 assert s.scalar(mine) == 0  # the refused task left nothing behind
 
 
+def test_an_idempotency_key_reused_for_a_client_on_another_shard_is_refused(
+    sharded: Settings,
+) -> None:
+    with running_services(sharded) as services:
+        router: ShardRouter = services.sessions.router  # type: ignore[attr-defined]
+        with _edge(services, sharded) as api:
+            authorize(api, "keys")
+            made = [
+                api.post("/clients", json={"name": "K", "email": f"k{i}@example.com"}).json()["id"]
+                for i in range(8)
+            ]
+            one = next(c for c in made if router.shard_of(c) == "1")
+            two = next(c for c in made if router.shard_of(c) == "2")
+            mail = {"subject": "S", "body": "B"}
+            keyed = {"Idempotency-Key": "k-1"}
+            first = api.post("/email/send", headers=keyed, json={**mail, "client_id": one})
+            assert first.status_code == 202
+            replay = api.post("/email/send", headers=keyed, json={**mail, "client_id": one})
+            assert replay.headers.get("Idempotent-Replayed") == "true"
+            assert replay.json()["id"] == first.json()["id"]
+            reused = api.post("/email/send", headers=keyed, json={**mail, "client_id": two})
+            assert reused.status_code == 422, reused.text
+            assert reused.json()["detail"][0]["type"] == "idempotency_key_reused"
+            assert _rows(services, EmailMessage)["2"] == set()
+
+
 @pytest.fixture
 def spans() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
     """The process's SDK provider (installed once per process: the relay, the consumer and
@@ -252,22 +278,27 @@ def test_one_send_is_one_trace_from_http_through_kafka_to_ses(
         one("email send", SpanKind.INTERNAL),  # the worker's pipeline
         one("SESV2.SendEmail", SpanKind.CLIENT),  # the mailer's SES call
     ]
-    trace_id = http.context.trace_id
-    assert {s.context.trace_id for s in chain} == {trace_id}
+    trace_id = _ctx(http).trace_id
+    assert {_ctx(s).trace_id for s in chain} == {trace_id}
     for parent, child in itertools.pairwise(chain):
         # Each hop is under the one before it (through HTTP middleware spans at most).
         ancestors = _ancestors(child, finished)
-        assert parent.context.span_id in ancestors, (parent.name, child.name)
+        assert _ctx(parent).span_id in ancestors, (parent.name, child.name)
     ses = chain[-1]
     assert ses.attributes is not None and ses.attributes["rpc.system"] == "aws-api"
     # Nothing of this send started a trace of its own (the status polls are their own).
     of_send = {s.name for s in chain}
-    others = {(s.name, s.kind) for s in finished if s.context.trace_id != trace_id}
+    others = {(s.name, s.kind) for s in finished if _ctx(s).trace_id != trace_id}
     assert not {name for name, _ in others} & (of_send - {"POST /email/send"}), others
 
 
+def _ctx(span: ReadableSpan) -> SpanContext:
+    assert span.context is not None
+    return span.context
+
+
 def _ancestors(span: ReadableSpan, spans: Sequence[ReadableSpan]) -> set[int]:
-    by_id = {s.context.span_id: s for s in spans}
+    by_id = {_ctx(s).span_id: s for s in spans}
     out: set[int] = set()
     parent = span.parent
     while parent is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from typing import NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +26,15 @@ def request_hash(body: EmailSendRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def key_reused() -> NoReturn:
+    fail(
+        422,
+        ["header", "Idempotency-Key"],
+        "this key was already used with a different request body",
+        "idempotency_key_reused",
+    )
+
+
 def _replay(
     s: Session, workspace_id: int, key: str, request_hash: str
 ) -> tuple[EmailAccepted, bool] | None:
@@ -37,12 +47,7 @@ def _replay(
     if existing is None:
         return None
     if existing.request_hash != request_hash:
-        fail(
-            422,
-            ["header", "Idempotency-Key"],
-            "this key was already used with a different request body",
-            "idempotency_key_reused",
-        )
+        key_reused()
     return EmailAccepted(id=existing.id, status=existing.status), True  # type: ignore[arg-type]
 
 

@@ -162,6 +162,11 @@ class CampaignService(pb_grpc.CampaignServiceServicer):
         key = request.idempotency_key if request.HasField("idempotency_key") else None
 
         def work() -> pb.SendEmailResponse:
+            ws = workspace.current()
+            if key is not None and self.sessions.key_holder(ws, key, body.client_id) != (
+                body.client_id
+            ):
+                emails.key_reused()
             message_id = self.sessions.new_id()
             with (
                 self.sessions.session_for(body.client_id) as s,

@@ -33,6 +33,7 @@ class Sessions(Protocol):
     def release_email(self, workspace_id: int, email_key: str, client_id: int) -> None: ...
     def global_session(self) -> AbstractContextManager[Session | None]: ...
     def prepare_workspace(self, workspace_id: int, client_id: int) -> None: ...
+    def key_holder(self, workspace_id: int, key: str, client_id: int) -> int: ...
 
 
 class OneDatabase:
@@ -66,3 +67,8 @@ class OneDatabase:
 
     def prepare_workspace(self, workspace_id: int, client_id: int) -> None:
         return None
+
+    def key_holder(self, workspace_id: int, key: str, client_id: int) -> int:
+        """The client an idempotency key belongs to: here the message table's own unique
+        key decides, so always the caller's."""
+        return client_id

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..db import Database, Workspace
 from ..sharding import ShardRouter
-from ..sharding.directory import ClientEmailIndex
+from ..sharding.directory import ClientEmailIndex, IdempotencyKey
 from .sessions import OneDatabase, Sessions
 
 
@@ -86,6 +86,34 @@ class ShardedSessions:
                 )
             )
             d.commit()
+
+    def key_holder(self, workspace_id: int, key: str, client_id: int) -> int:
+        """The client an idempotency key belongs to in the workspace, claiming it for this
+        one if it is new: a key reused for a client on another shard is refused (422) as
+        on one database, where the shard's own unique key cannot see it."""
+        with self.router.directory() as d:
+            d.add(
+                IdempotencyKey(
+                    workspace_id=workspace_id,
+                    idempotency_key=key,
+                    client_id=client_id,
+                    message_id=0,
+                )
+            )
+            try:
+                d.commit()
+                return client_id
+            except IntegrityError:
+                d.rollback()
+            return int(
+                d.scalar(
+                    select(IdempotencyKey.client_id).where(
+                        IdempotencyKey.workspace_id == workspace_id,
+                        IdempotencyKey.idempotency_key == key,
+                    )
+                )
+                or client_id
+            )
 
     @contextmanager
     def global_session(self) -> Iterator[Session | None]:
