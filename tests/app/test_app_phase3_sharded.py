@@ -309,7 +309,7 @@ def _ancestors(span: ReadableSpan, spans: Sequence[ReadableSpan]) -> set[int]:
 
 
 def test_settings_as_the_kubernetes_workloads_set_them() -> None:
-    """components/workloads/environment.py's names: shards and directory without
+    """The names the phase-3 Kubernetes workloads set: shards and directory without
     passwords, IAM sign-in, the gRPC port in GRPC_PORT, Kafka on MSK."""
     shard = "postgresql://coldreach_app@shard{n}.rds:5432/coldreach"
     env = {
