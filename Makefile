@@ -85,10 +85,11 @@ proto-lint:
 # The app on its embedded defaults: SQLite under ./var, the in-process worker,
 # the console mailer (outbox in ./var/outbox.jsonl). http://127.0.0.1:8000/docs
 # `make app PHASE=3`: the Client and Campaign gRPC services as local processes behind
-# the same HTTP API (coldreach-app serve-phase3).
+# the same HTTP API, two SQLite shards (or DB_SHARD_n), Kafka's mock cluster and a
+# sender (coldreach-app serve-phase3); `PHASE=3 coldreach-app create-key` mints keys.
 app: setup
 ifeq ($(PHASE),3)
-	DATA_DIR=$${DATA_DIR:-./var} PORT=$${PORT:-8000} $(RUN) coldreach-app serve-phase3
+	PHASE=3 DATA_DIR=$${DATA_DIR:-./var} PORT=$${PORT:-8000} $(RUN) coldreach-app serve-phase3
 else
 	DATA_DIR=$${DATA_DIR:-./var} $(RUN) uvicorn openapi_server.main:app --host 127.0.0.1 --port $${PORT:-8000}
 endif

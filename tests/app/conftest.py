@@ -24,6 +24,7 @@ from openapi_server.kafka.clients import MockCluster
 from openapi_server.mailer import Mailer
 from openapi_server.main import create_app
 from openapi_server.migrate import upgrade
+from openapi_server.sharding.schema import upgrade_all
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
@@ -175,6 +176,55 @@ def kafka_mock() -> Iterator[MockCluster]:
 def kafka_settings(pg_settings: Settings, kafka_mock: MockCluster, clean_pg: None) -> Settings:
     """QUEUE_BACKEND=kafka on the mock cluster, with topics and a group of this test's own."""
     return pg_settings.with_(queue_backend="kafka", kafka=fresh_kafka(kafka_mock.bootstrap_servers))
+
+
+@pytest.fixture(scope="session")
+def sharded_base() -> Iterator[Settings]:
+    """Two PostgreSQL shards and a directory, migrated, for the session."""
+    shards = (create_database("app3_shard1"), create_database("app3_shard2"))
+    directory = create_database("app3_directory")
+    base = Settings(
+        database_url=directory,  # the database of global data, as Settings.from_env sets it
+        db_shards=shards,
+        db_directory_url=directory,
+        auto_migrate=False,
+        db_pool_size=4,
+        db_max_overflow=4,
+        shard_map_ttl_s=0.0,
+        retry_backoff_base_s=0.0,
+        sweep_interval_s=3600.0,
+    )
+    try:
+        upgrade_all(base)
+        yield base
+    finally:
+        for url in (*shards, directory):
+            drop_database(url)
+
+
+SHARD_TABLES = f"{TABLES}, kafka_outbox"
+DIRECTORY_TABLES = f"{SHARD_TABLES}, client_email_index, idempotency_keys, bucket_map"
+
+
+@pytest.fixture
+def sharded(sharded_base: Settings, kafka_mock: MockCluster, tmp_path: Path) -> Settings:
+    """Empty shards and directory (ids from 1 again), on Kafka's mock cluster."""
+    for url, tables in (
+        *((u, SHARD_TABLES) for u in sharded_base.db_shards),
+        (sharded_base.database_url, DIRECTORY_TABLES),
+    ):
+        db = Database(sharded_base.with_(database_url=url))
+        with db.primary.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            if tables == DIRECTORY_TABLES:
+                conn.execute(text("SELECT setval('global_ids', 1, false)"))
+        db.dispose()
+    return sharded_base.with_(
+        queue_backend="kafka",
+        kafka=fresh_kafka(kafka_mock.bootstrap_servers),
+        data_dir=tmp_path,
+        mail_outbox=None,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,11 +1,15 @@
-"""The phase-3 services in-process: both gRPC servers on 127.0.0.1:0 in a loop thread."""
+"""The phase-3 services in-process: both gRPC servers on 127.0.0.1:0 in a loop thread.
+
+On one database, or on the ShardRouter when the settings name DB_SHARD_n (then the queue
+is Kafka, and `consume=True` runs a consumer as `coldreach-app consume` does).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -15,7 +19,8 @@ from openapi_server.mailer import Mailer, make_mailer
 from openapi_server.pipeline import Pipeline
 from openapi_server.queues import QueueBackend, make_queue
 from openapi_server.rpc.server import Running, start_campaigns, start_clients
-from openapi_server.rpc.sessions import OneDatabase
+from openapi_server.rpc.sessions import Sessions
+from openapi_server.rpc.sharded import open_sessions
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -47,6 +52,8 @@ class Services:
     campaigns: Running
     db: Database
     queue: QueueBackend
+    sessions: Sessions
+    databases: dict[str, Database]
 
     def edge_settings(self, settings: Settings) -> Settings:
         return settings.with_(
@@ -61,6 +68,7 @@ def running_services(
     provider: TracerProvider | None = None,
     mailer: Mailer | None = None,
     client_service_addr: str | None = None,
+    consume: bool = False,
 ) -> Iterator[Services]:
     """Client and Campaign services on one database; the Campaign Service's queue sends.
 
@@ -68,21 +76,29 @@ def running_services(
     Client Service) instead of at the Client Service started here.
     """
     loop = LoopThread()
-    db = Database(settings)
-    sessions = OneDatabase(db)
+    sessions, databases, close = open_sessions(settings)
+    db = next(iter(databases.values()))
     local = settings.with_(grpc_bind="127.0.0.1")
-    queue = make_queue(settings, Pipeline(db, mailer or make_mailer(settings), settings))
+    pipeline = Pipeline(db, mailer or make_mailer(settings), settings)
+    queue = make_queue(settings, pipeline, databases)
     queue.start()
+    stack = ExitStack()
+    if consume:
+        from app_kafka import running_consumer
+
+        routed = sessions.session_for if settings.db_shards else None
+        stack.enter_context(running_consumer(settings, pipeline, routed))
     clients = loop.run(start_clients(local, sessions, provider, port=0))
     target = client_service_addr or f"127.0.0.1:{clients.port}"
     campaigns = loop.run(
         start_campaigns(local.with_(client_service_addr=target), sessions, queue, provider, port=0)
     )
     try:
-        yield Services(loop, clients, campaigns, db, queue)
+        yield Services(loop, clients, campaigns, db, queue, sessions, databases)
     finally:
         loop.run(campaigns.stop(0.5))
         loop.run(clients.stop(0.5))
+        stack.close()
         queue.stop()
-        db.dispose()
+        close()
         loop.close()

@@ -1,4 +1,5 @@
-"""`make app PHASE=3` on one machine: three processes on the embedded SQLite default."""
+"""`make app PHASE=3` on one machine: the services, the edge and a Kafka sender on two
+SQLite shards, a directory and librdkafka's mock cluster under DATA_DIR."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,6 +25,11 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _ids(path: Path, table: str) -> set[int]:
+    with sqlite3.connect(path) as conn:
+        return {row[0] for row in conn.execute(f"SELECT id FROM {table}")}
 
 
 def _request(port: int, method: str, path: str, key: str, body: object = None) -> tuple[int, dict]:
@@ -45,9 +52,13 @@ def test_make_app_phase3_serves_the_api_through_the_services(tmp_path: Path) -> 
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("DB_", "DATABASE_", "QUEUE_", "CLIENT_", "CAMPAIGN_", "GRPC_"))
+        if not k.startswith(
+            ("DB_", "DATABASE_", "QUEUE_", "CLIENT_", "CAMPAIGN_", "GRPC_", "KAFKA_", "PHASE")
+        )
     }
     env.update({"DATA_DIR": str(tmp_path), "PORT": str(port), "GRPC_SHUTDOWN_GRACE_S": "1"})
+    # create-key beside it: the same PHASE and DATA_DIR reach the same directory.
+    key_env = {**env, "PHASE": "3"}
     log = tmp_path / "make.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -62,7 +73,7 @@ def test_make_app_phase3_serves_the_api_through_the_services(tmp_path: Path) -> 
         wait_for(lambda: b"HTTP API http://127.0.0.1" in log.read_bytes(), timeout=90, interval=0.2)
         key = subprocess.run(
             [*COMMAND, "create-key", "--workspace", "w", "--scope", "read,write,send"],
-            env=env,
+            env=key_env,
             capture_output=True,
             text=True,
             check=True,
@@ -99,6 +110,20 @@ def test_make_app_phase3_serves_the_api_through_the_services(tmp_path: Path) -> 
         # The calls went through the services: both logged them as listening and served.
         assert b"ready on port" in (tmp_path / "logs" / "clients.log").read_bytes()
         assert b"ready on port" in (tmp_path / "logs" / "campaigns.log").read_bytes()
+        more = [
+            _request(port, "POST", "/clients", key, {"name": f"N{i}", "email": f"n{i}@x.io"})
+            for i in range(8)
+        ]
+        assert [status for status, _ in more] == [201] * 8
+        ids = {client["id"], *(c["id"] for _, c in more)}
+        on_shard = {n: _ids(tmp_path / f"shard{n}.db", "clients") for n in (1, 2)}
+        assert on_shard[1] and on_shard[2], on_shard  # clients land on both shards
+        assert on_shard[1] | on_shard[2] == ids and not on_shard[1] & on_shard[2]
+        # The send went through the outbox of the client's shard (then Kafka, `consume`).
+        home = 1 if client["id"] in on_shard[1] else 2
+        assert _ids(tmp_path / f"shard{home}.db", "kafka_outbox")
+        assert (tmp_path / "logs" / "consume.log").exists()
+        assert _ids(tmp_path / "directory.db", "api_keys")  # create-key wrote the directory
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

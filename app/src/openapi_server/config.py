@@ -266,15 +266,28 @@ def _kafka(env: Mapping[str, str], selected: bool) -> KafkaSettings:
     )
 
 
+def default_directory_url(first_shard: URL) -> URL:
+    """Without DB_DIRECTORY: a database named `<shard 1's database>_directory` on shard 1's
+    server (PostgreSQL), or `directory.db` beside shard 1's file (SQLite)."""
+    if first_shard.get_backend_name() == "sqlite":
+        if not first_shard.database or first_shard.database == ":memory:":
+            raise ValueError("an in-memory SQLite shard needs DB_DIRECTORY")
+        return first_shard.set(database=str(Path(first_shard.database).with_name("directory.db")))
+    return first_shard.set(database=f"{first_shard.database or 'coldreach'}_directory")
+
+
 class _ShardSettings(TypedDict):
     db_shards: tuple[URL, ...]
     db_directory_url: URL | None
     shard_map_ttl_s: float
 
 
-def _sharding(env: Mapping[str, str]) -> _ShardSettings:
+def _sharding(env: Mapping[str, str], data_dir: Path) -> _ShardSettings:
     """DB_SHARD_1, DB_SHARD_2, ... numbered from 1 without gaps; DB_DIRECTORY optional (the
-    router defaults it to a database beside shard 1, see sharding/directory.py)."""
+    router defaults it to a database beside shard 1, see sharding/directory.py).
+
+    PHASE=3 without any database variable: two SQLite shards under DATA_DIR (the
+    one-machine phase 3 of `make app PHASE=3`, and `create-key` run beside it)."""
     numbered = {
         int(m.group(1)): name
         for name in env
@@ -288,6 +301,15 @@ def _sharding(env: Mapping[str, str]) -> _ShardSettings:
     shards = tuple(
         normalize_database_url(_str(env, numbered[i]), numbered[i]) for i in sorted(numbered)
     )
+    if (
+        not shards
+        and _str(env, "PHASE") == "3"
+        and not _str(env, "DATABASE_URL")
+        and not _str(env, "DB_HOST")
+    ):
+        shards = tuple(
+            URL.create("sqlite+pysqlite", database=str(data_dir / f"shard{i}.db")) for i in (1, 2)
+        )
     directory = _str(env, "DB_DIRECTORY")
     if directory and not shards:
         raise ConfigError("DB_DIRECTORY is used only with DB_SHARD_1, DB_SHARD_2, ...")
@@ -592,8 +614,24 @@ class Settings:
             kafka=_kafka(env, queue_backend == "kafka"),
             **_oidc(env),
             **_grpc(env),
-            **_sharding(env),
+            **_sharding(env, data_dir),
         )
+        if settings.db_shards:
+            shards, directory = settings.db_shards, settings.db_directory_url
+            if iam:  # every shard and the directory sign in with tokens, over TLS
+                shards = tuple(_iam_url(u) for u in shards)
+                directory = _iam_url(directory) if directory else None
+            # Sharded: the database of global data (API keys, workspaces: the edge,
+            # create-key, readiness) is the directory, never one shard.
+            settings = settings.with_(
+                db_shards=shards,
+                db_directory_url=directory,
+                database_url=directory or default_directory_url(shards[0]),
+                database_read_url=None,
+                auto_migrate=_bool(
+                    env, "AUTO_MIGRATE", settings.db_shards[0].get_backend_name() == "sqlite"
+                ),
+            )
         if settings.retry_backoff_max_s >= settings.celery_visibility_timeout_s:
             # A countdown longer than the visibility timeout makes Redis redeliver the retry
             # again and again; keep every delay well inside it.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
 
 from .auth import Authenticator
 from .config import Settings
@@ -12,6 +15,7 @@ from .pipeline import Pipeline
 from .principal import Principal
 from .queues import QueueBackend
 from .ratelimit import RateLimiter
+from .sharding import ShardRouter
 from .sns import Fetcher, SnsVerifier
 
 
@@ -36,3 +40,11 @@ class AppContext:
     auth: Authenticator
     rate_limiter: RateLimiter | None
     remote: RemoteOperations | None = None
+    # Phase 3 with DB_SHARD_n: where a client's row lives (unsubscribe finds it there);
+    # `db` is then the directory.
+    shards: ShardRouter | None = None
+
+    def client_session(self, client_id: int) -> AbstractContextManager[Session]:
+        if self.shards is None:
+            return self.db.session()
+        return self.shards.session_for(client_id)

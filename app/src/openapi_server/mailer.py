@@ -28,10 +28,14 @@ from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
 from .addresses import ascii_address
 from .config import Settings
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 
 class TransientMailerError(Exception):
@@ -179,6 +183,7 @@ class SesMailer:
         self.mail_from = settings.mail_from
         self.configuration_set = settings.ses_configuration_set
         self.latency_s = settings.send_latency_ms / 1000.0
+        self.region = settings.aws_region
         if client is None:
             import boto3
             from botocore.config import Config
@@ -198,12 +203,6 @@ class SesMailer:
         self.client = client
 
     def send(self, email: OutgoingEmail) -> str:
-        from botocore.exceptions import (
-            ClientError,
-            ConnectTimeoutError,
-            EndpointConnectionError,
-        )
-
         if self.latency_s:
             time.sleep(self.latency_s)
         try:
@@ -219,8 +218,34 @@ class SesMailer:
         }
         if self.configuration_set:
             kwargs["ConfigurationSetName"] = self.configuration_set
+        # The AWS SDK span of OpenTelemetry's semantic conventions (Service.Operation).
+        with tracer.start_as_current_span(
+            "SESV2.SendEmail",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "rpc.system": "aws-api",
+                "rpc.service": "SESV2",
+                "rpc.method": "SendEmail",
+                "aws.region": self.region,
+                "coldreach.message_id": email.message_id,
+            },
+        ) as span:
+            response = self._call(span, kwargs)
+        return str(response["MessageId"])
+
+    def _call(self, span: trace.Span, kwargs: dict[str, Any]) -> Any:
+        from botocore.exceptions import (
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+        )
+
         try:
             response = self.client.send_email(**kwargs)
+            request_id = response.get("ResponseMetadata", {}).get("RequestId")
+            if request_id:
+                span.set_attribute("aws.request_id", request_id)
+            return response
         except (EndpointConnectionError, ConnectTimeoutError) as exc:
             raise TransientMailerError(f"could not reach SES: {exc}") from exc
         except ClientError as exc:
@@ -231,7 +256,6 @@ class SesMailer:
             if 400 <= status < 500:
                 raise PermanentMailerError(f"SES {code}: {exc}") from exc
             raise  # 5xx: the request reached SES; outcome unknown
-        return str(response["MessageId"])
 
 
 def make_mailer(settings: Settings) -> Mailer:

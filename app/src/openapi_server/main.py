@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from .ratelimit import make_rate_limiter
 from .refusals import Refused
 from .rpc.edge import Services
 from .security import SECURITY_SCHEMES, GuardedRoute, unguarded
+from .sharding import BucketMoving, ShardRouter
 from .sns import Fetcher, SnsVerifier, default_fetcher
 from .startup import MigrateAtStartup
 
@@ -65,6 +67,7 @@ def build_context(
         rate_limiter=make_rate_limiter(settings),
         # Channels opened here, in the serving process: never inherited across a fork.
         remote=Services(settings, tracer_provider) if settings.phase3_edge else None,
+        shards=ShardRouter.from_settings(settings) if settings.db_shards else None,
     )
 
 
@@ -110,6 +113,8 @@ def create_app(
             if ctx.rate_limiter is not None:
                 await ctx.rate_limiter.close()
             ctx.db.dispose()
+            if ctx.shards is not None:
+                ctx.shards.dispose()
 
     app = FastAPI(
         title="Cold Reach",
@@ -165,7 +170,14 @@ def create_app(
     @app.exception_handler(Refused)
     async def _on_refused(_: Request, exc: Refused) -> JSONResponse:
         # The body FastAPI gives an HTTPException: {"detail": [{loc, msg, type}]}.
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(BucketMoving)
+    async def _on_bucket_moving(_: Request, exc: BucketMoving) -> JSONResponse:
+        # The client's shard is switching; the write goes through once it has.
+        detail = [{"loc": [], "msg": str(exc), "type": "bucket_moving"}]
+        retry = str(max(1, math.ceil(exc.retry_after_s)))
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": retry})
 
     @app.exception_handler(QuotaExceeded)
     async def _on_quota(_: Request, exc: QuotaExceeded) -> JSONResponse:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from opentelemetry import trace
 from sqlalchemy import Connection, Row, or_, select, update
 
 from .addresses import email_key
@@ -45,6 +46,9 @@ from .mailer import Mailer, OutgoingEmail, PermanentMailerError, TransientMailer
 from .unsubscribe import make_token, unsubscribe_headers
 
 log = logging.getLogger(__name__)
+# A no-op until an SDK provider is installed (tracing.py); the send is a child of whatever
+# span runs it (the Kafka consumer's, a Celery task's).
+tracer = trace.get_tracer(__name__)
 
 M = EmailMessage
 
@@ -138,6 +142,14 @@ class Pipeline:
     # -- one message -------------------------------------------------------------------
 
     def process(self, message_id: int) -> Result:
+        with tracer.start_as_current_span(
+            "email send", attributes={"coldreach.message_id": message_id}
+        ) as span:
+            result = self._process(message_id)
+            span.set_attribute("coldreach.outcome", result.outcome.value)
+            return result
+
+    def _process(self, message_id: int) -> Result:
         now = utcnow()
         # Unique per claim, not per process: a late answer from an earlier claim of the
         # same message (by another thread here) can never overwrite a newer claim's result.

@@ -13,6 +13,7 @@ import logging
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlparse
@@ -21,7 +22,7 @@ from celery import Celery
 from sqlalchemy.orm import Session
 
 from .config import Settings
-from .db import EmailMessage
+from .db import Database, EmailMessage
 from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -220,12 +221,17 @@ class InlineQueue:
                     log.exception("sweep failed")
 
 
-def make_queue(settings: Settings, pipeline: Pipeline) -> QueueBackend:
-    """The backend QUEUE_BACKEND names: where accepted messages go to be sent."""
+def make_queue(
+    settings: Settings, pipeline: Pipeline, databases: Mapping[str, Database] | None = None
+) -> QueueBackend:
+    """The backend QUEUE_BACKEND names: where accepted messages go to be sent.
+
+    `databases`: those whose outboxes a Kafka relay publishes (every shard); the
+    pipeline's by default."""
     if settings.queue_backend == "kafka":
         from .kafka.backend import KafkaQueue  # confluent-kafka only where it is used
 
-        return KafkaQueue(settings, {"default": pipeline.db})
+        return KafkaQueue(settings, databases or {"default": pipeline.db})
     if settings.queue_backend == "celery":
         return CeleryQueue(settings)
     return InlineQueue(pipeline, settings)

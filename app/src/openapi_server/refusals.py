@@ -12,10 +12,17 @@ from typing import Any, NoReturn
 
 
 class Refused(Exception):
-    def __init__(self, status: int, detail: list[dict[str, Any]] | str) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: list[dict[str, Any]] | str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(str(detail))
         self.status = status
         self.detail = detail
+        # e.g. Retry-After on a 503 for a shard bucket being moved.
+        self.headers = headers
 
 
 def detail(loc: Sequence[str | int], msg: str, kind: str) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import HTTPException
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..addresses import email_key
 from ..apis.default_api_base import BaseDefaultApi
@@ -123,7 +124,7 @@ class DefaultApiImpl(BaseDefaultApi):
             claims = parse_token(token)
         except TokenError:
             fail(400, invalid, "invalid unsubscribe token", "invalid_token")
-        with self.ctx.db.session() as s:
+        with self.ctx.client_session(claims.client_id) as s:
             client = s.get(Client, claims.client_id)
             if client is None:
                 fail(400, invalid, "invalid unsubscribe token", "invalid_token")
@@ -134,20 +135,14 @@ class DefaultApiImpl(BaseDefaultApi):
             if client.status == ACTIVE:
                 client.status = UNSUBSCRIBED
                 client.updated_at = utcnow()
-            # Per workspace: the recipient opted out of this sender's mail (app/README.md).
-            if s.get(WorkspaceUnsubscribe, (client.workspace_id, client.email_key)) is None:
-                s.add(
-                    WorkspaceUnsubscribe(
-                        workspace_id=client.workspace_id,
-                        email_key=client.email_key,
-                        created_at=utcnow(),
-                    )
-                )
-            try:
+            workspace_id, key = client.workspace_id, client.email_key
+            if self.ctx.shards is None:
+                _record_unsubscribe(s, workspace_id, key)
+            else:  # the client's shard, then the directory (global, read by every send)
                 s.commit()
-            except IntegrityError:  # a concurrent click already recorded it
-                s.rollback()
-            return UnsubscribeResult(status="unsubscribed", client_id=client.id)
+                with self.ctx.db.session() as d:
+                    _record_unsubscribe(d, workspace_id, key)
+            return UnsubscribeResult(status="unsubscribed", client_id=claims.client_id)
 
     # -- SES notifications via SNS -----------------------------------------------------
 
@@ -309,3 +304,13 @@ def _suppression_from_ses(event: dict[str, Any]) -> tuple[str | None, list[str]]
         if isinstance(complaint, dict):
             return COMPLAINED, _addresses(complaint.get("complainedRecipients"))
     return None, []
+
+
+def _record_unsubscribe(s: Session, workspace_id: int, key: str) -> None:
+    """Per workspace: the recipient opted out of this sender's mail (app/README.md)."""
+    if s.get(WorkspaceUnsubscribe, (workspace_id, key)) is None:
+        s.add(WorkspaceUnsubscribe(workspace_id=workspace_id, email_key=key, created_at=utcnow()))
+    try:
+        s.commit()
+    except IntegrityError:  # a concurrent click already recorded it
+        s.rollback()

@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..config import Settings, settings_or_exit
@@ -52,13 +53,23 @@ class Heartbeat:
             log.warning("cannot write the heartbeat file %s", self.path)
 
 
-def _databases(settings: Settings) -> tuple[dict[str, Database], SessionFor | None]:
-    """The databases whose outboxes this process relays, and how a record finds its rows.
+def _databases(
+    settings: Settings,
+) -> tuple[dict[str, Database], SessionFor | None, Callable[[], None]]:
+    """The databases whose outboxes this process relays, how a record finds its rows, and
+    how to close them.
 
     One database: its outbox, and the pipeline's own connection (no routing). With shards,
-    every shard's database and the router's `session_for(client_id)`.
+    every shard's database (one outbox and relay each) and the router's
+    `session_for(client_id)` for the claim and the outcome.
     """
-    return {"default": Database(settings)}, None
+    if settings.db_shards:
+        from ..sharding import ShardRouter
+
+        router = ShardRouter.from_settings(settings)
+        return router.shards(), router.session_for, router.dispose
+    db = Database(settings)
+    return {"default": db}, None, db.dispose
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,13 +79,18 @@ def main(argv: list[str] | None = None) -> int:
         log.error("consume needs QUEUE_BACKEND=kafka (got %s)", settings.queue_backend)
         return 2
     if settings.auto_migrate:
-        from ..migrate import upgrade_or_exit
+        if settings.db_shards:
+            from ..sharding.schema import upgrade_all
 
-        upgrade_or_exit(settings)
+            upgrade_all(settings)
+        else:
+            from ..migrate import upgrade_or_exit
+
+            upgrade_or_exit(settings)
     topic_admin(settings).ensure(Topics.from_settings(settings))
     # Every send thread may hold a connection for its claim and its result.
     pooled = settings.with_(db_pool_size=max(settings.db_pool_size, settings.kafka.concurrency + 2))
-    databases, sessions = _databases(pooled)
+    databases, sessions, close = _databases(pooled)
     db = next(iter(databases.values()))
     pipeline = Pipeline(db, make_mailer(settings), settings)
     relay = RelayThread(Relay(settings, databases, sweep=True))
@@ -88,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         consumer.run(stop, on_idle=Heartbeat(heartbeat_path()))
     finally:
         relay.stop()
-        for database in databases.values():
-            database.dispose()
+        close()
     log.info("stopped after %d record(s)", consumer.processed)
     return 0
 

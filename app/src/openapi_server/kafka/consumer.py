@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..pipeline import Pipeline, Result, Transaction
+from ..sharding import BucketMoving
 from .clients import consumer_config, producer_config
 from .offsets import PartitionOffsets
 from .records import PoisonRecord, SendRecord, carrier_of, decode
@@ -164,7 +165,9 @@ class SendConsumer:
                 result = pipeline.process(record.message_id)
                 self.processed += 1
                 return result
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, BucketMoving) as exc:
+                # A moving bucket refuses the claim until it has switched shards: retried
+                # like an outage, never dead-lettered.
                 if attempt == DB_ATTEMPTS:
                     # The row stays queued (or flagged if the claim went through): the
                     # sweeper stages a new record once REQUEUE_AFTER_S has passed.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NoReturn
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -27,18 +28,26 @@ def find(s: Session, workspace_id: int, client_id: int, loc: Sequence[str | int]
     return client
 
 
+def email_taken() -> NoReturn:
+    fail(409, ["body", "email"], "a client with this email already exists", "conflict")
+
+
 def _commit(s: Session) -> None:
     """Commit a new or changed client: the unique email_key turns a taken address into a 409."""
     try:
         s.commit()
     except IntegrityError:
         s.rollback()
-        fail(409, ["body", "email"], "a client with this email already exists", "conflict")
+        email_taken()
 
 
-def create(s: Session, workspace_id: int, body: ClientCreate) -> ClientOut:
+def create(
+    s: Session, workspace_id: int, body: ClientCreate, client_id: int | None = None
+) -> ClientOut:
+    """`client_id`: an id from the sharded directory's allocator; None lets the database pick."""
     now = utcnow()
     client = Client(
+        id=client_id,
         workspace_id=workspace_id,
         name=body.name,
         email=str(body.email),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from typing import NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +26,15 @@ def request_hash(body: EmailSendRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def key_reused() -> NoReturn:
+    fail(
+        422,
+        ["header", "Idempotency-Key"],
+        "this key was already used with a different request body",
+        "idempotency_key_reused",
+    )
+
+
 def _replay(
     s: Session, workspace_id: int, key: str, request_hash: str
 ) -> tuple[EmailAccepted, bool] | None:
@@ -37,12 +47,7 @@ def _replay(
     if existing is None:
         return None
     if existing.request_hash != request_hash:
-        fail(
-            422,
-            ["header", "Idempotency-Key"],
-            "this key was already used with a different request body",
-            "idempotency_key_reused",
-        )
+        key_reused()
     return EmailAccepted(id=existing.id, status=existing.status), True  # type: ignore[arg-type]
 
 
@@ -53,12 +58,20 @@ def accept(
     idempotency_key: str | None,
     daily_send_quota: int,
     stage: Callable[[Session, EmailMessage], None] = lambda _s, _m: None,
+    message_id: int | None = None,
+    global_session: Session | None = None,
 ) -> tuple[EmailAccepted, bool]:
     """The committed message and whether it replays an earlier request with the same key.
 
     `stage` runs inside the message's transaction, before the commit: the queue's chance
     to write with it (the Kafka outbox row), so an accepted message is never lost between
-    the database and the queue."""
+    the database and the queue.
+
+    With shards, `global_session` is the directory's: suppressions, unsubscribes and the
+    daily quota are global, so they are read and counted there (committed first: a send
+    that then fails on its shard has used one send of the quota, never sent one too many).
+    """
+    g = global_session or s
     digest = request_hash(body)
     now = utcnow()
     if idempotency_key is not None:
@@ -68,12 +81,15 @@ def accept(
     client = clients.find(s, workspace_id, body.client_id, ["body", "client_id"])
     suppressed = (
         client.status != ACTIVE
-        or s.get(Suppression, client.email_key) is not None
-        or s.get(WorkspaceUnsubscribe, (client.workspace_id, client.email_key)) is not None
+        or g.get(Suppression, client.email_key) is not None
+        or g.get(WorkspaceUnsubscribe, (client.workspace_id, client.email_key)) is not None
     )
     if not suppressed:  # a suppressed message costs no sending, so no quota
-        take_send(s, client.workspace_id, daily_send_quota, now)
+        take_send(g, client.workspace_id, daily_send_quota, now)
+        if g is not s:
+            g.commit()
     msg = EmailMessage(
+        id=message_id,
         workspace_id=client.workspace_id,
         client_id=client.id,
         to_address=client.email,

@@ -15,7 +15,7 @@ from . import clients
 BODY_CLIENT_ID = ("body", "client_id")
 
 
-def insert(s: Session, workspace_id: int, body: TaskCreate) -> TaskOut:
+def insert(s: Session, workspace_id: int, body: TaskCreate, task_id: int | None = None) -> TaskOut:
     """Write the task of a client already known to exist.
 
     The (workspace_id, client_id) foreign key still refuses a client deleted (or of
@@ -23,6 +23,7 @@ def insert(s: Session, workspace_id: int, body: TaskCreate) -> TaskOut:
     """
     now = utcnow()
     task = Task(
+        id=task_id,
         workspace_id=workspace_id,
         client_id=body.client_id,
         title=body.title,

@@ -15,13 +15,15 @@ from typing import Any
 import grpc
 import grpc.aio
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..db import QUEUED, EmailMessage
+from ..db import QUEUED, EmailMessage, Task
 from ..models import EmailSendRequest, TaskCreate, TaskUpdate
+from ..models import Task as TaskOut
 from ..operations import emails, tasks
 from ..refusals import detail, not_found_detail
-from . import convert, workspace
+from . import across, convert, workspace
 from .gen.coldreach.campaigns.v1 import campaigns_pb2 as pb
 from .gen.coldreach.campaigns.v1 import campaigns_pb2_grpc as pb_grpc
 from .gen.coldreach.clients.v1 import clients_pb2 as cpb
@@ -85,16 +87,17 @@ class CampaignService(pb_grpc.CampaignServiceServicer):
             await context.abort(code, f"client service: {exc.code().name}")
 
         def work() -> pb.CreateTaskResponse:
+            task_id = self.sessions.new_id()
             with self.sessions.session_for(body.client_id) as s:
-                task = tasks.insert(s, workspace.current(), body)
+                task = tasks.insert(s, workspace.current(), body, task_id)
             return pb.CreateTaskResponse(task=convert.task_to_pb(task))
 
         return await answer(context, work)
 
     async def GetTask(self, request: pb.GetTaskRequest, context: Context) -> Any:
         def work() -> pb.GetTaskResponse:
-            with self.sessions.directory() as s:
-                task = tasks.get(s, workspace.current(), request.task_id)
+            ws = workspace.current()
+            task = across.first_found(self.sessions, lambda s: tasks.get(s, ws, request.task_id))
             return pb.GetTaskResponse(task=convert.task_to_pb(task))
 
         return await answer(context, work)
@@ -105,13 +108,19 @@ class CampaignService(pb_grpc.CampaignServiceServicer):
         client_id = request.client_id if request.HasField("client_id") else None
 
         def work() -> pb.ListTasksResponse:
-            with self.sessions.directory() as s:
-                page = tasks.list_page(
-                    s, workspace.current(), client_id, request.limit, request.offset
-                )
-            return pb.ListTasksResponse(
-                tasks=[convert.task_to_pb(t) for t in page.items], total=page.total
+            mine = select(Task).where(Task.workspace_id == workspace.current())
+            if client_id is not None:
+                mine = mine.where(Task.client_id == client_id)
+            items, total = across.merged_page(
+                self.sessions,
+                mine,
+                Task.id,
+                TaskOut.model_validate,
+                _id,
+                request.limit,
+                request.offset,
             )
+            return pb.ListTasksResponse(tasks=[convert.task_to_pb(t) for t in items], total=total)
 
         return await answer(context, work)
 
@@ -133,8 +142,12 @@ class CampaignService(pb_grpc.CampaignServiceServicer):
             await abort(context, 422, validation_detail(exc))
 
         def work() -> pb.UpdateTaskResponse:
-            with self.sessions.directory() as s:
-                task = tasks.update(s, workspace.current(), request.task_id, body)
+            ws = workspace.current()
+            owner = across.first_found(
+                self.sessions, lambda s: tasks.find(s, ws, request.task_id).client_id
+            )
+            with self.sessions.session_for(owner) as s:  # the write goes through the router
+                task = tasks.update(s, ws, request.task_id, body)
             return pb.UpdateTaskResponse(task=convert.task_to_pb(task))
 
         return await answer(context, work)
@@ -149,9 +162,25 @@ class CampaignService(pb_grpc.CampaignServiceServicer):
         key = request.idempotency_key if request.HasField("idempotency_key") else None
 
         def work() -> pb.SendEmailResponse:
-            with self.sessions.session_for(body.client_id) as s:
+            ws = workspace.current()
+            if key is not None and self.sessions.key_holder(ws, key, body.client_id) != (
+                body.client_id
+            ):
+                emails.key_reused()
+            message_id = self.sessions.new_id()
+            with (
+                self.sessions.session_for(body.client_id) as s,
+                self.sessions.global_session() as g,
+            ):
                 accepted, replayed = emails.accept(
-                    s, workspace.current(), body, key, self.daily_send_quota, self.stage
+                    s,
+                    workspace.current(),
+                    body,
+                    key,
+                    self.daily_send_quota,
+                    self.stage,
+                    message_id,
+                    g,
                 )
             # Only once the row is committed; a failed enqueue leaves it to the sweeper.
             if accepted.status == QUEUED and not replayed:
@@ -167,11 +196,17 @@ class CampaignService(pb_grpc.CampaignServiceServicer):
 
     async def GetEmail(self, request: pb.GetEmailRequest, context: Context) -> Any:
         def work() -> pb.GetEmailResponse:
-            with self.sessions.directory() as s:
-                status = emails.status(s, workspace.current(), request.email_id)
+            ws = workspace.current()
+            status = across.first_found(
+                self.sessions, lambda s: emails.status(s, ws, request.email_id)
+            )
             return pb.GetEmailResponse(email=convert.email_to_pb(status))
 
         return await answer(context, work)
+
+
+def _id(task: TaskOut) -> int:
+    return task.id
 
 
 def _invalid(what: str) -> list[dict[str, Any]]:

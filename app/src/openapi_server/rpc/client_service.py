@@ -6,11 +6,15 @@ from typing import Any
 
 import grpc.aio
 from pydantic import ValidationError
+from sqlalchemy import select
 
+from ..addresses import email_key
+from ..db import Client
+from ..models import Client as ClientOut
 from ..models import ClientCreate, ClientUpdate
 from ..operations import clients
 from ..refusals import detail
-from . import convert, workspace
+from . import across, convert, workspace
 from .gen.coldreach.clients.v1 import clients_pb2 as pb
 from .gen.coldreach.clients.v1 import clients_pb2_grpc as pb_grpc
 from .sessions import Sessions
@@ -29,7 +33,7 @@ class ClientService(pb_grpc.ClientServiceServicer):
         client_id = request.client_id.id
 
         def work() -> pb.GetClientResponse:
-            with self.sessions.session_for(client_id) as s:
+            with self.sessions.reading(client_id) as s:
                 client = clients.get(s, workspace.current(), client_id)
             return pb.GetClientResponse(client=convert.client_to_pb(client))
 
@@ -40,10 +44,18 @@ class ClientService(pb_grpc.ClientServiceServicer):
             await abort(context, 422, _range_detail("limit/offset"))
 
         def work() -> pb.ListClientsResponse:
-            with self.sessions.directory() as s:
-                page = clients.list_page(s, workspace.current(), request.limit, request.offset)
+            mine = select(Client).where(Client.workspace_id == workspace.current())
+            items, total = across.merged_page(
+                self.sessions,
+                mine,
+                Client.id,
+                ClientOut.model_validate,
+                _id,
+                request.limit,
+                request.offset,
+            )
             return pb.ListClientsResponse(
-                clients=[convert.client_to_pb(c) for c in page.items], total=page.total
+                clients=[convert.client_to_pb(c) for c in items], total=total
             )
 
         return await answer(context, work)
@@ -59,8 +71,22 @@ class ClientService(pb_grpc.ClientServiceServicer):
             await abort(context, 422, validation_detail(exc))
 
         def work() -> pb.CreateClientResponse:
-            with self.sessions.directory() as s:
-                client = clients.create(s, workspace.current(), body)
+            ws = workspace.current()
+            client_id = self.sessions.new_id()
+            if client_id is None:  # one database: it numbers the client
+                with self.sessions.directory() as s:
+                    client = clients.create(s, ws, body)
+                return pb.CreateClientResponse(client=convert.client_to_pb(client))
+            key = email_key(str(body.email))
+            self.sessions.prepare_workspace(ws, client_id)
+            if not self.sessions.claim_email(ws, key, client_id):
+                clients.email_taken()
+            try:
+                with self.sessions.session_for(client_id) as s:
+                    client = clients.create(s, ws, body, client_id)
+            except BaseException:
+                self.sessions.release_email(ws, key, client_id)
+                raise
             return pb.CreateClientResponse(client=convert.client_to_pb(client))
 
         return await answer(context, work)
@@ -79,8 +105,20 @@ class ClientService(pb_grpc.ClientServiceServicer):
         client_id = request.client_id.id
 
         def work() -> pb.UpdateClientResponse:
+            ws = workspace.current()
             with self.sessions.session_for(client_id) as s:
-                client = clients.update(s, workspace.current(), client_id, body)
+                old = clients.find(s, ws, client_id, clients.PATH_ID).email_key
+                new = email_key(str(body.email)) if body.email is not None else old
+                if new != old and not self.sessions.claim_email(ws, new, client_id):
+                    clients.email_taken()
+                try:
+                    client = clients.update(s, ws, client_id, body)
+                except BaseException:
+                    if new != old:
+                        self.sessions.release_email(ws, new, client_id)
+                    raise
+            if new != old:
+                self.sessions.release_email(ws, old, client_id)
             return pb.UpdateClientResponse(client=convert.client_to_pb(client))
 
         return await answer(context, work)
@@ -89,11 +127,18 @@ class ClientService(pb_grpc.ClientServiceServicer):
         client_id = request.client_id.id
 
         def work() -> pb.DeleteClientResponse:
+            ws = workspace.current()
             with self.sessions.session_for(client_id) as s:
-                clients.delete(s, workspace.current(), client_id)
+                key = clients.find(s, ws, client_id, clients.PATH_ID).email_key
+                clients.delete(s, ws, client_id)
+            self.sessions.release_email(ws, key, client_id)
             return pb.DeleteClientResponse()
 
         return await answer(context, work)
+
+
+def _id(client: ClientOut) -> int:
+    return client.id
 
 
 def _range_detail(what: str) -> list[dict[str, Any]]:

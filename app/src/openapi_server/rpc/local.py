@@ -3,11 +3,15 @@
     make app PHASE=3 [PORT=8000] [DATA_DIR=./var]
 
 Starts the Client Service and the Campaign Service on free loopback ports, then the HTTP
-edge on PORT (127.0.0.1) pointed at them, all on the same settings (by default the
-embedded SQLite under DATA_DIR, the console mailer, the inline queue in the Campaign
-Service). The migrations run once, before any of them. Ctrl-C or SIGTERM stops the edge
-first, then the services. `coldreach-app create-key` with the same DATA_DIR (or database
-variables) mints keys for it.
+edge on PORT (127.0.0.1) pointed at them, all on the same settings. PHASE=3 (set by
+`make app PHASE=3`) without database variables shards by default: two SQLite shards and
+the directory under DATA_DIR (DB_SHARD_n point it at PostgreSQL instead). Sharded, the
+Campaign Service queues on Kafka: with no KAFKA_BOOTSTRAP_SERVERS this process starts
+librdkafka's mock cluster (KAFKA_MOCK_BROKERS brokers, default 3) and hands its
+bootstrap address to the others, and a `coldreach-app consume` process sends. The
+migrations run once, before any of them. Ctrl-C or SIGTERM stops the edge first, then
+the services and the sender. `coldreach-app create-key` with the same PHASE and DATA_DIR
+(or database variables) mints keys for it.
 """
 
 from __future__ import annotations
@@ -19,9 +23,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..config import settings_or_exit
-from ..migrate import upgrade
+from ..config import Settings, settings_or_exit
+from ..sharding.schema import upgrade_all
+
+if TYPE_CHECKING:
+    from ..kafka.clients import MockCluster
 
 READY_TIMEOUT_S = 60.0
 
@@ -58,17 +66,41 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
+def _kafka_env(settings: Settings) -> tuple[dict[str, str], MockCluster | None]:
+    """Sharded: the Kafka variables every process gets, and the mock cluster if this
+    process runs it (it lives as long as this object)."""
+    if not settings.db_shards:
+        return {}, None
+    env = {"QUEUE_BACKEND": "kafka", "KAFKA_CREATE_TOPICS": "0"}
+    if settings.queue_backend == "kafka" and settings.kafka.bootstrap_servers:
+        return {"KAFKA_CREATE_TOPICS": os.environ.get("KAFKA_CREATE_TOPICS", "1")}, None
+    from ..kafka.clients import MockCluster  # confluent-kafka only where it is used
+
+    mock = MockCluster(settings.kafka.mock_brokers or 3)
+    env["KAFKA_BOOTSTRAP_SERVERS"] = mock.bootstrap_servers
+    return env, mock
+
+
 def main(argv: list[str]) -> int:
     if argv:
         print("serve-phase3 takes no arguments (PORT, DATA_DIR and the rest from the environment)")
         return 2
     settings = settings_or_exit()
-    upgrade(settings)  # once, before three processes open the database
+    upgrade_all(settings)  # once, before the processes open the databases
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     clients_port, campaigns_port = _free_port(), _free_port()
-    base = {**os.environ, "AUTO_MIGRATE": "0", "GRPC_BIND": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
+    kafka_env, mock = _kafka_env(settings)
+    base = {
+        **os.environ,
+        **kafka_env,
+        "AUTO_MIGRATE": "0",
+        "GRPC_BIND": "127.0.0.1",
+        "PYTHONUNBUFFERED": "1",
+    }
     base.pop("CAMPAIGN_SERVICE_ADDR", None)
+    if mock is not None:
+        base.pop("KAFKA_MOCK_BROKERS", None)
     command = [sys.executable, "-m", "openapi_server.cli"]
     procs: list[subprocess.Popen[bytes]] = []
     stopping = False
@@ -92,10 +124,14 @@ def main(argv: list[str]) -> int:
         }
         campaigns = _start([*command, "serve-campaigns"], campaigns_env, campaigns_log)
         procs.insert(0, campaigns)
+        if settings.db_shards:  # the sender: consumer, every shard's relay, sweeper
+            procs.append(_start([*command, "consume"], base, logs / "consume.log"))
         _wait_ready(clients, clients_log, "the Client Service")
         _wait_ready(campaigns, campaigns_log, "the Campaign Service")
         edge_env = {
             **base,
+            # The edge only reads and writes global data; the services send.
+            "QUEUE_BACKEND": "inline",
             "CLIENT_SERVICE_ADDR": f"127.0.0.1:{clients_port}",
             "CAMPAIGN_SERVICE_ADDR": f"127.0.0.1:{campaigns_port}",
             # The Campaign Service sends and sweeps; the edge's own queue stays idle.
@@ -106,9 +142,15 @@ def main(argv: list[str]) -> int:
             [*uvicorn, "--host", "127.0.0.1", "--port", str(settings.port)], edge_env, None
         )
         procs.insert(0, edge)
+        shards = f"{len(settings.db_shards)} shards" if settings.db_shards else "one database"
+        kafka = (
+            f", Kafka {base['KAFKA_BOOTSTRAP_SERVERS']}"
+            if kafka_env.get("KAFKA_BOOTSTRAP_SERVERS")
+            else ""
+        )
         print(
-            f"phase 3: Client Service 127.0.0.1:{clients_port}, Campaign Service "
-            f"127.0.0.1:{campaigns_port}, HTTP API http://127.0.0.1:{settings.port} "
+            f"phase 3 ({shards}{kafka}): Client Service 127.0.0.1:{clients_port}, Campaign "
+            f"Service 127.0.0.1:{campaigns_port}, HTTP API http://127.0.0.1:{settings.port} "
             f"(service logs in {logs})",
             flush=True,
         )
@@ -121,3 +163,5 @@ def main(argv: list[str]) -> int:
         return 1
     finally:
         _stop(procs)
+        if mock is not None:
+            mock.close()

@@ -26,17 +26,17 @@ from grpc_reflection.v1alpha import reflection
 
 from .. import tracing
 from ..config import Settings, settings_or_exit
-from ..db import Database
 from ..mailer import make_mailer
-from ..migrate import upgrade
 from ..pipeline import Pipeline
 from ..queues import QueueBackend, make_queue
+from ..sharding.schema import upgrade_all
 from .campaign_service import CampaignService
 from .channels import CAMPAIGNS, CLIENTS, aio_channel
 from .client_service import ClientService
 from .gen.coldreach.campaigns.v1 import campaigns_pb2_grpc
 from .gen.coldreach.clients.v1 import clients_pb2_grpc
-from .sessions import OneDatabase, Sessions
+from .sessions import Sessions
+from .sharded import open_sessions
 from .workspace import WorkspaceServerInterceptor
 
 if TYPE_CHECKING:
@@ -132,14 +132,17 @@ async def start_campaigns(
 async def _serve(which: str, settings: Settings) -> None:
     provider = tracing.provider_from_env(f"coldreach-{which}")
     if settings.auto_migrate:
-        upgrade(settings)
-    db = Database(settings)
-    sessions = OneDatabase(db)
+        upgrade_all(settings)
+    sessions, databases, close = open_sessions(settings)
     queue: QueueBackend | None = None
     if which == "clients":
         running = await start_clients(settings, sessions, provider)
     else:
-        queue = make_queue(settings, Pipeline(db, make_mailer(settings), settings))
+        if settings.db_shards and settings.queue_backend != "kafka":
+            raise SystemExit("with DB_SHARD_n the Campaign Service needs QUEUE_BACKEND=kafka")
+        db = next(iter(databases.values()))
+        pipeline = Pipeline(db, make_mailer(settings), settings)
+        queue = make_queue(settings, pipeline, databases)
         queue.start()
         running = await start_campaigns(settings, sessions, queue, provider)
     stopping = asyncio.Event()
@@ -152,7 +155,7 @@ async def _serve(which: str, settings: Settings) -> None:
     await running.stop(settings.grpc_shutdown_grace_s)
     if queue is not None:
         queue.stop()
-    db.dispose()
+    close()
     if provider is not None:
         provider.shutdown()
 

@@ -1,16 +1,21 @@
 """Where the services' database sessions come from.
 
 `session_for(client_id)` is the session of the database that holds the client's rows
-(with sharding, the client's shard); `directory()` the one for global data. On one
+(with sharding, the client's shard, refusing writes while its bucket moves; `reading`
+serves reads meanwhile); `directory()` the one for global data. On one
 database (phases 1-2 data, tests) both are sessions of that database. Calls not keyed by
-a client (lookups by task or email id, workspace-wide lists, creating a client, whose id
-is not known yet) use `directory()` here; the sharded router answers those by asking
-every shard.
+a client (lookups by task or email id, workspace-wide lists) go to every database in
+`everywhere()` (one here, every shard with sharding: rpc/sharded.py) and merge there.
+`new_id()` is None here (the database numbers its rows); with shards it comes from the
+directory's allocator, so an id names one row across all shards. `claim_email` and
+`release_email` keep a workspace's client addresses unique where a per-database unique
+index cannot (across shards); here that index does it and they do nothing.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -21,6 +26,14 @@ from ..db import Database
 class Sessions(Protocol):
     def session_for(self, client_id: int) -> AbstractContextManager[Session]: ...
     def directory(self) -> AbstractContextManager[Session]: ...
+    def reading(self, client_id: int) -> AbstractContextManager[Session]: ...
+    def everywhere(self) -> list[Callable[[], AbstractContextManager[Session]]]: ...
+    def new_id(self) -> int | None: ...
+    def claim_email(self, workspace_id: int, email_key: str, client_id: int) -> bool: ...
+    def release_email(self, workspace_id: int, email_key: str, client_id: int) -> None: ...
+    def global_session(self) -> AbstractContextManager[Session | None]: ...
+    def prepare_workspace(self, workspace_id: int, client_id: int) -> None: ...
+    def key_holder(self, workspace_id: int, key: str, client_id: int) -> int: ...
 
 
 class OneDatabase:
@@ -32,3 +45,30 @@ class OneDatabase:
 
     def directory(self) -> AbstractContextManager[Session]:
         return self.db.session()
+
+    def reading(self, client_id: int) -> AbstractContextManager[Session]:
+        return self.db.session()
+
+    def everywhere(self) -> list[Callable[[], AbstractContextManager[Session]]]:
+        return [self.db.session]
+
+    def new_id(self) -> int | None:
+        return None
+
+    def claim_email(self, workspace_id: int, email_key: str, client_id: int) -> bool:
+        return True
+
+    def release_email(self, workspace_id: int, email_key: str, client_id: int) -> None:
+        return None
+
+    def global_session(self) -> AbstractContextManager[Session | None]:
+        """None: global data lives in the same database as the client's rows."""
+        return nullcontext()
+
+    def prepare_workspace(self, workspace_id: int, client_id: int) -> None:
+        return None
+
+    def key_holder(self, workspace_id: int, key: str, client_id: int) -> int:
+        """The client an idempotency key belongs to: here the message table's own unique
+        key decides, so always the caller's."""
+        return client_id

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -27,6 +28,7 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 from ..database_errors import describe
 from ..quota import QuotaExceeded
 from ..refusals import Refused
+from ..sharding import BucketMoving
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,11 @@ async def answer(
         return await asyncio.to_thread(work, *args)
     except Refused as exc:
         await abort(context, exc.status, exc.detail)
+    except BucketMoving as exc:
+        # Retryable: the write goes through once the bucket has switched shards.
+        context.set_trailing_metadata(((RETRY_AFTER_KEY, str(_whole_seconds(exc.retry_after_s))),))
+        detail = [{"loc": [], "msg": str(exc), "type": "bucket_moving"}]
+        await abort(context, 503, detail)
     except QuotaExceeded as exc:
         context.set_trailing_metadata(
             ((RETRY_AFTER_KEY, str(exc.retry_after_s)), (QUOTA_KEY, str(exc.quota)))
@@ -89,6 +96,11 @@ async def answer(
         await abort(context, 503, detail)
 
 
+def _whole_seconds(s: float) -> int:
+    """Retry-After takes whole seconds; never 0 for a wait that is not over."""
+    return max(1, math.ceil(s))
+
+
 def raise_for(exc: grpc.RpcError, service: str) -> NoReturn:
     """At the edge: the HTTP answer the monolith would have given."""
     code = exc.code()  # type: ignore[attr-defined]
@@ -101,6 +113,10 @@ def raise_for(exc: grpc.RpcError, service: str) -> NoReturn:
     if status == 429:
         trailers: dict[Any, Any] = dict(exc.trailing_metadata() or ())  # type: ignore[attr-defined]
         raise QuotaExceeded(int(trailers[QUOTA_KEY]), int(trailers[RETRY_AFTER_KEY]))
+    if status == 503 and detail is not None:
+        trailers = dict(exc.trailing_metadata() or ())  # type: ignore[attr-defined]
+        retry = trailers.get(RETRY_AFTER_KEY)
+        raise Refused(503, detail, {"Retry-After": retry} if retry else None)
     if status is not None and detail is not None:
         raise Refused(status, detail)
     if status == 503:

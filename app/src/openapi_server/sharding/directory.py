@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ..config import Settings
+from ..config import default_directory_url as default_directory_url  # its old home
 from ..db import NAMING, UTCDateTime, utcnow
 from ..migrate import upgrade as upgrade_app_schema
 from .buckets import ACTIVE, Placement, ShardMap
@@ -111,16 +112,6 @@ def upgrade_directory(url: URL, settings: Settings | None = None) -> None:
     directory = base.with_(database_url=url, database_read_url=None)
     upgrade_app_schema(directory)
     command.upgrade(alembic_config(directory), "head")
-
-
-def default_directory_url(first_shard: URL) -> URL:
-    """Without DB_DIRECTORY: a database named `<shard 1's database>_directory` on shard 1's
-    server (PostgreSQL), or `directory.db` beside shard 1's file (SQLite)."""
-    if first_shard.get_backend_name() == "sqlite":
-        if not first_shard.database or first_shard.database == ":memory:":
-            raise ValueError("an in-memory SQLite shard needs DB_DIRECTORY")
-        return first_shard.set(database=str(Path(first_shard.database).with_name("directory.db")))
-    return first_shard.set(database=f"{first_shard.database or 'coldreach'}_directory")
 
 
 class IdAllocator:

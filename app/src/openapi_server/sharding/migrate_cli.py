@@ -13,8 +13,7 @@ import sys
 
 import psycopg
 
-from ..config import ConfigError, normalize_database_url
-from .directory import default_directory_url
+from ..config import ConfigError, default_directory_url, normalize_database_url
 from .migration import BATCH_BUCKETS, JOBS, MigrationError, ShardMigration
 
 

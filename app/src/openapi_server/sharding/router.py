@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..config import Settings
+from ..config import Settings, default_directory_url
 from ..db import Database, Workspace
 from .buckets import MOVING, ShardMap, bucket_of, shard_name
-from .directory import IdAllocator, default_directory_url, load_shard_map
+from .directory import IdAllocator, load_shard_map
 
 
 class BucketMoving(RuntimeError):
