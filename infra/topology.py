@@ -190,8 +190,9 @@ SERVICES: tuple[Service, ...] = (
         label="HTTP to the API",
         platform=Platform.EKS,
         reaches=(
-            # The directory (workspaces, API keys, quotas, the bucket map) lives on shard 1.
-            Reach("database", "primary"),
+            # The directory (workspaces, API keys, quotas, the bucket map) lives on shard 1's
+            # instance; unsubscribe links find their client on its own shard.
+            Reach("database", "shards"),
             Reach("clients"),
             Reach("campaigns"),
             Reach("tracing", when=_tracing),
