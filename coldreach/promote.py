@@ -130,6 +130,17 @@ def route_to(config: stacks.StackConfig, target: int) -> Route:
     return route
 
 
+def retired_by(config: stacks.StackConfig) -> frozenset[str]:
+    """Stateful resources the stack file's done stages retire on purpose (for the deploy gate)."""
+    return frozenset(
+        name
+        for route in ROUTES.values()
+        for stage in route.stages
+        if stage.done(config)
+        for name in stage.retires
+    )
+
+
 def overrides_for(config: stacks.StackConfig, stage: Stage) -> dict[str, str]:
     return {f"{config.project}:{key}": value for key, value in stage.sets.items()}
 
