@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +87,15 @@ class Promotion:
             for s in self.steps
             if s.blocking and not (s.op == "delete" and s.resource.name in self.stage.retires)
         ]
+
+    @property
+    def retired(self) -> list[Step]:
+        """Stateful deletions the stage names: allowed, after unprotecting them."""
+        return [s for s in self.of("delete") if s.stateful and s not in self.blocked]
+
+    @property
+    def retired_urns(self) -> list[str]:
+        return sorted(s.resource.urn for s in self.retired)
 
     @property
     def refused(self) -> bool:
@@ -263,16 +272,24 @@ def runbook(stack: str, phase: int, region: str = "us-east-1") -> list[str]:
     ]
 
 
-def stage_runbook(stack: str, stage: Stage) -> list[str]:
+def stage_runbook(stack: str, stage: Stage, retired_urns: Sequence[str] = ()) -> list[str]:
     """After a later route's stage is written: review, merge, let the deploy workflow apply,
-    then check and hold (docs/promotion-3.md)."""
+    then check and hold (docs/promotion-3.md). What a stage retires is protected, and Pulumi
+    refuses to delete a protected resource, preview included: it is unprotected in the state
+    right before the merge (a deploy in between protects it again; then repeat)."""
     full = qualified_stack(stack)
     branch = f"promote-{stack}-" + re.sub(r"[^a-z0-9]+", "-", stage.name.lower()).strip("-")
-    return [
+    lines = [
         f"git switch -c {branch} && git commit -m 'Promote {stack}: {stage.name}' "
         f"Pulumi.{stack}.yaml && git push -u origin {branch}",
         f"open the pull request; read its preview of {stack} (pulumi preview with the policy "
         "pack, run by CI): only what this stage names is deleted",
+    ]
+    if retired_urns:
+        urns = " ".join(f"'{urn}'" for urn in retired_urns)
+        lines.append(f'pulumi state unprotect --stack "{full}" --yes {urns}')
+    return [
+        *lines,
         f"merge; the deploy workflow runs preview, gate, pulumi up and verify for {stack}",
         f"watch: {stage.watch}",
         f"then: {stage.verify.replace('STACK', full)}",

@@ -117,7 +117,7 @@ def command(args: argparse.Namespace, out: Console, err: Console) -> int:
     lines = (
         promote.runbook(stack, route.target, config.region or "us-east-1")
         if route.target == 2
-        else promote.stage_runbook(stack, stage)
+        else promote.stage_runbook(stack, stage, promotion.retired_urns)
     )
     for i, line in enumerate(lines, 1):
         out.print(f"  {i}. {escape(line)}", soft_wrap=True, highlight=False)
@@ -186,7 +186,7 @@ def render(p: Promotion, console: Console, err: Console) -> None:
             escape(", ".join(step.inputs)),
         )
     console.print(table)
-    retired = sorted(s.resource.name for s in p.of("delete") if s.stateful and s not in p.blocked)
+    retired = sorted(s.resource.name for s in p.retired)
     if retired:
         console.print("Retired on purpose by this stage: " + escape(", ".join(retired)))
     before = p.cost_before.monthly_usd if p.cost_before else 0.0

@@ -282,6 +282,10 @@ def test_promote_walks_staging_stage_by_stage(
 
     code, out = promote_staging(capsys, "--confirm", "celery-drained")
     assert code == 0 and "cold-reach:retireEcs: true" in stack_file.read_text()
+    # Protected in the state: Pulumi refuses to delete them until unprotected, before merging.
+    unprotect = out.index('pulumi state unprotect --stack "$PULUMI_ORG/cold-reach/staging" --yes')
+    assert unprotect < out.index("merge; the deploy workflow")
+    assert "ReplicationGroup::cache-redis'" in out[unprotect:]
     code, out = promote_staging(capsys)
     assert code == 0 and "already at phase 3" in out
 
