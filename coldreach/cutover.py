@@ -32,9 +32,10 @@ def held(percent: int) -> Fact:
 
 CELERY_DRAINED = Fact(
     "celery-drained",
-    "the cluster has taken 100% for 15 minutes and the Celery queue has been empty as long: "
-    "the worker-backlog metric at 0, `redis-cli LLEN coldreach-email` 0 and no task "
-    "unacknowledged (`redis-cli HLEN unacked` 0)",
+    "the cluster has taken 100% for at least CELERY_VISIBILITY_TIMEOUT (1 hour: an "
+    "unacknowledged task would have come back by then), the ECS worker's log shows no task "
+    "received in the last 15 minutes and StuckSendingEmails is 0 (docs/promotion-3.md, "
+    "stage 6)",
 )
 
 
@@ -131,7 +132,7 @@ ROUTE = Route(
             verify="queue empty, every message of the last hour sent or failed, none twice",
             rollback="nothing to undo: move traffic back (eksTrafficPercent) if sends stall",
             needs=(CELERY_DRAINED,),
-            watch="the worker-backlog metric down to 0; about the queue's length / send rate",
+            watch="the worker's log going quiet; at least an hour after stage 5",
         ),
         Stage(
             name="retire ECS, Celery, Redis",
