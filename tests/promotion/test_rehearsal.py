@@ -234,9 +234,14 @@ def test_the_commands_rehearse_then_verify_kept(
         assert "resource types verify cannot read" in capsys.readouterr().err
 
 
-def test_rehearse_refuses_a_stack_without_a_route_before_starting() -> None:
-    assert cli.main(["local", "rehearse", "--stack", "staging"]) == 2
+def test_rehearse_refuses_a_stack_without_a_route_before_starting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Phase 3 is the last: no route onwards, refused before the emulator starts.
     assert cli.main(["local", "rehearse", "--stack", "staging", "--from", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "no promotion route to phase 4" in err
+    assert "moto server listening" not in err
 
 
 def test_staging_rehearses_two_to_three_as_far_as_the_emulator_goes() -> None:
