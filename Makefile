@@ -10,6 +10,8 @@ STACK ?= $(if $(filter 3,$(PHASE)),staging,dev)
 PHASE ?=
 # PROMOTE=1: deploy PHASE (or the stack file's), then rehearse the promotion to the next one.
 PROMOTE ?=
+# Where a rehearsal starts: PHASE with PROMOTE=1; PHASE=3 alone walks 2 -> 3.
+REHEARSE_FROM = $(if $(PROMOTE),$(PHASE),$(if $(filter 3,$(PHASE)),2))
 DEMO_DIR ?= var/demo
 
 .PHONY: setup demo test lint typecheck unit bench image-check
@@ -33,7 +35,7 @@ demo: setup
 	mkdir -p $(DEMO_DIR); rm -f $$out $$base; \
 	port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
 	if [ -n "$(PROMOTE)" ] || [ "$(PHASE)" = 3 ]; then \
-	  deploy="local rehearse --stack $(STACK) $(if $(PROMOTE),$(if $(PHASE),--from $(PHASE)),--from 2) --baseline $$base"; \
+	  deploy="local rehearse --stack $(STACK) $(if $(REHEARSE_FROM),--from $(REHEARSE_FROM)) --baseline $$base"; \
 	  kept="--kept $$base"; \
 	else \
 	  deploy="local up --stack $(STACK) $(if $(PHASE),--phase $(PHASE))"; kept=""; \
