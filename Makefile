@@ -4,11 +4,14 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
-STACK ?= dev
+# Phase 3 needs a database class with room for both fleets' pools: PHASE=3 uses staging's.
+STACK ?= $(if $(filter 3,$(PHASE)),staging,dev)
 # Empty: the phase the stack file says (`cold-reach:phase`). PHASE=2 deploys another.
 PHASE ?=
 # PROMOTE=1: deploy PHASE (or the stack file's), then rehearse the promotion to the next one.
 PROMOTE ?=
+# Where a rehearsal starts: PHASE with PROMOTE=1; PHASE=3 alone walks 2 -> 3.
+REHEARSE_FROM = $(if $(PROMOTE),$(PHASE),$(if $(filter 3,$(PHASE)),2))
 DEMO_DIR ?= var/demo
 
 .PHONY: setup demo test lint typecheck unit bench image-check
@@ -21,6 +24,9 @@ setup:
 # through the emulator's endpoint, at the stack file's phase unless PHASE is given.
 # `make demo PROMOTE=1` rehearses the promotion to the next phase instead: deploy, update,
 # then verify, including that every stateful resource kept its id and data (--kept).
+# `make demo PHASE=3` walks the stages of 2 -> 3 that way (docs/promotion-3.md) and says
+# which it could not rehearse; `uv run coldreach local up --stack dev --phase 3` deploys
+# phase 3 fresh.
 # The server stops when the demo ends; `uv run coldreach local up --stack dev --serve`
 # keeps one running.
 demo: setup
@@ -28,8 +34,8 @@ demo: setup
 	out=$(DEMO_DIR)/outputs-$(STACK).json; base=$(DEMO_DIR)/baseline-$(STACK).json; \
 	mkdir -p $(DEMO_DIR); rm -f $$out $$base; \
 	port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
-	if [ -n "$(PROMOTE)" ]; then \
-	  deploy="local rehearse --stack $(STACK) $(if $(PHASE),--from $(PHASE)) --baseline $$base"; \
+	if [ -n "$(PROMOTE)" ] || [ "$(PHASE)" = 3 ]; then \
+	  deploy="local rehearse --stack $(STACK) $(if $(REHEARSE_FROM),--from $(REHEARSE_FROM)) --baseline $$base"; \
 	  kept="--kept $$base"; \
 	else \
 	  deploy="local up --stack $(STACK) $(if $(PHASE),--phase $(PHASE))"; kept=""; \

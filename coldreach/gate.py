@@ -4,7 +4,10 @@ Reads the output of `pulumi preview --json` (top level `steps`, each with `op`,
 `urn` and, for replacements, `replaceReasons`). In that output a replacement
 shows as `replace` (`create-replacement` / `delete-replaced` only with
 --show-replacement-steps); all of them, and `delete`, fail the gate when the
-resource's type is stateful.
+resource's type is stateful. The one exception is a plain `delete` of a resource
+a done promotion stage retires by name (the cutover's Redis once the stack file
+says retireEcs; `coldreach gate --stack`): that stage's preconditions were
+checked by `coldreach promote` before the stack file could say so.
 """
 
 from __future__ import annotations
@@ -37,7 +40,11 @@ def type_of(urn: str) -> str:
     return parts[2].split("$")[-1]
 
 
-def check(preview: dict[str, Any]) -> list[Finding]:
+def name_of(urn: str) -> str:
+    return urn.split("::")[-1]
+
+
+def check(preview: dict[str, Any], retired: frozenset[str] = frozenset()) -> list[Finding]:
     steps = preview.get("steps")
     if not isinstance(steps, list):
         raise ValueError("no 'steps' list: is this the output of `pulumi preview --json`?")
@@ -48,6 +55,8 @@ def check(preview: dict[str, Any]) -> list[Finding]:
         if op not in DESTRUCTIVE_OPS:
             continue
         kind = type_of(urn)
+        if op == "delete" and name_of(urn) in retired:
+            continue
         if kind in graph.STATEFUL_TYPES:
             reasons = tuple(str(r) for r in step.get("replaceReasons") or ())
             findings.append(Finding(urn, kind, op, reasons))

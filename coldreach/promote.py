@@ -1,16 +1,18 @@
 """Moving a stack one phase up (`coldreach promote`), refusing anything that loses data.
 
-A promotion follows a route (phase N -> N+1), which is a list of stages. Each
-stage is data: the `cold-reach:*` keys it sets, what it needs before (checks
-run here), what shows it worked and how to undo it. Where a stack stands on a
-route is read from its config: the first stage whose keys are not all set yet
-is the next one.
+A promotion follows a route (phase N -> N+1), which is a list of stages
+(coldreach/stages.py). Each stage is data: the `cold-reach:*` keys it sets,
+what it needs before (checks run here, facts the operator attests), what shows
+it worked and how to undo it. Where a stack stands on a route is read from its
+config: the stage after the last one whose keys are all set is the next one.
+The route 2 -> 3 is coldreach/cutover.py.
 
 For the next stage, the stack is evaluated offline twice, as configured and
 with the stage's keys set. Every resource is matched by URN: gone means
 delete, a changed replacement-forcing input (coldreach/replacement.py) means
 replace. A stateful resource that would be deleted or replaced stops the
-stage, naming the resource and the input, and so does a failed check.
+stage, naming the resource and the input (unless the stage retires it by
+name), and so does a failed check.
 Otherwise the stage's keys are written to the stack file and its runbook
 printed; the real `pulumi preview` and `pulumi up` stay with CI (docs/promotion.md).
 """
@@ -20,65 +22,19 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coldreach import cost, stacks
+from coldreach import cost, cutover, stacks
 from coldreach.errors import UserError
 from coldreach.evaluation import evaluate_stack
 from coldreach.hints import coldreach
 from coldreach.replacement import Step, compare
 from coldreach.runtime import Deployment
+from coldreach.stages import Check, Fact, Route, Stage, StageContext
 
-
-@dataclass(frozen=True)
-class StageContext:
-    """What a stage's checks see: the stack as configured, and as the stage leaves it."""
-
-    config: stacks.StackConfig
-    steps: list[Step]
-    outputs: Mapping[str, object] = field(default_factory=dict)
-    """The deployed stack's outputs when given (`pulumi stack output --json`)."""
-
-
-Check = Callable[[StageContext], str | None]
-"""Returns why the stage may not run now, or None."""
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    does: str
-    sets: Mapping[str, str]
-    """`cold-reach:*` keys (without the prefix) and the values the stage writes."""
-    verify: str
-    """What shows it worked, after `pulumi up`."""
-    rollback: str
-    checks: tuple[Check, ...] = ()
-    """Preconditions beyond the one every stage has: nothing stateful replaced or deleted."""
-
-    def done(self, config: stacks.StackConfig) -> bool:
-        return all(
-            config.config.get(f"{config.project}:{key}") == value
-            for key, value in self.sets.items()
-        )
-
-
-@dataclass(frozen=True)
-class Route:
-    source: int
-    target: int
-    stages: tuple[Stage, ...]
-    runbook: str
-    """The document an intern follows (a repository path)."""
-
-    def position(self, config: stacks.StackConfig) -> int:
-        """Index of the next stage; len(stages) when the route is done."""
-        for i, stage in enumerate(self.stages):
-            if not stage.done(config):
-                return i
-        return len(self.stages)
+__all__ = ["Check", "Fact", "Route", "Stage", "StageContext"]
 
 
 ROUTES: dict[int, Route] = {
@@ -102,6 +58,7 @@ ROUTES: dict[int, Route] = {
         ),
         runbook="docs/promotion.md",
     ),
+    3: cutover.ROUTE,
 }
 """Routes by target phase. A later route is one more entry: its stages, checks and runbook."""
 
@@ -124,7 +81,21 @@ class Promotion:
 
     @property
     def blocked(self) -> list[Step]:
-        return [s for s in self.steps if s.blocking]
+        """Stateful replacements and deletions, but for what the stage retires by name."""
+        return [
+            s
+            for s in self.steps
+            if s.blocking and not (s.op == "delete" and s.resource.name in self.stage.retires)
+        ]
+
+    @property
+    def retired(self) -> list[Step]:
+        """Stateful deletions the stage names: allowed, after unprotecting them."""
+        return [s for s in self.of("delete") if s.stateful and s not in self.blocked]
+
+    @property
+    def retired_urns(self) -> list[str]:
+        return sorted(s.resource.urn for s in self.retired)
 
     @property
     def refused(self) -> bool:
@@ -168,6 +139,17 @@ def route_to(config: stacks.StackConfig, target: int) -> Route:
     return route
 
 
+def retired_by(config: stacks.StackConfig) -> frozenset[str]:
+    """Stateful resources the stack file's done stages retire on purpose (for the deploy gate)."""
+    return frozenset(
+        name
+        for route in ROUTES.values()
+        for stage in route.stages
+        if stage.done(config)
+        for name in stage.retires
+    )
+
+
 def overrides_for(config: stacks.StackConfig, stage: Stage) -> dict[str, str]:
     return {f"{config.project}:{key}": value for key, value in stage.sets.items()}
 
@@ -179,10 +161,15 @@ def assess(
     current: Deployment,
     after: Deployment,
     outputs: Mapping[str, object] | None = None,
+    confirmed: frozenset[str] = frozenset(),
 ) -> Promotion:
     steps = compare(current, after)
-    context = StageContext(config, steps, outputs or {})
+    context = StageContext(config, steps, outputs or {}, confirmed)
     refusals = [reason for check in stage.checks if (reason := check(context))]
+    refusals += [
+        f"not attested: {fact.name}. Check {fact.how}; then add --confirm {fact.name}"
+        for fact in stage.missing(confirmed)
+    ]
     return Promotion(
         stack=config.stack,
         route=route,
@@ -201,11 +188,31 @@ def evaluate_stage(
     route: Route,
     stage: Stage,
     outputs: Mapping[str, object] | None = None,
+    confirmed: frozenset[str] = frozenset(),
 ) -> Promotion:
     """Evaluates the stack as configured and with `stage` applied, and compares them."""
     current = evaluate_stack(config.stack, root=root)
     after = evaluate_stack(config.stack, root=root, overrides=overrides_for(config, stage))
-    return assess(config, route, stage, current, after, outputs)
+    return assess(config, route, stage, current, after, outputs, confirmed)
+
+
+def walk(root: Path, config: stacks.StackConfig, route: Route) -> list[Deployment]:
+    """The stack at the route's start, then after each stage, in order (a command stage leaves
+    it as the stage before did). Stages already done are evaluated again, so every stage's
+    cost shows; the stack file's own values count only where no stage sets the key."""
+    start = route.start(config)
+    after: list[Deployment] = [evaluate_stack(config.stack, root=root, overrides=start)]
+    for i, stage in enumerate(route.stages):
+        if not stage.sets:
+            after.append(after[-1])
+            continue
+        overrides = route.overrides_through(config, i)
+        after.append(evaluate_stack(config.stack, root=root, overrides=overrides))
+    return after
+
+
+def stage_costs(deployments: list[Deployment]) -> list[cost.Estimate]:
+    return [cost.estimate_for(d) for d in deployments]
 
 
 def set_config(path: Path, key: str, value: str) -> None:
@@ -262,4 +269,30 @@ def runbook(stack: str, phase: int, region: str = "us-east-1") -> list[str]:
         f"merge; the deploy workflow runs preview, gate, pulumi up and verify for {stack}",
         f'curl -fsS "$(pulumi stack output url --stack "{full}")/readyz"',
         coldreach(f"verify --stack {full}"),
+    ]
+
+
+def stage_runbook(stack: str, stage: Stage, retired_urns: Sequence[str] = ()) -> list[str]:
+    """After a later route's stage is written: review, merge, let the deploy workflow apply,
+    then check and hold (docs/promotion-3.md). What a stage retires is protected, and Pulumi
+    refuses to delete a protected resource, preview included: it is unprotected in the state
+    right before the merge (a deploy in between protects it again; then repeat)."""
+    full = qualified_stack(stack)
+    branch = f"promote-{stack}-" + re.sub(r"[^a-z0-9]+", "-", stage.name.lower()).strip("-")
+    lines = [
+        f"git switch -c {branch} && git commit -m 'Promote {stack}: {stage.name}' "
+        f"Pulumi.{stack}.yaml && git push -u origin {branch}",
+        f"open the pull request; read its preview of {stack} (pulumi preview with the policy "
+        "pack, run by CI): only what this stage names is deleted",
+    ]
+    if retired_urns:
+        urns = " ".join(f"'{urn}'" for urn in retired_urns)
+        lines.append(f'pulumi state unprotect --stack "{full}" --yes {urns}')
+    return [
+        *lines,
+        f"merge; the deploy workflow runs preview, gate, pulumi up and verify for {stack}",
+        f"watch: {stage.watch}",
+        f"then: {stage.verify.replace('STACK', full)}",
+        f'pulumi stack output --json --stack "{full}" > outputs.json   # for the next stage\'s '
+        "--outputs",
     ]

@@ -13,7 +13,12 @@ resource that would be replaced or deleted stops the update, naming it; so does
 a change the emulator has no updater or deleter for, never silently.
 
 Before the update, every stateful resource is recorded with its identity and
-data (coldreach/verify/kept.py); afterwards `verify --kept` compares.
+data (coldreach/verify/kept.py); afterwards `verify --kept` compares. A stage
+that retires stateful resources by name (2 -> 3: Redis and its secrets) has
+them unprotected first, as its runbook does in the state; they leave the
+baseline. A stage that is a command (a shard migration, a queue drained) has
+nothing the emulator could show and is listed as not rehearsed, with what an
+operator checks instead.
 """
 
 from __future__ import annotations
@@ -50,8 +55,12 @@ class Protected(Exception):
 class UpdateBackend:
     """Applies one more evaluation of the program to what `deployed` holds in moto."""
 
-    def __init__(self, moto: MotoBackend, deployed: Deployment) -> None:
+    def __init__(
+        self, moto: MotoBackend, deployed: Deployment, unprotected: frozenset[str] = frozenset()
+    ) -> None:
         self.moto = moto
+        self.unprotected = unprotected
+        """Names unprotected in the state before this update (what the stage retires)."""
         self.before = {r.urn: r for r in deployed if r.custom}
         self.order = [r.urn for r in deployed if r.custom]
         self.steps: list[Step] = []
@@ -104,15 +113,16 @@ class UpdateBackend:
         dependents first (the reverse of the order they were created in)."""
         gone = [self.before[urn] for urn in reversed(self.order) if urn not in self._seen]
         for old in gone:
-            if old.protect:
+            if old.protect and old.name not in self.unprotected:
                 raise Protected(Step("delete", old))
         for old in gone:
             self._record(Step("delete", old))
+        # Every deleter looked up first: a stage the emulator cannot finish deletes nothing.
         for old in [*self._replaced, *gone]:
-            deleter = DELETERS.get(old.type)
-            if deleter is None:
+            if old.type not in DELETERS:
                 raise UnsupportedChange(old.type, old.name, "delete")
-            deleter(self.moto, old)
+        for old in [*self._replaced, *gone]:
+            DELETERS[old.type](self.moto, old)
 
     def _record(self, step: Step) -> None:
         with self._lock:
@@ -144,6 +154,10 @@ class Rehearsal:
     before: Deployment
     baseline: dict[str, Any]
     stages: list[StageRun] = field(default_factory=list)
+    not_rehearsed: list[tuple[promote.Stage, str]] = field(default_factory=list)
+    """Stages the emulator could not run, each with why and what to check instead."""
+    retired: set[str] = field(default_factory=set)
+    """URNs stages deleted on purpose, by name."""
 
     @property
     def after(self) -> Deployment:
@@ -156,7 +170,17 @@ class Rehearsal:
 
     @property
     def changed_ids(self) -> list[tuple[Resource, str | None]]:
-        return [(r, now) for r, now in self.stateful_ids() if now != r.id]
+        """Stateful ids that changed or went, but for what a stage retired by name."""
+        return [
+            (r, now)
+            for r, now in self.stateful_ids()
+            if now != r.id and not (now is None and r.urn in self.retired)
+        ]
+
+    def kept_baseline(self) -> dict[str, Any]:
+        """The baseline `verify --kept` checks: the retired resources are gone on purpose."""
+        resources = [e for e in self.baseline["resources"] if e["urn"] not in self.retired]
+        return {**self.baseline, "resources": resources}
 
 
 def route_for(stack: str, source: int | None = None) -> tuple[stacks.StackConfig, promote.Route]:
@@ -187,10 +211,31 @@ def rehearse(
     overrides: dict[str, str] = {}
     current = before
     for stage in route.stages:
+        if not stage.sets:
+            how = "; ".join(fact.how for fact in stage.needs)
+            say(f"not rehearsed: {stage.name!r} is a command the emulator cannot run")
+            why = f"a command; the emulator holds no rows and no queue. In a real promotion: {how}"
+            result.not_rehearsed.append((stage, why))
+            continue
         say(f"applying stage {stage.name!r} as an update")
         overrides.update(promote.overrides_for(config, stage))
-        update = UpdateBackend(moto, current)
-        current = evaluate_stack(stack, source, backend=update, overrides=dict(overrides))
-        update.finish()
+        update = UpdateBackend(moto, current, stage.retires)
+        try:
+            current_after = evaluate_stack(stack, source, backend=update, overrides=dict(overrides))
+            update.finish()
+        except UnsupportedChange as error:
+            if not stage.retires:
+                raise
+            # Retiring deletes what moto has no deleter for: stop here and say so.
+            say(f"not rehearsed: {stage.name!r}: {error}")
+            why = f"{error}. Nothing was deleted; the pull request's real preview shows the stage"
+            result.not_rehearsed.append((stage, why))
+            break
+        current = current_after
+        result.retired |= {
+            s.resource.urn
+            for s in update.steps
+            if s.op == "delete" and s.resource.name in stage.retires
+        }
         result.stages.append(StageRun(stage, update.steps, current))
     return result

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from coldreach import gate
+from coldreach import gate, promote, stacks
 from coldreach.errors import UserError
 
 
@@ -25,13 +25,23 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         ),
     )
     p.add_argument("preview", help="the JSON file, or - for standard input")
+    p.add_argument(
+        "--stack",
+        help="the stack previewed (Pulumi.<stack>.yaml): deleting what a done promotion stage "
+        "retires by name passes (retireEcs: Redis and its secrets)",
+    )
     p.set_defaults(run=command)
 
 
 def command(args: argparse.Namespace, out: Console, err: Console) -> int:
+    retired = frozenset[str]()
+    if args.stack:
+        retired = promote.retired_by(stacks.load(stacks.find_root(), args.stack))
+        if retired:
+            out.print("Retired on purpose by the stack file: " + escape(", ".join(sorted(retired))))
     try:
         text = sys.stdin.read() if args.preview == "-" else Path(args.preview).read_text()
-        findings = gate.check(json.loads(text))
+        findings = gate.check(json.loads(text), retired)
     except FileNotFoundError:
         raise UserError(f"no such file: {args.preview}") from None
     except (json.JSONDecodeError, ValueError) as error:

@@ -185,7 +185,7 @@ def rehearse_command(args: argparse.Namespace, out: Console, err: Console) -> in
         outputs = stack_outputs(result.after)
         _print_outputs(out, outputs)
         if args.baseline:
-            kept.write(args.baseline, result.baseline)
+            kept.write(args.baseline, result.kept_baseline())
             err.print(f"Baseline written to {escape(str(args.baseline))}")
         if args.outputs and args.baseline:
             check = coldreach(
@@ -223,8 +223,15 @@ def _print_rehearsal(out: Console, result: Rehearsal) -> None:
         ids.add_column(column, overflow="fold")
     for r, now in result.stateful_ids():
         mark = "[green]kept[/]" if now == r.id else "[red bold]CHANGED[/]"
+        if now is None and r.urn in result.retired:
+            mark = "[yellow]retired by its stage[/]"
         ids.add_row(escape(r.name), escape(r.type), escape(str(r.id)), escape(str(now)), mark)
     out.print(ids)
+    for stage, why in result.not_rehearsed:
+        out.print(
+            f"[yellow]Not rehearsed:[/] stage {escape(stage.name)!r}: {escape(why)}",
+            soft_wrap=True,
+        )
 
 
 def _print_outputs(out: Console, outputs: dict[str, Any]) -> None:

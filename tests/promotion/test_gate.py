@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coldreach import gate
+from coldreach import gate, promote
 from coldreach.cli import main
 
 PREVIEWS = Path(__file__).with_name("previews")
@@ -65,3 +65,51 @@ def test_type_of_follows_the_parent_chain() -> None:
     chain = "a:b:C$coldreach:cache:Cache$aws:elasticache/replicationGroup:ReplicationGroup"
     urn = f"urn:pulumi:s::p::{chain}::x"
     assert gate.type_of(urn) == "aws:elasticache/replicationGroup:ReplicationGroup"
+
+
+def _retire_preview(op: str) -> dict:
+    chain = "cold-reach:data:Cache$aws:elasticache/replicationGroup:ReplicationGroup"
+    return {
+        "steps": [
+            {"op": op, "urn": f"urn:pulumi:staging::cold-reach::{chain}::cache-redis"},
+            {"op": "delete", "urn": "urn:pulumi:staging::cold-reach::aws:s3/bucket:Bucket::assets"},
+        ]
+    }
+
+
+def test_the_deploy_gate_lets_only_a_done_retire_stage_delete_what_it_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    (tmp_path / "Pulumi.yaml").write_text((repo / "Pulumi.yaml").read_text())
+    stack_file = tmp_path / "Pulumi.staging.yaml"
+    stack_file.write_text((repo / "Pulumi.staging.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    preview = tmp_path / "preview.json"
+    preview.write_text(json.dumps(_retire_preview("delete")))
+
+    # Phase 2 (and any stage before the retire one): Redis is data, its deletion fails.
+    assert main(["gate", str(preview), "--stack", "staging"]) == 1
+    assert "cache-redis" in capsys.readouterr().out
+
+    for key, value in (("phase", "3"), ("eksTrafficPercent", "100"), ("retireEcs", "true")):
+        promote.set_config(stack_file, key, value)
+    assert main(["gate", str(preview), "--stack", "staging"]) == 1
+    out = capsys.readouterr().out
+    # The bucket is still refused; Redis is retired by name.
+    assert "aws:s3/bucket:Bucket::assets" in out and "::cache-redis" not in out
+    assert "Retired on purpose by the stack file: cache-auth-token-secret" in out
+    assert gate.check(_retire_preview("delete"), frozenset({"cache-redis"})) == [
+        gate.Finding(
+            "urn:pulumi:staging::cold-reach::aws:s3/bucket:Bucket::assets",
+            "aws:s3/bucket:Bucket",
+            "delete",
+            (),
+        )
+    ]
+    # A replacement is never a retirement.
+    replaced = gate.check(_retire_preview("replace"), frozenset({"cache-redis"}))
+    assert [f.op for f in replaced] == ["replace", "delete"]
+    # Without --stack, nothing is retired.
+    assert main(["gate", str(preview)]) == 1
+    assert "::cache-redis" in capsys.readouterr().out

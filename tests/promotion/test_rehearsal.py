@@ -234,6 +234,62 @@ def test_the_commands_rehearse_then_verify_kept(
         assert "resource types verify cannot read" in capsys.readouterr().err
 
 
-def test_rehearse_refuses_a_stack_without_a_route_before_starting() -> None:
-    assert cli.main(["local", "rehearse", "--stack", "staging"]) == 2
+def test_rehearse_refuses_a_stack_without_a_route_before_starting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Phase 3 is the last: no route onwards, refused before the emulator starts.
     assert cli.main(["local", "rehearse", "--stack", "staging", "--from", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "no promotion route to phase 4" in err
+    assert "moto server listening" not in err
+
+
+def test_staging_rehearses_two_to_three_as_far_as_the_emulator_goes() -> None:
+    """The 2 -> 3 stages applied one by one: the config stages as updates keeping every
+    stateful id and its data; the command stages and a retire the emulator cannot finish
+    are named, with what to check instead, and nothing is half deleted."""
+    with mock_aws():
+        aws = Aws(REGION, emulator=True)
+        result = rehearse("staging", MotoBackend(REGION), aws, 2)
+        kept = check_kept(result.kept_baseline(), aws)
+        redis = boto3.client("elasticache", region_name=REGION).describe_replication_groups()
+    assert [run.stage.name for run in result.stages] == [
+        "phase 3 alongside",
+        "10% to the cluster",
+        "50% to the cluster",
+        "100% to the cluster",
+    ]
+    first, *traffic = result.stages
+    assert not [s for s in first.steps if s.op in ("replace", "delete")]
+    for run in traffic:  # each step is the listener's weights, in place
+        assert [(s.op, s.resource.name, s.inputs) for s in run.steps] == [
+            ("update", "edge-http", ("defaultActions",))
+        ]
+    assert result.changed_ids == [] and kept and {f.result for f in kept} == {PASS}
+    skipped = {stage.name: why for stage, why in result.not_rehearsed}
+    assert list(skipped) == ["shards migrated", "Celery drained", "retire ECS, Celery, Redis"]
+    assert "migrate-shards" in skipped["shards migrated"]
+    assert "cannot delete" in skipped["retire ECS, Celery, Redis"]
+    assert len(redis["ReplicationGroups"]) == 1  # the unfinished retire deleted nothing
+
+
+def test_a_retire_stage_deletes_only_what_it_names_once_unprotected() -> None:
+    """A protected resource the stage names is deleted (as after `pulumi state unprotect`);
+    one it does not name still stops the update."""
+    with mock_aws():
+        backend = MotoBackend(REGION)
+        deployed = evaluate_stack("dev", 2, backend=backend)
+        [bucket] = [r for r in deployed if r.type == t.BUCKET]
+        assert bucket.protect
+        update = UpdateBackend(backend, deployed, frozenset({"cache-redis"}))
+        update.before = {bucket.urn: bucket}
+        update.order = [bucket.urn]
+        with pytest.raises(Protected, match=bucket.name):
+            update.finish()
+        # Named: past the protection, on to its deletion (moto holds no deleter for a bucket).
+        named = UpdateBackend(backend, deployed, frozenset({bucket.name}))
+        named.before = {bucket.urn: bucket}
+        named.order = [bucket.urn]
+        with pytest.raises(UnsupportedChange, match=f"cannot delete {t.BUCKET}"):
+            named.finish()
+        assert [(s.op, s.resource.name) for s in named.steps] == [("delete", bucket.name)]

@@ -49,3 +49,14 @@ def test_promote_rehearses_and_verifies_with_the_baseline() -> None:
     ]  # fmt: skip
     assert 'kept="--kept $base"' in text
     assert "coldreach verify --outputs $out --endpoint-url http://127.0.0.1:$port $kept" in text
+
+
+def test_phase_3_walks_the_stages_from_phase_2_on_staging() -> None:
+    text = recipe("PHASE=3")
+    assert '[ "3" = 3 ]' in text  # the rehearsal branch runs
+    assert branch(text, promote=True).split() == [
+        "local", "rehearse", "--stack", "staging", "--from", "2", "--baseline", "$base",
+    ]  # fmt: skip
+    assert branch(recipe("PHASE=3", "STACK=prod"), promote=True).split()[2:6] == [
+        "--stack", "prod", "--from", "2",
+    ]  # fmt: skip

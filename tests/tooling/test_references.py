@@ -31,8 +31,9 @@ URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+|\bgithub\.com/\S+|\b[\w-]+\.(?:com|or
 HASH_COMMENTS = {".yaml", ".yml", ".toml", ".sh", ".cfg", ".ini"}
 # Upper-case words the commands' usage lines stand for (`coldreach gate PREVIEW.json`).
 PLACEHOLDERS = {"STACK", "PREVIEW", "FILE"}
-# Written by commands the documents show (`pulumi preview --json > preview.json`).
-PRODUCED = {"preview.json"}
+# Written by commands the documents show (`pulumi preview --json > preview.json`,
+# `pulumi stack output --json > outputs.json`).
+PRODUCED = {"preview.json", "outputs.json"}
 
 
 def tracked() -> list[str]:

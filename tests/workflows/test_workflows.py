@@ -130,6 +130,10 @@ def test_pull_requests_test_preview_and_cancel_superseded_runs() -> None:
     offline = pr["jobs"]["offline"]
     runs = " ".join(s.get("run", "") for s in steps(offline))
     assert "make test" in runs and "coldreach plan" in runs and "coldreach cost" in runs
+    # Phase 3 previewed offline (plan with its policy findings, cost) and the next stage of
+    # the 2 -> 3 route gated on losing nothing stateful.
+    assert '--stack "${stack}" --phase 3' in runs
+    assert 'coldreach promote --stack "${stack}" --to 3 --dry-run' in runs
     assert "GITHUB_STEP_SUMMARY" in runs
     assert "secrets." not in str(offline), "the offline job must work without cloud secrets"
 
@@ -167,7 +171,7 @@ def test_each_stack_deploy_gates_before_up_and_verifies_after() -> None:
     runs = [s.get("run", "") for s in steps(job)]
     order = [
         next(i for i, r in enumerate(runs) if "pulumi preview" in r and "--json" in r),
-        next(i for i, r in enumerate(runs) if "coldreach gate preview.json" in r),
+        next(i for i, r in enumerate(runs) if "coldreach gate preview.json --stack" in r),
         next(i for i, r in enumerate(runs) if r.startswith("pulumi up")),
         next(i for i, r in enumerate(runs) if "coldreach verify" in r),
     ]
