@@ -13,6 +13,9 @@ from components.firewall import SecurityGroup
 from components.mail import Mail
 
 DIRECTORY_DATABASE = "coldreach_directory"
+SHARD_ONE_DATABASE = "coldreach_shard1"
+"""Shard 1's data: a database of its own on the phase-2 instance, beside the phase-2
+database, which `migrate-shards` reads as its source (a source cannot be a shard)."""
 """The global directory (workspaces, keys, the id allocator, the bucket map) is its own
 database on shard 1's instance (the phase-3 app's default)."""
 

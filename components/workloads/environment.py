@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pulumi
 
-from components.workloads.access import DIRECTORY_DATABASE, Access
+from components.workloads.access import DIRECTORY_DATABASE, SHARD_ONE_DATABASE, Access
 from components.workloads.identity import consumes, reads_unsubscribe_key
 from components.workloads.pods import WORKER_DATA_DIR
 from infra.config import Settings
@@ -67,9 +67,8 @@ def environment(
             env["DB_DIRECTORY_SECRET_ARN"] = first.secret_arn
     if "shards" in endpoints:
         for n, shard in enumerate(access.shards, start=1):
-            env[f"DB_SHARD_{n}"] = _url(
-                shard.address, shard.port, shard.database, access.iam_db_user
-            )
+            database = SHARD_ONE_DATABASE if n == 1 else shard.database
+            env[f"DB_SHARD_{n}"] = _url(shard.address, shard.port, database, access.iam_db_user)
             if access.iam_db_user is None:
                 env[f"DB_SHARD_{n}_SECRET_ARN"] = shard.secret_arn
     for reach in service.reaches_now(f):

@@ -319,3 +319,16 @@ def test_a_source_write_during_the_copy_is_caught_up_and_routers_wait(
     with _connect(shard) as conn:
         title = conn.execute("SELECT title FROM tasks WHERE client_id = %s", (client_id,))
         assert title.fetchone() == ("changed during the copy",)
+
+
+def test_a_missing_shard_database_is_created_beside_the_source(small: Databases) -> None:
+    """Phase 3's shard 1 is a new database on the phase-2 instance: the first run creates
+    it, as it creates the directory."""
+    drop_database(small.shards[0])
+    run = subprocess.run(small.argv(), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    with _connect(small.shards[0]) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM clients").fetchone() or (0,)
+    with _connect(small.shards[1]) as conn:
+        (other,) = conn.execute("SELECT count(*) FROM clients").fetchone() or (0,)
+    assert count > 0 and count + other == 3000

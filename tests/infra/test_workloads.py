@@ -511,3 +511,13 @@ def test_tracing_keeps_spans_in_memory_outside_prod_and_on_a_volume_in_prod(
     assert spec["strategy"] == {"type": "Recreate"}
     volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
     assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "tracing-data"
+
+
+def test_shard_one_is_its_own_database_beside_the_phase_2_source(staging: Deployment) -> None:
+    """`migrate-shards` reads the phase-2 database and refuses a source that is also a
+    shard: shard 1 is another database on the same instance."""
+    env = _env(staging, "clients")
+    [db] = [r for r in staging.of_type("aws:rds/instance:Instance") if r.name == "db-instance"]
+    assert env["DB_SHARD_1"].endswith(f"{db.out('address')}:5432/coldreach_shard1")
+    assert env["DB_SHARD_2"].endswith(":5432/coldreach")
+    assert db.get("dbName") == "coldreach"

@@ -374,6 +374,8 @@ class ShardMigration:
         ensure_database(self.directory_url)
         upgrade_directory(self.directory_url)
         for url in self.shard_urls.values():
+            # Shard 1 is a new database on the phase-2 instance, beside the source.
+            ensure_database(url)
             upgrade_app_schema(Settings(database_url=url, auto_migrate=False))
 
     @contextmanager
