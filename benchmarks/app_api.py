@@ -32,8 +32,15 @@ WARMUP = 300
 
 
 def drive(
-    port: int, make_request, total: int, headers: dict[str, str]
+    port: int,
+    make_request,
+    total: int,
+    headers: dict[str, str],
+    connections: int = CONNECTIONS,
+    ok=lambda status: status < 400,
 ) -> tuple[float, list[float], int]:
+    """`total` requests over `connections` keep-alive connections: wall time, each
+    request's latency, and how many answers `ok` refused."""
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -55,14 +62,13 @@ def drive(
             resp = conn.getresponse()
             resp.read()
             local.append(time.perf_counter() - t0)
-            if resp.status >= 400:
-                bad += 1
+            bad += not ok(resp.status)
         conn.close()
         with lock:
             latencies.extend(local)
             errors += bad
 
-    threads = [threading.Thread(target=run) for _ in range(CONNECTIONS)]
+    threads = [threading.Thread(target=run) for _ in range(connections)]
     start = time.perf_counter()
     for t in threads:
         t.start()

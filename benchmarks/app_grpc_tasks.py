@@ -20,7 +20,6 @@ import http.client
 import json
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from app_api import drive as drive_requests
 from app_common import app_env, free_port, percentile, stop, throwaway_database
 from openapi_server.apikeys import create_key
 from openapi_server.config import Settings
@@ -43,38 +43,11 @@ CONCURRENCY = (1, 8)
 
 
 def drive(port: int, headers: dict[str, str], body: str, total: int, connections: int):
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    counter = iter(range(total))
-
-    def run() -> None:
-        nonlocal errors
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        local: list[float] = []
-        bad = 0
-        while True:
-            with lock:
-                if next(counter, None) is None:
-                    break
-            t0 = time.perf_counter()
-            conn.request("POST", "/tasks", body=body, headers=headers)
-            resp = conn.getresponse()
-            resp.read()
-            local.append(time.perf_counter() - t0)
-            bad += resp.status != 201
-        conn.close()
-        with lock:
-            latencies.extend(local)
-            errors += bad
-
-    threads = [threading.Thread(target=run) for _ in range(connections)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - start, latencies, errors
+    """`total` task creations; anything but 201 counts as an error."""
+    request = ("POST", "/tasks", body)
+    return drive_requests(
+        port, lambda _: request, total, headers, connections, ok=lambda status: status == 201
+    )
 
 
 def wait_ready(port: int) -> None:
