@@ -17,6 +17,9 @@ from urllib.parse import urlparse
 
 from sqlalchemy.engine import URL, make_url
 
+from . import aws_secrets
+from .aws_secrets import SecretReader
+
 N = TypeVar("N", int, float)
 
 DEV_UNSUBSCRIBE_SECRET = "dev-only-unsubscribe-secret-do-not-use-in-production"
@@ -493,8 +496,15 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, read_secret: SecretReader | None = None
+    ) -> Settings:
+        """`read_secret`: how `*_SECRET_ARN` variables are read (Secrets Manager by default)."""
         env = os.environ if env is None else env
+        try:  # the pods' secrets by ARN: credentials in the URLs, the unsubscribe key
+            env = aws_secrets.resolve(env, read_secret)
+        except aws_secrets.SecretError as exc:
+            raise ConfigError(str(exc)) from None
         data_dir = Path(_str(env, "DATA_DIR", "./var"))
 
         if database_url := _str(env, "DATABASE_URL"):
