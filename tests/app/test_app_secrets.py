@@ -288,15 +288,34 @@ class _Recording(Mapping[str, str]):
         return len(self.held)
 
 
-def _app_pod_env(stack: str, iam: str) -> dict[str, dict[str, str]]:
+def _listed(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def _app_pods(stack: str, iam: str) -> dict[str, tuple[dict[str, str], set[str]]]:
+    """Each Deployment running the app's image (not Jaeger): its environment, and the
+    secrets its Pod Identity role may read."""
     d = evaluate_stack(stack, 3, overrides={"cold-reach:dbIamAuth": iam})
+    roles = {r.out("arn"): r.id for r in d.of_type("aws:iam/role:Role")}
+    policies = {p.get("role"): json.loads(p.get("policy"))
+                for p in d.of_type("aws:iam/rolePolicy:RolePolicy")}  # fmt: skip
+    readable: dict[str, set[str]] = {}
+    for association in d.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation"):
+        statements = policies[roles[association.get("roleArn")]]["Statement"]
+        readable[association.get("serviceAccount")] = {
+            resource
+            for statement in statements
+            if "secretsmanager:GetSecretValue" in _listed(statement["Action"])
+            for resource in _listed(statement["Resource"])
+        }
     registries = tuple(r.out("repositoryUrl") for r in d.of_type("aws:ecr/repository:Repository"))
-    found: dict[str, dict[str, str]] = {}
+    found: dict[str, tuple[dict[str, str], set[str]]] = {}
     for deployment in d.of_type(t.K8S_DEPLOYMENT):
+        name = deployment.get("metadata")["name"]
         for container in deployment.get("spec")["template"]["spec"]["containers"]:
-            if str(container["image"]).startswith(registries):  # the app's image, not Jaeger
+            if str(container["image"]).startswith(registries):
                 env = {e["name"]: str(e["value"]) for e in container.get("env", [])}
-                found[deployment.get("metadata")["name"]] = env
+                found[name] = (env, readable.get(name, set()))
     return found
 
 
@@ -305,12 +324,14 @@ def test_every_variable_a_phase_3_pod_gets_is_one_the_app_reads(iam: str) -> Non
     """The staging plan's Deployments (components/workloads/environment.py): with their
     secrets read, each pod's environment loads, every shard and the directory can sign in,
     and no name is ignored (unless allowed here, with the reason)."""
-    pods = _app_pod_env("staging", iam)
+    pods = _app_pods("staging", iam)
     assert sorted(pods) == ["api", "campaigns", "clients", "sender"]
-    for name, env in pods.items():
+    for name, (env, readable) in pods.items():
         values = {v: (UNSUBSCRIBE if k == "UNSUBSCRIBE_SECRET_ARN" else _credentials(PASSWORD))
                   for k, v in env.items() if k.endswith("_SECRET_ARN")}  # fmt: skip
         assert bool(values) == (name in ("api", "sender") or iam == "roles"), name
+        # The pod reads exactly the secrets its role may read: no AccessDenied at start.
+        assert set(values) == readable, name
         resolved = aws_secrets.resolve(env, values.__getitem__)
         recording = _Recording(resolved)
         s = Settings.from_env(recording)
@@ -326,4 +347,4 @@ def test_every_variable_a_phase_3_pod_gets_is_one_the_app_reads(iam: str) -> Non
         if "UNSUBSCRIBE_SECRET_ARN" in env:
             assert s.unsubscribe_secret == UNSUBSCRIBE
     for allowed in ALLOWED:
-        assert any(allowed in env for env in pods.values()), f"{allowed} is allowed but unused"
+        assert any(allowed in env for env, _ in pods.values()), f"{allowed} is allowed but unused"
