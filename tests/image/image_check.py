@@ -134,7 +134,8 @@ class Mount:
 
 @dataclass
 class Task:
-    """One container of a task definition, as ECS would start it."""
+    """One container of a task definition as ECS would start it, or of a Deployment's pod
+    as the kubelet would (`workloads_from_plan`)."""
 
     name: str
     user: str
@@ -720,15 +721,17 @@ def kubelet_probe(sandbox: Sandbox, local_port: int | None) -> list[str]:
     if probe is None:
         raise CheckFailed(f"{task.name}: the pod declares no probe")
     passed: list[str] = []
+    kind = next((k for k in ("grpc", "httpGet") if k in probe), None)
+    port = local_port or 0
+    if kind is not None and (not port or probe[kind]["port"] != task.port):
+        raise CheckFailed(f"{task.name}: the probe's port is not the container's {probe}")
     if "grpc" in probe:
-        assert local_port is not None and probe["grpc"]["port"] == task.port
         service = probe["grpc"].get("service", "")
-        wait_for(lambda: grpc_serving(local_port, service), sandbox, "gRPC health check")
+        wait_for(lambda: grpc_serving(port, service), sandbox, "gRPC health check")
         passed.append(f"{task.name}: gRPC health check (service {service!r}) SERVING")
     elif "httpGet" in probe:
-        assert local_port is not None and probe["httpGet"]["port"] == task.port
         for path in dict.fromkeys((probe["httpGet"]["path"], "/readyz")):
-            url = f"http://127.0.0.1:{local_port}{path}"
+            url = f"http://127.0.0.1:{port}{path}"
             wait_for(lambda url=url: http_ok(url), sandbox, f"GET {path}")
             passed.append(f"{task.name}: GET {path} 200")
     elif "exec" in probe:
@@ -738,7 +741,7 @@ def kubelet_probe(sandbox: Sandbox, local_port: int | None) -> list[str]:
     else:
         raise CheckFailed(f"{task.name}: no local way to run the probe {probe}")
     health = sandbox.config.healthcheck
-    if local_port is not None and health is not None:
+    if port and health is not None:
         if sandbox.exec(health) != 0:
             raise CheckFailed(f"{task.name}: the image's HEALTHCHECK {health} fails")
         passed.append(f"{task.name}: the image's HEALTHCHECK {' '.join(health)} passes")
@@ -782,12 +785,21 @@ def check_workloads(
     missing = {"api", "clients", "campaigns", "sender"} - set(by_name)
     if missing:
         raise CheckFailed(f"the plan renders no Deployment for {sorted(missing)}")
-    results: list[str] = []
     kafka = MockCluster(3)
+    try:
+        return _check_workloads(root, config, by_name, tasks, kafka.bootstrap_servers)
+    finally:
+        kafka.close()
+
+
+def _check_workloads(
+    root: Path, config: ImageConfig, by_name: dict[str, Task], tasks: list[Task], kafka: str
+) -> list[str]:
+    results: list[str] = []
     with throwaway_databases("source", "shard1", "shard2", "directory") as db:
-        ports = {w.name: free_port() for w in workloads if w.port is not None}
+        ports = {w.name: free_port() for w in by_name.values() if w.port is not None}
         local = ShardedServices(db["directory"], [db["shard1"], db["shard2"]],
-                                kafka.bootstrap_servers, ports, secrets.token_hex(16))  # fmt: skip
+                                kafka, ports, secrets.token_hex(16))  # fmt: skip
         api = by_name["api"]
 
         # The schema as the promotion to phase 3 makes it (docs/promotion-3.md): the
@@ -846,7 +858,6 @@ def check_workloads(
         finally:
             for sandbox in reversed(list(running.values())):
                 sandbox.stop()
-            kafka.close()
     return results
 
 

@@ -1,11 +1,23 @@
-"""What `make image-check` runs: every app task definition the plan renders, as ECS would."""
+"""What `make image-check` runs: every app task definition (ECS) and app Deployment (EKS)
+the plan renders, as the orchestrator would start it."""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from image_check import LocalServices, Mount, ShardedServices, tasks_from_plan, workloads_from_plan
+from image_check import (
+    ImageConfig,
+    LocalServices,
+    Mount,
+    Sandbox,
+    ShardedServices,
+    Task,
+    tasks_from_plan,
+    workloads_from_plan,
+)
 
 from coldreach.evaluation import evaluate_stack
 
@@ -102,3 +114,38 @@ def test_phase3_with_iam_sign_in_keeps_the_user_without_a_token() -> None:
     env = ShardedServices("d", ["a", "b"], "k", {"clients": 1}, "t").environment(clients)
     assert env["DB_IAM_AUTH"] == "0"
     assert env["DB_SHARD_1"].startswith(f"postgresql://{env['DB_USER']}@127.0.0.1:5432/")
+
+
+def test_command_resolves_as_each_orchestrator_does() -> None:
+    """ECS `command` and Kubernetes `args` replace CMD; a pod's `command` replaces the
+    ENTRYPOINT and, without `args`, CMD too."""
+    config = ImageConfig({}, ["uvicorn", "app"], ["tini", "--"], "/tmp", set())
+    base = Task("t", "1:1", None, {}, [], None, True, True)
+
+    def resolved(task: Task) -> list[str]:
+        sandbox = Sandbox(Path("/"), config, task, {})
+        try:
+            return sandbox.command()
+        finally:
+            sandbox.stop()
+
+    assert resolved(base) == ["tini", "--", "uvicorn", "app"]
+    assert resolved(replace(base, command=["consume"])) == ["tini", "--", "consume"]
+    assert resolved(replace(base, entrypoint=["sh"])) == ["sh"]
+    assert resolved(replace(base, entrypoint=["sh"], command=["-c", "x"])) == ["sh", "-c", "x"]
+
+
+def test_a_pods_empty_dir_gets_nothing_of_the_images_tmp() -> None:
+    """Unlike ECS's volume at a declared VOLUME path, an emptyDir starts empty."""
+    [api] = [w for w in workloads_from_plan(_phase3()) if w.name == "api"]
+    config = ImageConfig({}, [], [], "/tmp", {"/tmp"})
+    pod, ecs = (
+        Sandbox(Path("/"), config, api, {}),
+        Sandbox(Path("/"), config, replace(api, empty_dirs=None), {}),
+    )
+    try:
+        assert [(m.path, m.copy) for m in pod.mounts()] == [("/tmp", False)]
+        assert [(m.path, m.copy) for m in ecs.mounts()] == [("/tmp", True)]
+    finally:
+        pod.stop()
+        ecs.stop()
