@@ -62,14 +62,18 @@ unit: setup
 
 test: lint unit
 
-# app/Dockerfile built and run as ECS on Fargate runs it: uid 10001, read-only root,
-# an empty root-owned /tmp volume, each task definition of the staging plan against
-# the local PostgreSQL and Redis (tests/image/image_check.py). Without a Docker
-# engine it builds with buildah on a Debian base made by mmdebstrap, installed here.
+# app/Dockerfile built once, then run as the staging plan runs it
+# (tests/image/image_check.py). Phase 2, as ECS on Fargate: uid 10001, read-only root,
+# an empty root-owned /tmp volume, each task definition against the local PostgreSQL
+# and Redis. Phase 3, as EKS: each app Deployment with its own args, user, emptyDir and
+# environment (AWS values made local: PostgreSQL shards and directory, a mock Kafka
+# cluster, the console mailer), its probes, then one email sent end to end through the
+# edge. Without a Docker engine it builds with buildah on a Debian base made by
+# mmdebstrap, installed here.
 image-check: setup
 	@docker info >/dev/null 2>&1 || { command -v buildah && command -v mmdebstrap; } >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah mmdebstrap; }
-	$(RUN) python tests/image/image_check.py --stack staging
+	$(RUN) python tests/image/image_check.py --stack staging --phase 2 --phase 3
 
 # Offline plan wall time per stack (target: median <= 5 s).
 bench: setup

@@ -1,10 +1,23 @@
-"""What `make image-check` runs: every app task definition the plan renders, as ECS would."""
+"""What `make image-check` runs: every app task definition (ECS) and app Deployment (EKS)
+the plan renders, as the orchestrator would start it."""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
-from image_check import LocalServices, tasks_from_plan
+from image_check import (
+    ImageConfig,
+    LocalServices,
+    Mount,
+    Sandbox,
+    ShardedServices,
+    Task,
+    tasks_from_plan,
+    workloads_from_plan,
+)
 
 from coldreach.evaluation import evaluate_stack
 
@@ -48,3 +61,91 @@ def test_token_tasks_sign_in_locally_as_the_same_user_without_a_token() -> None:
     bootstrap = local.environment(tasks["bootstrap-task"])
     assert bootstrap["DB_USER"] == "postgres", "the master credentials: the local superuser"
     assert tasks["bootstrap-task"].command == ["python", "-m", "openapi_server.bootstrap_db"]
+
+
+def _phase3() -> dict[str, Any]:
+    return evaluate_stack("staging", 3).to_json()
+
+
+def test_phase3_runs_every_app_deployment_as_the_kubelet_would() -> None:
+    workloads = {w.name: w for w in workloads_from_plan(_phase3())}
+    # Jaeger's Deployment runs another image: not this image's to check.
+    assert set(workloads) == {"api", "clients", "campaigns", "sender"}
+    for w in workloads.values():
+        assert w.user == "10001:10001", "runAsUser:runAsGroup of the pod"
+        assert w.read_only_root and w.tmp_volume
+        # The kubelet's emptyDir: empty, 0777 with the fsGroup's setgid, sizeLimit 64Mi.
+        assert w.empty_dirs == [Mount("/tmp", "mode=2777,uid=0,gid=10001,size=64m")]
+    assert workloads["clients"].command == ["coldreach-app", "serve-clients"]
+    assert workloads["clients"].probe is not None and "grpc" in workloads["clients"].probe
+    assert workloads["api"].probe == {"httpGet": {"path": "/healthz", "port": 8000},
+                                      "periodSeconds": 10}  # fmt: skip
+    assert workloads["sender"].port is None and workloads["sender"].probe is not None
+    assert "exec" in workloads["sender"].probe
+
+
+def test_phase3_aws_values_become_local_ones_and_nothing_aws_is_left() -> None:
+    workloads = {w.name: w for w in workloads_from_plan(_phase3())}
+    ports = {"api": 18000, "clients": 18001, "campaigns": 18002}
+    local = ShardedServices("dir_x", ["s1_x", "s2_x"], "127.0.0.1:9092", ports, "t" * 32)
+    campaigns = local.environment(workloads["campaigns"])
+    assert campaigns["DB_SHARD_1"] == "postgresql://postgres@127.0.0.1:5432/s1_x"
+    assert campaigns["DB_SHARD_2"] == "postgresql://postgres@127.0.0.1:5432/s2_x"
+    assert campaigns["DB_DIRECTORY"] == "postgresql://postgres@127.0.0.1:5432/dir_x"
+    assert campaigns["CLIENT_SERVICE_ADDR"] == "dns:///127.0.0.1:18001"
+    assert campaigns["GRPC_PORT"] == "18002"
+    assert campaigns["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:9092"
+    assert campaigns["KAFKA_AUTH"] == "none" and campaigns["QUEUE_BACKEND"] == "kafka"
+    assert not any(k.endswith("_SECRET_ARN") for k in campaigns)
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in campaigns
+    sender = local.environment(workloads["sender"])
+    assert sender["MAILER"] == "console" and sender["UNSUBSCRIBE_SECRET"] == "t" * 32
+    assert sender["KAFKA_GROUP_ID"] == "sender", "everything else is the pod's own setting"
+    api = local.environment(workloads["api"])
+    assert api["PORT"] == "18000" and api["PUBLIC_BASE_URL"] == "http://127.0.0.1:18000"
+    assert (local.args(workloads["api"]) or [])[-2:] == ["--port", "18000"]
+    for env in (campaigns, sender, api):
+        assert not [v for v in env.values() if "amazonaws.com" in v or "arn:aws:" in v]
+
+
+def test_phase3_with_iam_sign_in_keeps_the_user_without_a_token() -> None:
+    plan = evaluate_stack("staging", 3, overrides={"cold-reach:dbIamAuth": "on"}).to_json()
+    [clients] = [w for w in workloads_from_plan(plan) if w.name == "clients"]
+    env = ShardedServices("d", ["a", "b"], "k", {"clients": 1}, "t").environment(clients)
+    assert env["DB_IAM_AUTH"] == "0"
+    assert env["DB_SHARD_1"].startswith(f"postgresql://{env['DB_USER']}@127.0.0.1:5432/")
+
+
+def test_command_resolves_as_each_orchestrator_does() -> None:
+    """ECS `command` and Kubernetes `args` replace CMD; a pod's `command` replaces the
+    ENTRYPOINT and, without `args`, CMD too."""
+    config = ImageConfig({}, ["uvicorn", "app"], ["tini", "--"], "/tmp", set())
+    base = Task("t", "1:1", None, {}, [], None, True, True)
+
+    def resolved(task: Task) -> list[str]:
+        sandbox = Sandbox(Path("/"), config, task, {})
+        try:
+            return sandbox.command()
+        finally:
+            sandbox.stop()
+
+    assert resolved(base) == ["tini", "--", "uvicorn", "app"]
+    assert resolved(replace(base, command=["consume"])) == ["tini", "--", "consume"]
+    assert resolved(replace(base, entrypoint=["sh"])) == ["sh"]
+    assert resolved(replace(base, entrypoint=["sh"], command=["-c", "x"])) == ["sh", "-c", "x"]
+
+
+def test_a_pods_empty_dir_gets_nothing_of_the_images_tmp() -> None:
+    """Unlike ECS's volume at a declared VOLUME path, an emptyDir starts empty."""
+    [api] = [w for w in workloads_from_plan(_phase3()) if w.name == "api"]
+    config = ImageConfig({}, [], [], "/tmp", {"/tmp"})
+    pod, ecs = (
+        Sandbox(Path("/"), config, api, {}),
+        Sandbox(Path("/"), config, replace(api, empty_dirs=None), {}),
+    )
+    try:
+        assert [(m.path, m.copy) for m in pod.mounts()] == [("/tmp", False)]
+        assert [(m.path, m.copy) for m in ecs.mounts()] == [("/tmp", True)]
+    finally:
+        pod.stop()
+        ecs.stop()

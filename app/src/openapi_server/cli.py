@@ -8,7 +8,7 @@
     coldreach-app worker [CELERY_WORKER_OPTIONS...]
     coldreach-app consume
     coldreach-app reconcile [sent|failed|requeue ID [PROVIDER_ID]]
-    coldreach-app healthcheck [--worker]
+    coldreach-app healthcheck [--http | --grpc [--service NAME] | --worker]
     coldreach-app serve-clients | serve-campaigns | serve-phase3
     coldreach-app migrate-shards --source URL --shard URL --shard URL [--dry-run]
 
@@ -124,7 +124,7 @@ SERVICE_COMMANDS = {
     "worker": "run the Celery email worker",
     "consume": "run a Kafka sender (QUEUE_BACKEND=kafka): consumer, outbox relay, sweeper",
     "reconcile": "list or resolve messages flagged for reconciliation",
-    "healthcheck": "container health probe (--worker for the worker)",
+    "healthcheck": "container health probe (--http, --grpc, --worker; default by GRPC_PORT)",
     "serve-clients": "run the Client Service (gRPC, phase 3) on GRPC_PORT",
     "serve-campaigns": "run the Campaign Service (gRPC, phase 3) on GRPC_PORT",
     "serve-phase3": "run the phase-3 app on this machine: both services and the HTTP edge",
