@@ -8,6 +8,7 @@ of holding it. The task's foreign key still refuses a client deleted in between.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -73,9 +74,13 @@ class CampaignService(pb_grpc.CampaignServiceServicer):
         except ValidationError as exc:
             await abort(context, 422, validation_detail(exc))
         lookup = cpb.GetClientRequest(client_id=cpb.ClientId(id=body.client_id))
+        # The new task's id (a directory round trip with shards) is drawn while GetClient
+        # runs: an id drawn for a refused task is only a gap in the numbering.
+        allocation = asyncio.ensure_future(asyncio.to_thread(self.sessions.new_id))
         try:
             await self.clients.GetClient(lookup, timeout=self._deadline(context))
         except grpc.aio.AioRpcError as exc:
+            allocation.add_done_callback(_discard)
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 loc = ["body", "client_id"]
                 await abort(context, 404, not_found_detail(loc, "client", body.client_id))
@@ -85,11 +90,19 @@ class CampaignService(pb_grpc.CampaignServiceServicer):
             if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 code = grpc.StatusCode.UNAVAILABLE
             await context.abort(code, f"client service: {exc.code().name}")
+        except BaseException:  # cancelled with the call
+            allocation.add_done_callback(_discard)
+            raise
+        # A failed allocation (the directory down) is raised in work(), where answer()
+        # turns it into the status every database failure gets.
+        allocated = (await asyncio.gather(allocation, return_exceptions=True))[0]
 
         def work() -> pb.CreateTaskResponse:
-            task_id = self.sessions.new_id()
-            with self.sessions.session_for(body.client_id) as s:
-                task = tasks.insert(s, workspace.current(), body, task_id)
+            # One INSERT, committed on its own: no BEGIN/COMMIT round trips around it.
+            if isinstance(allocated, BaseException):
+                raise allocated
+            with self.sessions.one_statement_for(body.client_id) as s:
+                task = tasks.insert(s, workspace.current(), body, allocated)
             return pb.CreateTaskResponse(task=convert.task_to_pb(task))
 
         return await answer(context, work)
@@ -203,6 +216,13 @@ class CampaignService(pb_grpc.CampaignServiceServicer):
             return pb.GetEmailResponse(email=convert.email_to_pb(status))
 
         return await answer(context, work)
+
+
+def _discard(future: asyncio.Future[Any]) -> None:
+    """The outcome of an id allocation no call needs any more, retrieved so that asyncio
+    does not log a failed one as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _id(task: TaskOut) -> int:
