@@ -1,4 +1,4 @@
-"""The phase-3 services in-process: both gRPC servers on 127.0.0.1:0 in a loop thread.
+"""The phase-3 services in-process: both gRPC servers on 127.0.0.1:0.
 
 On one database, or on the ShardRouter when the settings name DB_SHARD_n (then the queue
 is Kafka, and `consume=True` runs a consumer as `coldreach-app consume` does).
@@ -6,12 +6,10 @@ is Kafka, and `consume=True` runs a consumer as `coldreach-app consume` does).
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 from openapi_server.config import Settings
 from openapi_server.db import Database
@@ -25,29 +23,9 @@ from openapi_server.rpc.sharded import open_sessions
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
-T = TypeVar("T")
-
-
-class LoopThread:
-    """An asyncio loop of its own, as a service process has."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
 
 @dataclass
 class Services:
-    loop: LoopThread
     clients: Running
     campaigns: Running
     db: Database
@@ -75,7 +53,6 @@ def running_services(
     `client_service_addr` points the Campaign Service elsewhere (a stopped or stalled
     Client Service) instead of at the Client Service started here.
     """
-    loop = LoopThread()
     sessions, databases, close = open_sessions(settings)
     db = next(iter(databases.values()))
     local = settings.with_(grpc_bind="127.0.0.1")
@@ -88,17 +65,16 @@ def running_services(
 
         routed = sessions.session_for if settings.db_shards else None
         stack.enter_context(running_consumer(settings, pipeline, routed))
-    clients = loop.run(start_clients(local, sessions, provider, port=0))
+    clients = start_clients(local, sessions, provider, port=0)
     target = client_service_addr or f"127.0.0.1:{clients.port}"
-    campaigns = loop.run(
-        start_campaigns(local.with_(client_service_addr=target), sessions, queue, provider, port=0)
+    campaigns = start_campaigns(
+        local.with_(client_service_addr=target), sessions, queue, provider, port=0
     )
     try:
-        yield Services(loop, clients, campaigns, db, queue, sessions, databases)
+        yield Services(clients, campaigns, db, queue, sessions, databases)
     finally:
-        loop.run(campaigns.stop(0.5))
-        loop.run(clients.stop(0.5))
+        campaigns.stop(0.5)
+        clients.stop(0.5)
         stack.close()
         queue.stop()
         close()
-        loop.close()

@@ -14,9 +14,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent import futures
+from contextlib import contextmanager
 
 import grpc
-import grpc.aio
 import pytest
 from app_helpers import wait_for, worker_env
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -24,13 +25,13 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from openapi_server.apikeys import get_or_create_workspace
 from openapi_server.config import Settings
 from openapi_server.db import Task
-from openapi_server.rpc.channels import aio_channel, blocking_channel
+from openapi_server.rpc.channels import blocking_channel
 from openapi_server.rpc.gen.coldreach.campaigns.v1 import campaigns_pb2 as cpb
 from openapi_server.rpc.gen.coldreach.campaigns.v1 import campaigns_pb2_grpc as cpb_grpc
 from openapi_server.rpc.gen.coldreach.clients.v1 import clients_pb2 as pb
 from openapi_server.rpc.gen.coldreach.clients.v1 import clients_pb2_grpc as pb_grpc
 from openapi_server.rpc.workspace import METADATA_KEY, acting_for
-from rpc_harness import LoopThread, Services, running_services
+from rpc_harness import Services, running_services
 from sqlalchemy import func, select
 
 DEADLINE_S = 0.5
@@ -188,7 +189,7 @@ def test_graceful_stop_reports_not_serving_first(grpc_settings: Settings) -> Non
         checks = health_pb2_grpc.HealthStub(channel)
         watch = checks.Watch(health_pb2.HealthCheckRequest(service=""), timeout=10)
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
-        services.loop.run(services.clients.stop(1.0))
+        services.clients.stop(1.0)
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
         channel.close()
         # running_services stops it again on exit: stopping twice is harmless
@@ -200,83 +201,72 @@ class FlakyClients(pb_grpc.ClientServiceServicer):
     def __init__(self) -> None:
         self.calls: dict[str, int] = {}
 
-    async def _count(self, name: str, context: grpc.aio.ServicerContext) -> None:  # type: ignore[type-arg]
+    def _count(self, name: str, context: grpc.ServicerContext) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
         if self.calls[name] == 1:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+            context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
 
-    async def GetClient(self, request, context):  # type: ignore[no-untyped-def]
-        await self._count("GetClient", context)
+    def GetClient(self, request, context):  # type: ignore[no-untyped-def]
+        self._count("GetClient", context)
         return pb.GetClientResponse(client=pb.Client(id=request.client_id.id))
 
-    async def CreateClient(self, request, context):  # type: ignore[no-untyped-def]
-        await self._count("CreateClient", context)
+    def CreateClient(self, request, context):  # type: ignore[no-untyped-def]
+        self._count("CreateClient", context)
         return pb.CreateClientResponse(client=pb.Client(id=1))
 
 
-async def _server_of(servicer: pb_grpc.ClientServiceServicer) -> tuple[grpc.aio.Server, int]:
-    server = grpc.aio.server()
-    pb_grpc.add_ClientServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    return server, port
+@contextmanager
+def serving(*servicers: pb_grpc.ClientServiceServicer) -> Iterator[list[int]]:
+    """Each servicer on a server of its own on 127.0.0.1; their ports."""
+    servers = [grpc.server(futures.ThreadPoolExecutor(4)) for _ in servicers]
+    ports = []
+    for server, servicer in zip(servers, servicers, strict=True):
+        pb_grpc.add_ClientServiceServicer_to_server(servicer, server)
+        ports.append(server.add_insecure_port("127.0.0.1:0"))
+        server.start()
+    try:
+        yield ports
+    finally:
+        for server in servers:
+            server.stop(0).wait()
 
 
 def test_read_only_calls_are_retried_and_writes_are_not() -> None:
-    loop = LoopThread()
     servicer = FlakyClients()
-    server, port = loop.run(_server_of(servicer))
-
-    async def calls() -> tuple[int, grpc.StatusCode]:
-        channel = aio_channel(f"127.0.0.1:{port}")
+    with serving(servicer) as (port,):
+        channel = blocking_channel(f"127.0.0.1:{port}")
         stub = pb_grpc.ClientServiceStub(channel)
-        got = await stub.GetClient(pb.GetClientRequest(client_id=pb.ClientId(id=7)), timeout=5)
-        try:
-            await stub.CreateClient(pb.CreateClientRequest(name="n", email="e@x.io"), timeout=5)
-            code = grpc.StatusCode.OK
-        except grpc.aio.AioRpcError as exc:
-            code = exc.code()
-        await channel.close()
-        return got.client.id, code
-
-    try:
-        client_id, create_code = loop.run(calls())
-        assert client_id == 7
-        assert servicer.calls["GetClient"] == 2  # retried by the service config
-        assert create_code == grpc.StatusCode.UNAVAILABLE
-        assert servicer.calls["CreateClient"] == 1  # a write is never retried
-    finally:
-        loop.run(server.stop(0))
-        loop.close()
+        got = stub.GetClient(pb.GetClientRequest(client_id=pb.ClientId(id=7)), timeout=5)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.CreateClient(pb.CreateClientRequest(name="n", email="e@x.io"), timeout=5)
+        channel.close()
+    assert got.client.id == 7
+    assert servicer.calls["GetClient"] == 2  # retried by the service config
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert servicer.calls["CreateClient"] == 1  # a write is never retried
 
 
 class Counting(pb_grpc.ClientServiceServicer):
     def __init__(self) -> None:
         self.calls = 0
 
-    async def GetClient(self, request, context):  # type: ignore[no-untyped-def]
+    def GetClient(self, request, context):  # type: ignore[no-untyped-def]
         self.calls += 1
         return pb.GetClientResponse(client=pb.Client(id=request.client_id.id))
 
 
 def test_round_robin_spreads_calls_over_every_resolved_address() -> None:
     """As over the pod addresses of a headless Service (here an ipv4: list)."""
-    loop = LoopThread()
     servicers = [Counting(), Counting()]
-    servers, ports = zip(*(loop.run(_server_of(s)) for s in servicers), strict=True)
-    channel = blocking_channel(f"ipv4:127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}")
-    stub = pb_grpc.ClientServiceStub(channel)
-    try:
+    with serving(*servicers) as ports:
+        channel = blocking_channel(f"ipv4:127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}")
+        stub = pb_grpc.ClientServiceStub(channel)
         for n in range(20):
             stub.GetClient(pb.GetClientRequest(client_id=pb.ClientId(id=n + 1)), timeout=5)
-        calls = [s.calls for s in servicers]
-        # pick_first would give [20, 0]; round robin alternates once both are connected.
-        assert sum(calls) == 20 and min(calls) >= 5, calls
-    finally:
         channel.close()
-        for server in servers:
-            loop.run(server.stop(0))
-        loop.close()
+    calls = [s.calls for s in servicers]
+    # pick_first would give [20, 0]; round robin alternates once both are connected.
+    assert sum(calls) == 20 and min(calls) >= 5, calls
 
 
 def _free_port() -> int:

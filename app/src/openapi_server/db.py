@@ -338,11 +338,22 @@ class Database:
         self._read_sessions = (
             sessionmaker(self.replica, expire_on_commit=False) if self.replica else None
         )
+        self._statement_sessions = sessionmaker(
+            self.primary.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session on the primary: writes, and reads that must be current."""
         with self._primary_sessions() as s:
+            yield s
+
+    @contextmanager
+    def statement_session(self) -> Iterator[Session]:
+        """A session on the primary where each statement commits on its own: for work that
+        is one statement (a lookup, one INSERT). It saves the BEGIN and the COMMIT or
+        ROLLBACK round trips a transaction costs, and is as atomic for a single statement."""
+        with self._statement_sessions() as s:
             yield s
 
     @contextmanager

@@ -64,19 +64,12 @@ def instrument_fastapi(app: FastAPI, provider: TracerProvider | None) -> None:
 
 
 def grpc_server_interceptors(provider: TracerProvider | None) -> list[Any]:
+    """SERVER spans for a service's calls, continuing the caller's `traceparent`."""
     if provider is None:
         return []
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+    from opentelemetry.instrumentation.grpc import server_interceptor
 
-    return [aio_server_interceptor(tracer_provider=provider)]
-
-
-def grpc_aio_client_interceptors(provider: TracerProvider | None) -> list[Any]:
-    if provider is None:
-        return []
-    from opentelemetry.instrumentation.grpc import aio_client_interceptors
-
-    return list(aio_client_interceptors(tracer_provider=provider))
+    return [server_interceptor(tracer_provider=provider)]
 
 
 def traced_channel(channel: grpc.Channel, provider: TracerProvider | None) -> grpc.Channel:

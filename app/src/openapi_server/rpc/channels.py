@@ -15,10 +15,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import grpc
-import grpc.aio
 
 from .. import tracing
-from .workspace import WorkspaceAioClientInterceptor, WorkspaceClientInterceptor
+from .workspace import WorkspaceClientInterceptor
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -66,16 +65,8 @@ def target(address: str) -> str:
 
 
 def blocking_channel(address: str, provider: TracerProvider | None = None) -> grpc.Channel:
-    """For the HTTP edge: its routes run in worker threads, one blocking call each."""
+    """For the edge's routes and the services' handlers: each runs in a worker thread and
+    makes blocking calls."""
     channel = grpc.insecure_channel(target(address), options=OPTIONS)
     channel = grpc.intercept_channel(channel, WorkspaceClientInterceptor())
     return tracing.traced_channel(channel, provider)
-
-
-def aio_channel(address: str, provider: TracerProvider | None = None) -> grpc.aio.Channel:
-    """For a service calling another from its event loop."""
-    interceptors = [
-        *tracing.grpc_aio_client_interceptors(provider),
-        WorkspaceAioClientInterceptor(),
-    ]
-    return grpc.aio.insecure_channel(target(address), options=OPTIONS, interceptors=interceptors)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc.aio
+import grpc
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -20,7 +20,7 @@ from .gen.coldreach.clients.v1 import clients_pb2_grpc as pb_grpc
 from .sessions import Sessions
 from .status import abort, answer, validation_detail
 
-Context = grpc.aio.ServicerContext[Any, Any]
+Context = grpc.ServicerContext
 UPDATABLE = ("name", "email", "company")
 MAX_LIMIT = 200
 
@@ -29,7 +29,7 @@ class ClientService(pb_grpc.ClientServiceServicer):
     def __init__(self, sessions: Sessions) -> None:
         self.sessions = sessions
 
-    async def GetClient(self, request: pb.GetClientRequest, context: Context) -> Any:
+    def GetClient(self, request: pb.GetClientRequest, context: Context) -> Any:
         client_id = request.client_id.id
 
         def work() -> pb.GetClientResponse:
@@ -37,11 +37,11 @@ class ClientService(pb_grpc.ClientServiceServicer):
                 client = clients.get(s, workspace.current(), client_id)
             return pb.GetClientResponse(client=convert.client_to_pb(client))
 
-        return await answer(context, work)
+        return answer(context, work)
 
-    async def ListClients(self, request: pb.ListClientsRequest, context: Context) -> Any:
+    def ListClients(self, request: pb.ListClientsRequest, context: Context) -> Any:
         if not 1 <= request.limit <= MAX_LIMIT or request.offset < 0:
-            await abort(context, 422, _range_detail("limit/offset"))
+            abort(context, 422, _range_detail("limit/offset"))
 
         def work() -> pb.ListClientsResponse:
             mine = select(Client).where(Client.workspace_id == workspace.current())
@@ -58,9 +58,9 @@ class ClientService(pb_grpc.ClientServiceServicer):
                 clients=[convert.client_to_pb(c) for c in items], total=total
             )
 
-        return await answer(context, work)
+        return answer(context, work)
 
-    async def CreateClient(self, request: pb.CreateClientRequest, context: Context) -> Any:
+    def CreateClient(self, request: pb.CreateClientRequest, context: Context) -> Any:
         try:
             body = ClientCreate(
                 name=request.name,
@@ -68,7 +68,7 @@ class ClientService(pb_grpc.ClientServiceServicer):
                 company=request.company if request.HasField("company") else None,
             )
         except ValidationError as exc:
-            await abort(context, 422, validation_detail(exc))
+            abort(context, 422, validation_detail(exc))
 
         def work() -> pb.CreateClientResponse:
             ws = workspace.current()
@@ -89,19 +89,19 @@ class ClientService(pb_grpc.ClientServiceServicer):
                 raise
             return pb.CreateClientResponse(client=convert.client_to_pb(client))
 
-        return await answer(context, work)
+        return answer(context, work)
 
-    async def UpdateClient(self, request: pb.UpdateClientRequest, context: Context) -> Any:
+    def UpdateClient(self, request: pb.UpdateClientRequest, context: Context) -> Any:
         paths = list(request.update_mask.paths)
         if unknown := sorted(set(paths) - set(UPDATABLE)):
-            await abort(context, 422, _range_detail(f"update_mask: {', '.join(unknown)}"))
+            abort(context, 422, _range_detail(f"update_mask: {', '.join(unknown)}"))
         changes = {name: getattr(request, name) for name in paths}
         if "company" in changes and not request.HasField("company"):
             changes["company"] = None
         try:
             body = ClientUpdate(**changes)
         except ValidationError as exc:
-            await abort(context, 422, validation_detail(exc))
+            abort(context, 422, validation_detail(exc))
         client_id = request.client_id.id
 
         def work() -> pb.UpdateClientResponse:
@@ -121,9 +121,9 @@ class ClientService(pb_grpc.ClientServiceServicer):
                 self.sessions.release_email(ws, old, client_id)
             return pb.UpdateClientResponse(client=convert.client_to_pb(client))
 
-        return await answer(context, work)
+        return answer(context, work)
 
-    async def DeleteClient(self, request: pb.DeleteClientRequest, context: Context) -> Any:
+    def DeleteClient(self, request: pb.DeleteClientRequest, context: Context) -> Any:
         client_id = request.client_id.id
 
         def work() -> pb.DeleteClientResponse:
@@ -134,7 +134,7 @@ class ClientService(pb_grpc.ClientServiceServicer):
             self.sessions.release_email(ws, key, client_id)
             return pb.DeleteClientResponse()
 
-        return await answer(context, work)
+        return answer(context, work)
 
 
 def _id(client: ClientOut) -> int:

@@ -1,4 +1,4 @@
-"""Running a service: grpc.aio server, health, reflection, interceptors, graceful stop.
+"""Running a service: gRPC server, health, reflection, interceptors, graceful stop.
 
     coldreach-app serve-clients      the Client Service on GRPC_BIND:GRPC_PORT
     coldreach-app serve-campaigns    the Campaign Service (needs CLIENT_SERVICE_ADDR)
@@ -7,21 +7,25 @@ Health is the standard `grpc.health.v1.Health` (kubelet gRPC probes, GA in Kuber
 1.27): SERVING for "" and the service once it listens; on SIGTERM every status turns
 NOT_SERVING first, then in-flight calls get GRPC_SHUTDOWN_GRACE_S to finish.
 Reflection (grpcurl, debugging) is on unless GRPC_REFLECTION=0.
+
+The server runs each call's handler on its thread pool. The handlers' database work
+blocks (SQLAlchemy on psycopg), so a call runs where it is received; an asyncio server
+would hand every call to a thread of its own, which costs more per call than the work
+of a lookup (benchmarks/app_grpc_tasks.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
+import threading
 from collections.abc import Callable
+from concurrent import futures
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
-import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
 from .. import tracing
@@ -31,7 +35,7 @@ from ..pipeline import Pipeline
 from ..queues import QueueBackend, make_queue
 from ..sharding.schema import upgrade_all
 from .campaign_service import CampaignService
-from .channels import CAMPAIGNS, CLIENTS, aio_channel
+from .channels import CAMPAIGNS, CLIENTS, blocking_channel
 from .client_service import ClientService
 from .gen.coldreach.campaigns.v1 import campaigns_pb2_grpc
 from .gen.coldreach.clients.v1 import clients_pb2_grpc
@@ -49,28 +53,33 @@ log = logging.getLogger(__name__)
 class Running:
     """A started server and what to close after it."""
 
-    server: grpc.aio.Server
-    health: health_aio.HealthServicer
+    server: grpc.Server
+    health: health.HealthServicer
     port: int
     closers: list[Callable[[], Any]] = field(default_factory=list)
 
-    async def stop(self, grace_s: float) -> None:
-        await self.health.enter_graceful_shutdown()  # NOT_SERVING: probes and balancers leave
-        await self.server.stop(grace_s)
+    def stop(self, grace_s: float) -> None:
+        self.health.enter_graceful_shutdown()  # NOT_SERVING: probes and balancers leave
+        self.server.stop(grace_s).wait()
         for close in self.closers:
-            result = close()
-            if asyncio.iscoroutine(result):
-                await result
+            close()
 
 
-async def start(
+def workers(settings: Settings) -> int:
+    """Handler threads: one per database connection the pool may open (a call holds one
+    while it runs); calls beyond them wait in the server's queue, within their deadline."""
+    return max(4, settings.db_pool_size + settings.db_max_overflow)
+
+
+def start(
     service_name: str,
-    add: Callable[[grpc.aio.Server], None],
+    add: Callable[[grpc.Server], None],
     settings: Settings,
     provider: TracerProvider | None,
     port: int | None = None,
 ) -> Running:
-    server = grpc.aio.server(
+    server = grpc.server(
+        futures.ThreadPoolExecutor(workers(settings), thread_name_prefix=service_name),
         interceptors=[*tracing.grpc_server_interceptors(provider), WorkspaceServerInterceptor()],
         options=[
             ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_s * 1000)),
@@ -78,7 +87,7 @@ async def start(
         ],
     )
     add(server)
-    checks = health_aio.HealthServicer()
+    checks = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checks, server)
     if settings.grpc_reflection:
         names = (service_name, health.SERVICE_NAME, reflection.SERVICE_NAME)
@@ -86,23 +95,23 @@ async def start(
     bound = server.add_insecure_port(
         f"{settings.grpc_bind}:{settings.grpc_port if port is None else port}"
     )
-    await server.start()
+    server.start()
     for name in ("", service_name):
-        await checks.set(name, health_pb2.HealthCheckResponse.SERVING)
+        checks.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("%s listening on port %s", service_name, bound)
     return Running(server=server, health=checks, port=bound)
 
 
-async def start_clients(
+def start_clients(
     settings: Settings, sessions: Sessions, provider: TracerProvider | None, port: int | None = None
 ) -> Running:
-    def add(server: grpc.aio.Server) -> None:
+    def add(server: grpc.Server) -> None:
         clients_pb2_grpc.add_ClientServiceServicer_to_server(ClientService(sessions), server)
 
-    return await start(CLIENTS, add, settings, provider, port)
+    return start(CLIENTS, add, settings, provider, port)
 
 
-async def start_campaigns(
+def start_campaigns(
     settings: Settings,
     sessions: Sessions,
     queue: QueueBackend,
@@ -111,7 +120,7 @@ async def start_campaigns(
 ) -> Running:
     if settings.client_service_addr is None:
         raise ValueError("the Campaign Service needs CLIENT_SERVICE_ADDR")
-    channel = aio_channel(settings.client_service_addr, provider)
+    channel = blocking_channel(settings.client_service_addr, provider)
     service = CampaignService(
         sessions,
         clients_pb2_grpc.ClientServiceStub(channel),
@@ -121,22 +130,22 @@ async def start_campaigns(
         queue.stage,
     )
 
-    def add(server: grpc.aio.Server) -> None:
+    def add(server: grpc.Server) -> None:
         campaigns_pb2_grpc.add_CampaignServiceServicer_to_server(service, server)
 
-    running = await start(CAMPAIGNS, add, settings, provider, port)
+    running = start(CAMPAIGNS, add, settings, provider, port)
     running.closers.append(channel.close)
     return running
 
 
-async def _serve(which: str, settings: Settings) -> None:
+def _serve(which: str, settings: Settings) -> None:
     provider = tracing.provider_from_env(f"coldreach-{which}")
     if settings.auto_migrate:
         upgrade_all(settings)
     sessions, databases, close = open_sessions(settings)
     queue: QueueBackend | None = None
     if which == "clients":
-        running = await start_clients(settings, sessions, provider)
+        running = start_clients(settings, sessions, provider)
     else:
         if settings.db_shards and settings.queue_backend != "kafka":
             raise SystemExit("with DB_SHARD_n the Campaign Service needs QUEUE_BACKEND=kafka")
@@ -144,15 +153,15 @@ async def _serve(which: str, settings: Settings) -> None:
         pipeline = Pipeline(db, make_mailer(settings), settings)
         queue = make_queue(settings, pipeline, databases)
         queue.start()
-        running = await start_campaigns(settings, sessions, queue, provider)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
+        running = start_campaigns(settings, sessions, queue, provider)
+    stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+        signal.signal(sig, lambda _signum, _frame: stopping.set())
     print(f"{which} service ready on port {running.port}", flush=True)
-    await stopping.wait()
+    while not stopping.wait(1.0):
+        pass
     log.info("stopping: draining for up to %ss", settings.grpc_shutdown_grace_s)
-    await running.stop(settings.grpc_shutdown_grace_s)
+    running.stop(settings.grpc_shutdown_grace_s)
     if queue is not None:
         queue.stop()
     close()
@@ -177,5 +186,5 @@ def _main(which: str, argv: list[str]) -> int:
     if which == "campaigns" and settings.client_service_addr is None:
         print("configuration error: serve-campaigns needs CLIENT_SERVICE_ADDR")
         return 2
-    asyncio.run(_serve(which, settings))
+    _serve(which, settings)
     return 0

@@ -2,7 +2,10 @@
 
 `session_for(client_id)` is the session of the database that holds the client's rows
 (with sharding, the client's shard, refusing writes while its bucket moves; `reading`
-serves reads meanwhile); `directory()` the one for global data. On one
+serves reads meanwhile); `directory()` the one for global data. `reading` and
+`one_statement_for` run each statement in its own implicit transaction: a call that is one
+statement (GetClient's lookup, CreateTask's INSERT) then costs one round trip instead of
+three (BEGIN, the statement, COMMIT or ROLLBACK). On one
 database (phases 1-2 data, tests) both are sessions of that database. Calls not keyed by
 a client (lookups by task or email id, workspace-wide lists) go to every database in
 `everywhere()` (one here, every shard with sharding: rpc/sharded.py) and merge there.
@@ -25,6 +28,7 @@ from ..db import Database
 
 class Sessions(Protocol):
     def session_for(self, client_id: int) -> AbstractContextManager[Session]: ...
+    def one_statement_for(self, client_id: int) -> AbstractContextManager[Session]: ...
     def directory(self) -> AbstractContextManager[Session]: ...
     def reading(self, client_id: int) -> AbstractContextManager[Session]: ...
     def everywhere(self) -> list[Callable[[], AbstractContextManager[Session]]]: ...
@@ -43,11 +47,14 @@ class OneDatabase:
     def session_for(self, client_id: int) -> AbstractContextManager[Session]:
         return self.db.session()
 
+    def one_statement_for(self, client_id: int) -> AbstractContextManager[Session]:
+        return self.db.statement_session()
+
     def directory(self) -> AbstractContextManager[Session]:
         return self.db.session()
 
     def reading(self, client_id: int) -> AbstractContextManager[Session]:
-        return self.db.session()
+        return self.db.statement_session()
 
     def everywhere(self) -> list[Callable[[], AbstractContextManager[Session]]]:
         return [self.db.session]

@@ -42,11 +42,14 @@ class ShardedSessions:
     def session_for(self, client_id: int) -> AbstractContextManager[Session]:
         return self.router.session_for(client_id)
 
+    def one_statement_for(self, client_id: int) -> AbstractContextManager[Session]:
+        return self.router.session_for(client_id, one_statement=True)
+
     def directory(self) -> AbstractContextManager[Session]:
         return self.router.directory()
 
     def reading(self, client_id: int) -> AbstractContextManager[Session]:
-        return self.router.session_for(client_id, write=False)
+        return self.router.session_for(client_id, write=False, one_statement=True)
 
     def everywhere(self) -> list[Callable[[], AbstractContextManager[Session]]]:
         return [db.session for db in self.router.shards().values()]

@@ -13,7 +13,6 @@ DEADLINE_EXCEEDED from gRPC itself (no JSON): 503 at the edge, never "not found"
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -21,7 +20,6 @@ from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
-import grpc.aio
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
@@ -56,44 +54,37 @@ def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-async def abort(
-    context: grpc.aio.ServicerContext[Any, Any], status: int, detail: object
-) -> NoReturn:
-    await context.abort(CODE_OF_STATUS[status], json.dumps({"detail": detail}))
+def abort(context: grpc.ServicerContext, status: int, detail: object) -> NoReturn:
+    context.abort(CODE_OF_STATUS[status], json.dumps({"detail": detail}))
     raise AssertionError("unreachable: abort raises")
 
 
-async def answer(
-    context: grpc.aio.ServicerContext[Any, Any], work: Callable[..., T], *args: Any
-) -> T:
-    """Run blocking database work off the event loop; refusals become status codes.
-
-    The worker thread gets a copy of the task's context: the workspace and the trace.
-    """
+def answer(context: grpc.ServicerContext, work: Callable[..., T], *args: Any) -> T:
+    """Run the call's database work; refusals and database failures become status codes."""
     try:
-        return await asyncio.to_thread(work, *args)
+        return work(*args)
     except Refused as exc:
-        await abort(context, exc.status, exc.detail)
+        abort(context, exc.status, exc.detail)
     except BucketMoving as exc:
         # Retryable: the write goes through once the bucket has switched shards.
         context.set_trailing_metadata(((RETRY_AFTER_KEY, str(_whole_seconds(exc.retry_after_s))),))
         detail = [{"loc": [], "msg": str(exc), "type": "bucket_moving"}]
-        await abort(context, 503, detail)
+        abort(context, 503, detail)
     except QuotaExceeded as exc:
         context.set_trailing_metadata(
             ((RETRY_AFTER_KEY, str(exc.retry_after_s)), (QUOTA_KEY, str(exc.quota)))
         )
         detail = [{"loc": ["body"], "msg": str(exc), "type": "quota_exceeded"}]
-        await abort(context, 429, detail)
+        abort(context, 429, detail)
     except ValidationError as exc:
-        await abort(context, 422, validation_detail(exc))
+        abort(context, 422, validation_detail(exc))
     except DataError as exc:
         log.warning("database refused a value: %s", exc.orig)
-        await abort(context, 422, [{"loc": ["body"], "msg": "value out of range", "type": "data"}])
+        abort(context, 422, [{"loc": ["body"], "msg": "value out of range", "type": "data"}])
     except SQLAlchemyError as exc:
         detail = describe(exc)
         log.error("%s: %s", detail, exc)
-        await abort(context, 503, detail)
+        abort(context, 503, detail)
 
 
 def _whole_seconds(s: float) -> int:

@@ -10,13 +10,12 @@ services themselves may reach them (the phase-3 NetworkPolicies).
 from __future__ import annotations
 
 import collections
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 import grpc
-import grpc.aio
 
 METADATA_KEY = "x-coldreach-workspace"
 # Calls to these services need a workspace; health and reflection do not.
@@ -59,13 +58,13 @@ def _with_workspace(metadata: Any) -> list[tuple[str, str | bytes]]:
     return entries
 
 
-class WorkspaceServerInterceptor(grpc.aio.ServerInterceptor):
-    async def intercept_service(
+class WorkspaceServerInterceptor(grpc.ServerInterceptor):
+    def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Any:
-        handler = await continuation(handler_call_details)
+        handler = continuation(handler_call_details)
         method = handler_call_details.method  # type: ignore[attr-defined]
         if handler is None or handler.unary_unary is None or not method.startswith(GUARDED):
             return handler
@@ -73,11 +72,11 @@ class WorkspaceServerInterceptor(grpc.aio.ServerInterceptor):
         workspace_id = _parse(metadata.get(METADATA_KEY))
         inner = handler.unary_unary
 
-        async def guarded(request: Any, context: Any) -> Any:
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
             if workspace_id is None:
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{METADATA_KEY} missing")
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{METADATA_KEY} missing")
             with acting_for(workspace_id):  # type: ignore[arg-type]
-                return await inner(request, context)
+                return inner(request, context)
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
@@ -97,7 +96,8 @@ class _Details(
 
 
 class WorkspaceClientInterceptor(grpc.UnaryUnaryClientInterceptor):
-    """For blocking channels (the HTTP edge's request threads)."""
+    """For the blocking channels of the edge's request threads and of the Campaign
+    Service's handlers (GetClient)."""
 
     def intercept_unary_unary(
         self, continuation: Any, client_call_details: Any, request: Any
@@ -111,15 +111,3 @@ class WorkspaceClientInterceptor(grpc.UnaryUnaryClientInterceptor):
             getattr(client_call_details, "compression", None),
         )
         return continuation(details, request)
-
-
-class WorkspaceAioClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
-    """For asyncio channels (the Campaign Service calling the Client Service)."""
-
-    async def intercept_unary_unary(
-        self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
-    ) -> Any:
-        details = client_call_details._replace(  # type: ignore[attr-defined]  # a namedtuple
-            metadata=grpc.aio.Metadata(*_with_workspace(client_call_details.metadata))
-        )
-        return await continuation(details, request)

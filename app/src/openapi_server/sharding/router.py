@@ -89,14 +89,18 @@ class ShardRouter:
         return self.shard_map().shard_for(client_id)
 
     @contextmanager
-    def session_for(self, client_id: int, *, write: bool = True) -> Iterator[Session]:
+    def session_for(
+        self, client_id: int, *, write: bool = True, one_statement: bool = False
+    ) -> Iterator[Session]:
         """A session on the shard of `client_id`. A write to a bucket in state `moving`
-        raises BucketMoving before anything is written; reads are served meanwhile."""
+        raises BucketMoving before anything is written; reads are served meanwhile.
+        `one_statement`: each statement commits on its own (Database.statement_session)."""
         bucket = bucket_of(client_id)
         placement = self.shard_map().placement(bucket)
         if write and placement.state == MOVING:
             raise BucketMoving(client_id, bucket, max(self._map_ttl_s, 1.0))
-        with self._shards[placement.shard].session() as s:
+        db = self._shards[placement.shard]
+        with db.statement_session() if one_statement else db.session() as s:
             yield s
 
     # The seed's name for it.
