@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import grpc
@@ -72,16 +73,22 @@ class CampaignService(pb_grpc.CampaignServiceServicer):
         except ValidationError as exc:
             abort(context, 422, validation_detail(exc))
         lookup = cpb.GetClientRequest(client_id=cpb.ClientId(id=body.client_id))
-        call = self.clients.GetClient.future(lookup, timeout=self._deadline(context))
+        timeout = self._deadline(context)
+        task_id: int | None = None
+        if self.sessions.draws_ids:
+            # The new task's id (a directory round trip) is drawn while GetClient runs: an
+            # id drawn for a refused task is only a gap in the numbering.
+            call = self.clients.GetClient.future(lookup, timeout=timeout)
+            try:
+                task_id = answer(context, self.sessions.new_id)
+            except BaseException:
+                call.cancel()
+                raise
+            found = call.result
+        else:  # nothing to overlap: a blocking call skips the future's thread hand-off
+            found = partial(self.clients.GetClient, lookup, timeout=timeout)
         try:
-            # The new task's id (a directory round trip with shards) is drawn while GetClient
-            # runs: an id drawn for a refused task is only a gap in the numbering.
-            task_id = answer(context, self.sessions.new_id)
-        except BaseException:
-            call.cancel()
-            raise
-        try:
-            call.result()
+            found()
         except grpc.RpcError as exc:
             code = exc.code()  # type: ignore[attr-defined]  # a grpc.Call too
             if code == grpc.StatusCode.NOT_FOUND:

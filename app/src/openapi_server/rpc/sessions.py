@@ -27,6 +27,9 @@ from ..db import Database
 
 
 class Sessions(Protocol):
+    # Whether new_id() draws ids from a database (the directory) rather than returning None.
+    draws_ids: bool
+
     def session_for(self, client_id: int) -> AbstractContextManager[Session]: ...
     def one_statement_for(self, client_id: int) -> AbstractContextManager[Session]: ...
     def directory(self) -> AbstractContextManager[Session]: ...
@@ -41,6 +44,8 @@ class Sessions(Protocol):
 
 
 class OneDatabase:
+    draws_ids = False
+
     def __init__(self, db: Database) -> None:
         self.db = db
 

@@ -23,6 +23,8 @@ from .sessions import OneDatabase, Sessions
 
 
 class ShardedSessions:
+    draws_ids = True
+
     def __init__(self, router: ShardRouter) -> None:
         self.router = router
         self._replicated: set[tuple[str, int]] = set()
