@@ -63,7 +63,10 @@ typecheck: setup
 unit: setup
 	$(RUN) pytest
 
-test: lint unit
+# The lint (pyright alone takes a minute or more) and the tests at once, on two cores;
+# each prints its output when it is done.
+test: setup
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint unit
 
 # The soak tests (marker `soak`): the same behaviour as tests in `make test`, at full scale
 # or over a long walk (100,000 clients migrated onto shards and killed twice, 10,000
