@@ -70,8 +70,9 @@ test: setup
 
 # The soak tests (marker `soak`): the same behaviour as tests in `make test`, at full scale
 # or over a long walk (100,000 clients migrated onto shards and killed twice, 10,000
-# messages through two Kafka fleets with a killed member, the 2 -> 3 promotion walked
-# stage by stage). Minutes each; CI runs them after `make test`.
+# messages through two Kafka fleets with a killed member, every black-box app test against
+# the phase-3 edge, the 2 -> 3 promotion walked stage by stage). Minutes each; CI runs
+# them after `make test`.
 soak: setup
 	$(RUN) pytest -m soak
 
