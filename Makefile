@@ -1,4 +1,5 @@
-# The two commands a new machine needs: `make demo` and `make test`.
+# The two commands a new machine needs: `make demo` and `make test`. `make soak` runs the
+# long full-scale tests `make test` leaves out; CI (.ci/run) runs test, soak, image-check.
 # uv comes from PyPI when missing; everything else comes from uv.lock: the Pulumi program's
 # dependencies and every group (tooling, app, dev) and workspace member.
 SHELL := /bin/bash
@@ -14,7 +15,7 @@ PROMOTE ?=
 REHEARSE_FROM = $(if $(PROMOTE),$(PHASE),$(if $(filter 3,$(PHASE)),2))
 DEMO_DIR ?= var/demo
 
-.PHONY: setup demo test lint typecheck unit bench image-check
+.PHONY: setup demo test lint typecheck unit soak bench image-check
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -57,10 +58,23 @@ lint: setup
 typecheck: setup
 	$(RUN) pyright
 
+# Every test but the soak ones (pyproject.toml's addopts has `-m 'not soak'`): a few
+# minutes on 2 cores.
 unit: setup
 	$(RUN) pytest
 
-test: lint unit
+# The lint (pyright alone takes a minute or more) and the tests at once, on two cores;
+# each prints its output when it is done.
+test: setup
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint unit
+
+# The soak tests (marker `soak`): the same behaviour as tests in `make test`, at full scale
+# or over a long walk (100,000 clients migrated onto shards and killed twice, 10,000
+# messages through two Kafka fleets with a killed member, every black-box app test against
+# the phase-3 edge, the 2 -> 3 promotion walked stage by stage). Minutes each; CI runs
+# them after `make test`.
+soak: setup
+	$(RUN) pytest -m soak
 
 # app/Dockerfile built once, then run as the staging plan runs it
 # (tests/image/image_check.py). Phase 2, as ECS on Fargate: uid 10001, read-only root,

@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from app_helpers import wait_for
 from app_kafka import seed_queued
 from openapi_server.config import Settings
@@ -33,6 +34,7 @@ from openapi_server.kafka.outbox import stage_ids
 from openapi_server.reconcile import flagged, resolve
 from sqlalchemy import text
 
+pytestmark = pytest.mark.soak  # minutes end to end: `make soak`, not `make test`
 MESSAGES = 10_000
 CLIENTS = 500
 CONCURRENCY = 16

@@ -348,6 +348,9 @@ BLACK_BOX = (
 )
 
 
+# Soak: every black-box test again, each behind its own services (minutes); the two-shard
+# scenario above keeps the edge's answers checked against the monolith in `make test`.
+@pytest.mark.soak
 def test_the_black_box_suites_pass_against_the_phase3_edge() -> None:
     """The same files the monolith passes, with COLDREACH_TEST_PHASE=3 (see conftest.py)."""
     here = Path(__file__).parent

@@ -234,6 +234,7 @@ def promote_staging(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[in
     return code, " ".join(capsys.readouterr().out.split())
 
 
+@pytest.mark.soak  # `promote` evaluates every stage of the route on each of its eight calls
 def test_promote_walks_staging_stage_by_stage(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -130,6 +130,7 @@ def test_pull_requests_test_preview_and_cancel_superseded_runs() -> None:
     offline = pr["jobs"]["offline"]
     runs = " ".join(s.get("run", "") for s in steps(offline))
     assert "make test" in runs and "coldreach plan" in runs and "coldreach cost" in runs
+    assert runs.index("make test") < runs.index("make soak"), "every test, the soak ones too"
     # Phase 3 previewed offline (plan with its policy findings, cost) and the next stage of
     # the 2 -> 3 route gated on losing nothing stateful.
     assert '--stack "${stack}" --phase 3' in runs
@@ -155,6 +156,10 @@ def test_deploys_go_dev_then_staging_then_prod_without_cancelling() -> None:
     assert deploy["on"] == {"push": {"branches": ["main"]}}
     assert deploy["concurrency"]["cancel-in-progress"] is False
     jobs = deploy["jobs"]
+    assert [s.get("run") for s in steps(jobs["test"]) if "make" in s.get("run", "")] == [
+        "make test",
+        "make soak",
+    ]
     assert jobs["dev"]["needs"] == "test"
     assert jobs["staging"]["needs"] == "dev"
     assert jobs["prod"]["needs"] == "staging"
