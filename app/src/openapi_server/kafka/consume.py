@@ -55,21 +55,22 @@ class Heartbeat:
 
 def _databases(
     settings: Settings,
-) -> tuple[dict[str, Database], SessionFor | None, Callable[[], None]]:
-    """The databases whose outboxes this process relays, how a record finds its rows, and
-    how to close them.
+) -> tuple[dict[str, Database], SessionFor | None, Database | None, Callable[[], None]]:
+    """The databases whose outboxes this process relays, how a record finds its rows, the
+    directory the send-time check reads, and how to close them.
 
-    One database: its outbox, and the pipeline's own connection (no routing). With shards,
-    every shard's database (one outbox and relay each) and the router's
-    `session_for(client_id)` for the claim and the outcome.
+    One database: its outbox, and the pipeline's own connection (no routing, no
+    directory). With shards, every shard's database (one outbox and relay each), the
+    router's `session_for(client_id)` for the claim and the outcome, and the directory,
+    where suppressions and workspace unsubscribes live.
     """
     if settings.db_shards:
         from ..sharding import ShardRouter
 
         router = ShardRouter.from_settings(settings)
-        return router.shards(), router.session_for, router.dispose
+        return router.shards(), router.session_for, router.directory_database, router.dispose
     db = Database(settings)
-    return {"default": db}, None, db.dispose
+    return {"default": db}, None, None, db.dispose
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     topic_admin(settings).ensure(Topics.from_settings(settings))
     # Every send thread may hold a connection for its claim and its result.
     pooled = settings.with_(db_pool_size=max(settings.db_pool_size, settings.kafka.concurrency + 2))
-    databases, sessions, close = _databases(pooled)
+    databases, sessions, directory, close = _databases(pooled)
     db = next(iter(databases.values()))
-    pipeline = Pipeline(db, make_mailer(settings), settings)
+    pipeline = Pipeline(db, make_mailer(settings), settings, directory=directory)
     relay = RelayThread(Relay(settings, databases, sweep=True))
     consumer = SendConsumer(settings, pipeline, sessions)
 
