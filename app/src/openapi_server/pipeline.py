@@ -165,7 +165,12 @@ class Pipeline:
         self.settings = settings
         self.worker_id = worker_id or default_worker_id()
         self._begin: Transaction = db.primary.begin
-        self._directory: Transaction | None = directory.primary.connect if directory else None
+        # A single read: autocommit spares it a BEGIN and a ROLLBACK round trip.
+        self._directory: Transaction | None = (
+            directory.primary.execution_options(isolation_level="AUTOCOMMIT").connect
+            if directory
+            else None
+        )
 
     def bound(self, begin: Transaction) -> Pipeline:
         """The same pipeline on another database (a shard): `begin()` opens a transaction there."""
