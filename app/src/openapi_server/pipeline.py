@@ -165,6 +165,11 @@ class Pipeline:
         self.settings = settings
         self.worker_id = worker_id or default_worker_id()
         self._begin: Transaction = db.primary.begin
+        # Recording an outcome is one UPDATE: in autocommit it needs no BEGIN and COMMIT
+        # round trips of its own, and is just as atomic.
+        self._statement: Transaction = db.primary.execution_options(
+            isolation_level="AUTOCOMMIT"
+        ).connect
         # A single read: autocommit spares it a BEGIN and a ROLLBACK round trip.
         self._directory: Transaction | None = (
             directory.primary.execution_options(isolation_level="AUTOCOMMIT").connect
@@ -172,10 +177,12 @@ class Pipeline:
             else None
         )
 
-    def bound(self, begin: Transaction) -> Pipeline:
-        """The same pipeline on another database (a shard): `begin()` opens a transaction there."""
+    def bound(self, begin: Transaction, statement: Transaction | None = None) -> Pipeline:
+        """The same pipeline on another database (a shard): `begin()` opens a transaction
+        there, `statement()` (default: `begin`) a connection for one autocommitted UPDATE."""
         other = copy(self)
         other._begin = begin
+        other._statement = statement or begin
         return other
 
     # -- one message -------------------------------------------------------------------
@@ -314,7 +321,7 @@ class Pipeline:
         values["updated_at"] = utcnow()
         for attempt in range(5):
             try:
-                with self._begin() as conn:
+                with self._statement() as conn:
                     conn.execute(
                         update(M)
                         .where(
