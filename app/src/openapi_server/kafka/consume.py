@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config import Settings, settings_or_exit
+from ..config import Settings, default_directory_url, settings_or_exit
 from ..db import Database
 from ..healthcheck import heartbeat_path
 from ..mailer import make_mailer
@@ -28,6 +28,8 @@ from .topics import Topics, topic_admin
 log = logging.getLogger("openapi_server.kafka.consume")
 
 HEARTBEAT_EVERY_S = 10.0
+# Connections to the directory for the send-time suppression check, per process.
+DIRECTORY_CONNECTIONS = 4
 
 
 class Heartbeat:
@@ -68,7 +70,24 @@ def _databases(
         from ..sharding import ShardRouter
 
         router = ShardRouter.from_settings(settings)
-        return router.shards(), router.session_for, router.directory_database, router.dispose
+        # The send-time check holds a directory connection for one SELECT: a few shared
+        # by every send thread, instead of a pool as large as the shards' (connections
+        # are what a PostgreSQL server runs out of first).
+        directory = Database(
+            settings.with_(
+                database_url=settings.db_directory_url
+                or default_directory_url(settings.db_shards[0]),
+                database_read_url=None,
+                db_pool_size=DIRECTORY_CONNECTIONS,
+                db_max_overflow=0,
+            )
+        )
+
+        def close() -> None:
+            router.dispose()
+            directory.dispose()
+
+        return router.shards(), router.session_for, directory, close
     db = Database(settings)
     return {"default": db}, None, None, db.dispose
 
