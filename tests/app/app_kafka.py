@@ -20,6 +20,7 @@ from openapi_server.config import KafkaSettings, Settings
 from openapi_server.kafka.consumer import SendConsumer, SessionFor
 from openapi_server.kafka.topics import Topics, topic_admin
 from openapi_server.pipeline import Pipeline
+from openapi_server.sharding import ShardRouter
 from sqlalchemy import Connection, text
 
 
@@ -120,3 +121,63 @@ def seed_queued(conn: Connection, clients: int, per_client: int) -> list[int]:
         {"ws": workspace},
     )
     return ids
+
+
+def seed_queued_on_shards(router: ShardRouter, clients: int, per_client: int) -> list[int]:
+    """`seed_queued` on a sharded deployment: the workspace in the directory (and copied to
+    every shard), `clients` clients with ids from the directory's allocator, each on the
+    shard its bucket maps to (indexed in the directory as the API does), and `per_client`
+    queued messages each with its outbox row on that shard. The message ids."""
+    with router.directory() as d:
+        workspace = d.execute(
+            text("INSERT INTO workspaces (name, created_at) VALUES (:n, now()) RETURNING id"),
+            {"n": f"fleet-{secrets.token_hex(3)}"},
+        ).scalar_one()
+        d.commit()
+    router.replicate_workspaces()
+    client_ids = router.allocate_ids(clients)
+    # Interleaved as the one-database seed orders them: every client's first, then seconds.
+    message_ids = router.allocate_ids(clients * per_client)
+    messages = [(mid, client_ids[i % clients]) for i, mid in enumerate(message_ids)]
+    with router.directory() as d:
+        d.execute(
+            text(
+                "INSERT INTO client_email_index (workspace_id, email_key, client_id)"
+                " SELECT :ws, 'c' || c || '@example.com', c FROM unnest(CAST(:ids AS bigint[])) c"
+            ),
+            {"ws": workspace, "ids": client_ids},
+        )
+        d.commit()
+    for name, db in router.shards().items():
+        mine = [c for c in client_ids if router.shard_of(c) == name]
+        rows = [(m, c) for m, c in messages if router.shard_of(c) == name]
+        with db.primary.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO clients (id, workspace_id, name, email, email_key, status,"
+                    " created_at, updated_at) SELECT c, :ws, 'c' || c, 'c' || c || '@example.com',"
+                    " 'c' || c || '@example.com', 'active', now(), now()"
+                    " FROM unnest(CAST(:ids AS bigint[])) c"
+                ),
+                {"ws": workspace, "ids": mine},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO email_messages (id, workspace_id, client_id, to_address, subject,"
+                    " body, status, attempts, needs_reconciliation, enqueued_at, created_at,"
+                    " updated_at) SELECT m.id, :ws, m.client_id, 'c' || m.client_id ||"
+                    " '@example.com', 'Hello', 'Body', 'queued', 0, false, now(), now(), now()"
+                    " FROM unnest(CAST(:mids AS bigint[]), CAST(:cids AS bigint[]))"
+                    " AS m(id, client_id) ORDER BY m.id"
+                ),
+                {"ws": workspace, "mids": [m for m, _ in rows], "cids": [c for _, c in rows]},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO kafka_outbox (message_id, client_id, created_at, attempts)"
+                    " SELECT id, client_id, now(), 0 FROM email_messages WHERE workspace_id = :ws"
+                    " ORDER BY id"
+                ),
+                {"ws": workspace},
+            )
+    return message_ids

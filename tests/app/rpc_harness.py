@@ -56,7 +56,10 @@ def running_services(
     sessions, databases, close = open_sessions(settings)
     db = next(iter(databases.values()))
     local = settings.with_(grpc_bind="127.0.0.1")
-    pipeline = Pipeline(db, mailer or make_mailer(settings), settings)
+    # As `coldreach-app consume` builds it: with shards, sends also check the directory.
+    router = getattr(sessions, "router", None)
+    directory = router.directory_database if router is not None else None
+    pipeline = Pipeline(db, mailer or make_mailer(settings), settings, directory=directory)
     queue = make_queue(settings, pipeline, databases)
     queue.start()
     stack = ExitStack()

@@ -1,8 +1,11 @@
-"""Two sender fleets on one topic, one member SIGKILLed mid-send and restarted.
+"""Two sender fleets on one topic and two shards, one member SIGKILLed mid-send and restarted.
 
-10,000 accepted messages (outbox rows, as the API writes them) are published by the
-relays of the consumer processes and consumed by two consumer groups at once, so every
-record reaches both fleets and every message is contended by two claims. One member of
+Phase 3 as deployed: two shard databases and a directory (the `sharded` fixture, on the
+local PostgreSQL). 10,000 accepted messages, spread over both shards by their clients'
+buckets (outbox rows on each shard, as the API writes them), are published by the relays
+of the consumer processes (one relay per shard in each) and consumed by two consumer
+groups at once, so every record reaches both fleets and every message is contended by
+two claims, each on the message's shard and checked against the directory. One member of
 fleet A is killed with SIGKILL while sending and started again. The console mailer
 appends each call to a shared file before its latency: that file is the provider's
 record, and the ground truth for "sent twice" and "lost".
@@ -27,12 +30,14 @@ from pathlib import Path
 
 import pytest
 from app_helpers import wait_for
-from app_kafka import seed_queued
+from app_kafka import seed_queued_on_shards
 from openapi_server.config import Settings
 from openapi_server.db import Database
 from openapi_server.kafka.outbox import stage_ids
 from openapi_server.reconcile import flagged, resolve
+from openapi_server.sharding import ShardRouter
 from sqlalchemy import text
+from sqlalchemy.engine import URL
 
 pytestmark = pytest.mark.soak  # minutes end to end: `make soak`, not `make test`
 MESSAGES = 10_000
@@ -40,23 +45,45 @@ CLIENTS = 500
 CONCURRENCY = 16
 
 
-def _mail_log(path: Path) -> list[dict]:
-    """Every complete line; a line being appended while we read is left for the next read."""
-    if not path.exists():
-        return []
-    *complete, _partial = path.read_text().split("\n")
-    return [json.loads(line) for line in complete if line.strip()]
+class MailLog:
+    """The provider's record, read as it grows: each read parses only the lines appended
+    since the last (the test polls it every 20 ms while up to 10,000 lines arrive)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: list[dict] = []
+        self.by_pid: Counter[int] = Counter()
+        self._offset = 0
+
+    def read(self) -> list[dict]:
+        if self.path.exists():
+            with self.path.open("rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+            # A line being appended while we read is left for the next read.
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            for line in complete.splitlines():
+                if line.strip():
+                    entry = json.loads(line)
+                    self.entries.append(entry)
+                    self.by_pid[entry["pid"]] += 1
+            self._offset += len(complete)
+        return self.entries
 
 
-def _statuses(db: Database) -> Counter[str]:
-    with db.primary.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT status || CASE WHEN needs_reconciliation THEN '+flagged' ELSE '' END,"
-                " count(*) FROM email_messages GROUP BY 1"
-            )
-        ).all()
-    return Counter({status: count for status, count in rows})
+def _statuses(shards: dict[str, Database]) -> Counter[str]:
+    """Messages by status, over every shard."""
+    out: Counter[str] = Counter()
+    for db in shards.values():
+        with db.primary.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT status || CASE WHEN needs_reconciliation THEN '+flagged' ELSE '' END,"
+                    " count(*) FROM email_messages GROUP BY 1"
+                )
+            ).all()
+        out.update({status: count for status, count in rows})
+    return out
 
 
 def _member(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -69,21 +96,30 @@ def _member(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def test_two_fleets_and_a_killed_member_send_every_message_once(
-    kafka_settings: Settings, tmp_path: Path
+def _url(url: URL | None) -> str:
+    assert url is not None
+    return url.render_as_string(hide_password=False)
+
+
+def test_two_fleets_on_two_shards_and_a_killed_member_send_every_message_once(
+    sharded: Settings, tmp_path: Path
 ) -> None:
-    db = Database(kafka_settings.with_(db_pool_size=2, db_max_overflow=0))
-    with db.primary.begin() as conn:
-        ids = seed_queued(conn, CLIENTS, MESSAGES // CLIENTS)
+    router = ShardRouter.from_settings(sharded.with_(db_pool_size=2, db_max_overflow=0))
+    shards = router.shards()
+    ids = seed_queued_on_shards(router, CLIENTS, MESSAGES // CLIENTS)
     assert len(ids) == MESSAGES
+    per_shard = {name: _statuses({name: db})["queued"] for name, db in shards.items()}
+    assert sum(per_shard.values()) == MESSAGES and min(per_shard.values()) > MESSAGES // 4
     mail = tmp_path / "mail.jsonl"
-    kafka = kafka_settings.kafka
+    kafka = sharded.kafka
     base = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("DB_", "DATABASE_", "KAFKA_", "MAIL", "SEND_", "WORKER_"))
     } | {
-        "DATABASE_URL": kafka_settings.database_url.render_as_string(hide_password=False),
+        "DB_SHARD_1": _url(sharded.db_shards[0]),
+        "DB_SHARD_2": _url(sharded.db_shards[1]),
+        "DB_DIRECTORY": _url(sharded.db_directory_url),
         "QUEUE_BACKEND": "kafka",
         "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "KAFKA_SEND_TOPIC": kafka.send_topic,
@@ -100,7 +136,7 @@ def test_two_fleets_and_a_killed_member_send_every_message_once(
         # below must only ever see the victim's sends.
         "SENDING_TIMEOUT_S": "15",
         "AUTO_MIGRATE": "0",
-        "UNSUBSCRIBE_SECRET": kafka_settings.unsubscribe_secret,
+        "UNSUBSCRIBE_SECRET": sharded.unsubscribe_secret,
         "PYTHONUNBUFFERED": "1",
     }
     fleet_a = base | {"KAFKA_GROUP_ID": f"fleet-a-{secrets.token_hex(3)}"}
@@ -117,8 +153,11 @@ def test_two_fleets_and_a_killed_member_send_every_message_once(
         dead = {n: p.returncode for n, p in members.items() if p.poll() is not None}
         assert not dead, f"fleet member exited: {dead}; logs in {tmp_path}"
 
+    mail_log = MailLog(mail)
+
     def sent_by(pid: int) -> int:
-        return sum(1 for m in _mail_log(mail) if m["pid"] == pid)
+        mail_log.read()
+        return mail_log.by_pid[pid]
 
     try:
         wait_for(lambda: alive() or sent_by(victim_pid) >= 300, timeout=300, interval=0.05)
@@ -139,25 +178,28 @@ def test_two_fleets_and_a_killed_member_send_every_message_once(
 
         def settled() -> bool:
             alive()
-            s = _statuses(db)
+            s = _statuses(shards)
             return s["sent"] + s["sending+flagged"] == MESSAGES
 
         wait_for(settled, timeout=600, interval=0.5)
 
-        # The operator's step: look each flagged message up at the provider.
-        provider = Counter(m["message_id"] for m in _mail_log(mail))
-        unknown = flagged(db)
-        requeued = []
-        for message_id, *_ in unknown:
-            if provider[message_id]:
-                assert resolve(db, message_id, "sent")
-            else:
-                assert resolve(db, message_id, "requeue")
-                requeued.append(message_id)
-        if requeued:
-            with db.primary.begin() as conn:
-                assert stage_ids(conn, requeued) == len(requeued)
-        wait_for(lambda: _statuses(db)["sent"] == MESSAGES, timeout=120, interval=0.5)
+        # The operator's step, shard by shard: look each flagged message up at the provider.
+        provider = Counter(m["message_id"] for m in mail_log.read())
+        unknown = []
+        for db in shards.values():
+            here = flagged(db)
+            unknown += here
+            requeued = []
+            for message_id, *_ in here:
+                if provider[message_id]:
+                    assert resolve(db, message_id, "sent")
+                else:
+                    assert resolve(db, message_id, "requeue")
+                    requeued.append(message_id)
+            if requeued:
+                with db.primary.begin() as conn:
+                    assert stage_ids(conn, requeued) == len(requeued)
+        wait_for(lambda: _statuses(shards)["sent"] == MESSAGES, timeout=120, interval=0.5)
         time.sleep(2)  # late duplicate deliveries, had there been any, would show now
     finally:
         for proc in members.values():
@@ -168,13 +210,16 @@ def test_two_fleets_and_a_killed_member_send_every_message_once(
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        db.dispose()
+        router.dispose()
 
-    log = _mail_log(mail)
+    log = mail_log.read()
     calls = Counter(m["message_id"] for m in log)
     assert sum(c - 1 for c in calls.values()) == 0  # 0 sent twice
     assert set(calls) == set(ids)  # 0 lost
-    assert _statuses(db) == Counter({"sent": MESSAGES})
+    assert _statuses(shards) == Counter({"sent": MESSAGES})
+    # Both shards' messages went out, each through its own shard's outbox.
+    by_shard = {name: _statuses({name: db}) for name, db in shards.items()}
+    assert by_shard == {name: Counter({"sent": n}) for name, n in per_shard.items()}
     # The run really was what it claims: both fleets sent (the victim for fleet A, before
     # it died; which fleet wins each claim is a race), and the kill caught sends in flight
     # (at most one per slot).

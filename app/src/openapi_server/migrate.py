@@ -1,9 +1,12 @@
-"""Apply the database migrations: `python -m openapi_server.migrate`.
+"""Apply the database migrations: `python -m openapi_server.migrate` (`coldreach-app migrate`).
 
 Runs Alembic `upgrade head` against the database the environment points at
 (DATABASE_URL, or DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD, or the embedded
-SQLite file). Safe to run from several tasks at once: on PostgreSQL an advisory
-lock serializes them, and a database already at head is left untouched.
+SQLite file). With DB_SHARD_n set (phase 3): the directory (the app's schema and the
+directory's own tables) and then every shard, one line per database; the first database
+that fails ends the run with status 1, named. Safe to run from several tasks at once: on
+PostgreSQL an advisory lock serializes them, and a database already at head is left
+untouched.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -18,11 +22,14 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import OperationalError
 
-from .config import Settings, settings_or_exit
+from .config import Settings, default_directory_url, settings_or_exit
 
 log = logging.getLogger("openapi_server.migrate")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The directory's own tables (bucket map, email index, ids...): sharding/directory.py.
+# Named by path: that package imports this module, not the other way round.
+DIRECTORY_MIGRATIONS = Path(__file__).parent / "sharding" / "migrations"
 BACKOFF_MAX_S = 30.0
 
 
@@ -46,8 +53,42 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
     command.upgrade(alembic_config(settings), revision)
 
 
-def upgrade_when_reachable(settings: Settings, revision: str = "head") -> None:
-    """`upgrade`, retried while the database cannot be reached (it may be starting too).
+def upgrade_directory(settings: Settings) -> None:
+    """A sharded deployment's directory (`settings.database_url`) to head: the app's schema
+    (its global tables are the ones used) and the directory's own chain."""
+    upgrade(settings)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(DIRECTORY_MIGRATIONS))
+    cfg.attributes["settings"] = settings
+    command.upgrade(cfg, "head")
+
+
+def sharded_databases(settings: Settings) -> list[tuple[str, Settings, Callable[[Settings], None]]]:
+    """What `migrate` brings to head with DB_SHARD_n: (name, settings on that database,
+    how), the directory first, then the shards in order."""
+    assert settings.db_shards
+    directory = settings.db_directory_url or default_directory_url(settings.db_shards[0])
+    out: list[tuple[str, Settings, Callable[[Settings], None]]] = [
+        (
+            "directory",
+            settings.with_(database_url=directory, database_read_url=None),
+            upgrade_directory,
+        )
+    ]
+    for n, url in enumerate(settings.db_shards, start=1):
+        out.append(
+            (f"shard {n}", settings.with_(database_url=url, database_read_url=None), upgrade)
+        )
+    return out
+
+
+def upgrade_when_reachable(
+    settings: Settings,
+    revision: str = "head",
+    how: Callable[[Settings], None] | None = None,
+) -> None:
+    """`upgrade` (or `how`), retried while the database cannot be reached (it may be
+    starting too).
 
     `DB_CONNECT_ATTEMPTS` attempts, waits doubling from `DB_CONNECT_BACKOFF_S`, one
     warning line per failed attempt; then `DatabaseUnreachable`.
@@ -55,7 +96,10 @@ def upgrade_when_reachable(settings: Settings, revision: str = "head") -> None:
     delay = settings.db_connect_backoff_s
     for attempt in range(1, settings.db_connect_attempts + 1):
         try:
-            upgrade(settings, revision)
+            if how is None:
+                upgrade(settings, revision)
+            else:
+                how(settings)
             return
         except OperationalError as exc:
             reason = " ".join(str(exc.orig).split())
@@ -83,11 +127,38 @@ def upgrade_or_exit(settings: Settings, revision: str = "head") -> None:
         raise SystemExit(1) from None
 
 
+def upgrade_sharded(settings: Settings) -> int:
+    """The directory and every shard to head, one line each; 1 naming the first failure."""
+    targets = sharded_databases(settings)
+    for n, (name, on, how) in enumerate(targets, start=1):
+        where = f"{name} ({on.database_url.render_as_string(hide_password=True)})"
+        log.info("[%d/%d] %s: migrating", n, len(targets), where)
+        try:
+            upgrade_when_reachable(on, how=how)
+        except Exception as exc:  # any failure: say which database, stop there
+            reason = " ".join(str(exc).split())[:500]
+            log.error("[%d/%d] %s: migration failed: %s", n, len(targets), where, reason)
+            if n > 1:
+                log.error("databases before it are at head; none after it was touched")
+            return 1
+        log.info("[%d/%d] %s: at head", n, len(targets), where)
+    log.info("all %d databases at head", len(targets))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     args = sys.argv[1:] if argv is None else argv
     revision = args[0] if args else "head"
     settings = settings_or_exit()
+    if settings.db_shards:
+        if revision != "head":
+            log.error(
+                "with DB_SHARD_n set, migrate takes no REVISION: the directory and every "
+                "shard go to head"
+            )
+            return 2
+        return upgrade_sharded(settings)
     upgrade_or_exit(settings, revision)
     log.info("database at %s", revision)
     return 0

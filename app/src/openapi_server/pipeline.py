@@ -123,20 +123,66 @@ def flag_stuck(conn: Connection, now: datetime, sending_timeout_s: float) -> int
     ).rowcount
 
 
+def global_stop_reason(conn: Connection, workspace_id: int, key: str) -> str | None:
+    """A suppression of the address, or an unsubscribe from this workspace, in `conn`'s
+    database (the directory of a sharded deployment): one round trip."""
+    row = conn.execute(
+        select(
+            select(Suppression.reason).where(Suppression.email_key == key).scalar_subquery(),
+            select(WorkspaceUnsubscribe.email_key)
+            .where(
+                WorkspaceUnsubscribe.workspace_id == workspace_id,
+                WorkspaceUnsubscribe.email_key == key,
+            )
+            .exists(),
+        )
+    ).one()
+    if row[0] is not None:
+        return row[0]
+    return UNSUBSCRIBED if row[1] else None
+
+
 class Pipeline:
+    """Sends messages of one database, or, `bound` to a shard, of that shard.
+
+    With shards, suppressions and workspace unsubscribes live in the directory: pass it as
+    `directory` and every claim also checks there (a bounce or an unsubscribe recorded
+    after the message was accepted stops it). A directory that cannot be read undoes the
+    claim: the error reaches the caller as a database outage would, nothing is sent.
+    """
+
     def __init__(
-        self, db: Database, mailer: Mailer, settings: Settings, worker_id: str | None = None
+        self,
+        db: Database,
+        mailer: Mailer,
+        settings: Settings,
+        worker_id: str | None = None,
+        *,
+        directory: Database | None = None,
     ) -> None:
         self.db = db
         self.mailer = mailer
         self.settings = settings
         self.worker_id = worker_id or default_worker_id()
         self._begin: Transaction = db.primary.begin
+        # Recording an outcome is one UPDATE: in autocommit it needs no BEGIN and COMMIT
+        # round trips of its own, and is just as atomic.
+        self._statement: Transaction = db.primary.execution_options(
+            isolation_level="AUTOCOMMIT"
+        ).connect
+        # A single read: autocommit spares it a BEGIN and a ROLLBACK round trip.
+        self._directory: Transaction | None = (
+            directory.primary.execution_options(isolation_level="AUTOCOMMIT").connect
+            if directory
+            else None
+        )
 
-    def bound(self, begin: Transaction) -> Pipeline:
-        """The same pipeline on another database (a shard): `begin()` opens a transaction there."""
+    def bound(self, begin: Transaction, statement: Transaction | None = None) -> Pipeline:
+        """The same pipeline on another database (a shard): `begin()` opens a transaction
+        there, `statement()` (default: `begin`) a connection for one autocommitted UPDATE."""
         other = copy(self)
         other._begin = begin
+        other._statement = statement or begin
         return other
 
     # -- one message -------------------------------------------------------------------
@@ -205,6 +251,11 @@ class Pipeline:
                 ).where(Client.id == msg.client_id, Client.workspace_id == msg.workspace_id)
             ).first()
             reason = _stop_reason(client)
+            if reason is None and self._directory is not None:
+                # Inside the claim's transaction: if the directory is down this raises and
+                # the claim is rolled back (the message stays queued for a later delivery).
+                with self._directory() as directory:
+                    reason = global_stop_reason(directory, msg.workspace_id, key)
             if client is None or reason is not None:
                 conn.execute(
                     update(M)
@@ -270,7 +321,7 @@ class Pipeline:
         values["updated_at"] = utcnow()
         for attempt in range(5):
             try:
-                with self._begin() as conn:
+                with self._statement() as conn:
                     conn.execute(
                         update(M)
                         .where(

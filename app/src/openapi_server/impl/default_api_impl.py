@@ -8,7 +8,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from fastapi import HTTPException
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,6 +44,7 @@ from ..models import (
 from ..models import Task as TaskOut
 from ..operations import clients, emails, tasks
 from ..refusals import fail
+from ..sharding.directory import ClientEmailIndex
 from ..sns import SnsVerificationError, check_fresh, is_sns_url
 from ..unsubscribe import TokenError, parse_token, verify_token
 
@@ -226,19 +227,38 @@ class DefaultApiImpl(BaseDefaultApi):
                 for address in addresses:
                     if s.get(Suppression, address) is None:
                         s.add(Suppression(email_key=address, reason=reason))
-                    result = s.execute(
-                        update(Client)
-                        .where(Client.email_key == address, Client.status.in_(overridable))
-                        .values(status=reason, updated_at=utcnow())
-                    )
-                    updated += result.rowcount  # type: ignore[attr-defined]
                     s.flush()
+                    if self.ctx.shards is None:
+                        updated += _mark_clients(s, address, reason, overridable)
+                    else:
+                        updated += self._mark_clients_on_shards(s, address, reason, overridable)
+            # With shards, the clients' rows are committed first: if a shard cannot be
+            # written (down, or the client's bucket is moving) nothing is recorded here and
+            # SNS delivers the notification again; the updates above are idempotent.
             try:
                 s.commit()
             except IntegrityError:
                 s.rollback()
                 return WebhookResult(status="duplicate")
         return WebhookResult(status="processed" if reason else "ignored", updated=updated)
+
+    def _mark_clients_on_shards(
+        self, directory: Session, address: str, reason: str, overridable: list[str]
+    ) -> int:
+        """The monolith's client update, on each client's shard: the directory's index
+        names every client (one per workspace at most) that has the address."""
+        assert self.ctx.shards is not None
+        holders = directory.scalars(
+            select(ClientEmailIndex.client_id).where(ClientEmailIndex.email_key == address)
+        ).all()
+        updated = 0
+        for client_id in sorted(holders):
+            with self.ctx.shards.session_for(client_id) as shard:
+                updated += _mark_clients(
+                    shard, address, reason, overridable, Client.id == client_id
+                )
+                shard.commit()
+        return updated
 
     def _seen(self, message_id: str) -> bool:
         with self.ctx.db.session() as s:
@@ -304,6 +324,23 @@ def _suppression_from_ses(event: dict[str, Any]) -> tuple[str | None, list[str]]
         if isinstance(complaint, dict):
             return COMPLAINED, _addresses(complaint.get("complainedRecipients"))
     return None, []
+
+
+def _mark_clients(
+    s: Session,
+    address: str,
+    reason: str,
+    overridable: list[str],
+    *where: ColumnElement[bool],
+) -> int:
+    """Set the status of the clients with this address (not yet in a stronger state)."""
+    result = s.execute(
+        update(Client)
+        .where(Client.email_key == address, Client.status.in_(overridable), *where)
+        .values(status=reason, updated_at=utcnow())
+    )
+    s.flush()
+    return result.rowcount  # type: ignore[attr-defined]
 
 
 def _record_unsubscribe(s: Session, workspace_id: int, key: str) -> None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config import Settings, settings_or_exit
+from ..config import Settings, default_directory_url, settings_or_exit
 from ..db import Database
 from ..healthcheck import heartbeat_path
 from ..mailer import make_mailer
@@ -28,6 +28,8 @@ from .topics import Topics, topic_admin
 log = logging.getLogger("openapi_server.kafka.consume")
 
 HEARTBEAT_EVERY_S = 10.0
+# Connections to the directory for the send-time suppression check, per process.
+DIRECTORY_CONNECTIONS = 4
 
 
 class Heartbeat:
@@ -55,21 +57,39 @@ class Heartbeat:
 
 def _databases(
     settings: Settings,
-) -> tuple[dict[str, Database], SessionFor | None, Callable[[], None]]:
-    """The databases whose outboxes this process relays, how a record finds its rows, and
-    how to close them.
+) -> tuple[dict[str, Database], SessionFor | None, Database | None, Callable[[], None]]:
+    """The databases whose outboxes this process relays, how a record finds its rows, the
+    directory the send-time check reads, and how to close them.
 
-    One database: its outbox, and the pipeline's own connection (no routing). With shards,
-    every shard's database (one outbox and relay each) and the router's
-    `session_for(client_id)` for the claim and the outcome.
+    One database: its outbox, and the pipeline's own connection (no routing, no
+    directory). With shards, every shard's database (one outbox and relay each), the
+    router's `session_for(client_id)` for the claim and the outcome, and the directory,
+    where suppressions and workspace unsubscribes live.
     """
     if settings.db_shards:
         from ..sharding import ShardRouter
 
         router = ShardRouter.from_settings(settings)
-        return router.shards(), router.session_for, router.dispose
+        # The send-time check holds a directory connection for one SELECT: a few shared
+        # by every send thread, instead of a pool as large as the shards' (connections
+        # are what a PostgreSQL server runs out of first).
+        directory = Database(
+            settings.with_(
+                database_url=settings.db_directory_url
+                or default_directory_url(settings.db_shards[0]),
+                database_read_url=None,
+                db_pool_size=DIRECTORY_CONNECTIONS,
+                db_max_overflow=0,
+            )
+        )
+
+        def close() -> None:
+            router.dispose()
+            directory.dispose()
+
+        return router.shards(), router.session_for, directory, close
     db = Database(settings)
-    return {"default": db}, None, db.dispose
+    return {"default": db}, None, None, db.dispose
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     topic_admin(settings).ensure(Topics.from_settings(settings))
     # Every send thread may hold a connection for its claim and its result.
     pooled = settings.with_(db_pool_size=max(settings.db_pool_size, settings.kafka.concurrency + 2))
-    databases, sessions, close = _databases(pooled)
+    databases, sessions, directory, close = _databases(pooled)
     db = next(iter(databases.values()))
-    pipeline = Pipeline(db, make_mailer(settings), settings)
+    pipeline = Pipeline(db, make_mailer(settings), settings, directory=directory)
     relay = RelayThread(Relay(settings, databases, sweep=True))
     consumer = SendConsumer(settings, pipeline, sessions)
 

@@ -50,13 +50,17 @@ DB_ATTEMPTS = 4
 Key = tuple[str, int]
 
 
-def session_transaction(sessions: SessionFor, client_id: int) -> Transaction:
-    """A `Pipeline.bound` transaction on the client's database, through `session_for`."""
+def session_transaction(
+    sessions: SessionFor, client_id: int, *, autocommit: bool = False
+) -> Transaction:
+    """A `Pipeline.bound` transaction on the client's database, through `session_for`
+    (with `autocommit`, a connection whose each statement commits by itself)."""
+    options = {"isolation_level": "AUTOCOMMIT"} if autocommit else None
 
     @contextmanager
     def begin() -> Any:
         with sessions(client_id) as session:
-            conn: Connection = session.connection()
+            conn: Connection = session.connection(execution_options=options)
             yield conn
             session.commit()
 
@@ -158,7 +162,10 @@ class SendConsumer:
     def _process(self, record: SendRecord) -> Result | None:
         pipeline = self.pipeline
         if self.sessions is not None:
-            pipeline = pipeline.bound(session_transaction(self.sessions, record.client_id))
+            pipeline = pipeline.bound(
+                session_transaction(self.sessions, record.client_id),
+                session_transaction(self.sessions, record.client_id, autocommit=True),
+            )
         delay = 0.5
         for attempt in range(1, DB_ATTEMPTS + 1):
             try:

@@ -12,21 +12,17 @@ migration's per-bucket checks. Shards never carry these tables.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import BigInteger, Connection, Integer, MetaData, String, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from .. import migrate
 from ..config import Settings
 from ..config import default_directory_url as default_directory_url  # its old home
 from ..db import NAMING, UTCDateTime, utcnow
-from ..migrate import upgrade as upgrade_app_schema
 from .buckets import ACTIVE, Placement, ShardMap
 
-MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_directory"
 
 # Ids handed out by the allocator stay below 2**53: JavaScript clients read them exactly.
@@ -99,19 +95,10 @@ def place_bucket(session: Session, bucket: int, shard: str, state: str = ACTIVE)
     session.flush()
 
 
-def alembic_config(settings: Settings) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.attributes["settings"] = settings
-    return cfg
-
-
 def upgrade_directory(url: URL, settings: Settings | None = None) -> None:
     """The directory's schema: the app's tables (global ones are used) and its own."""
     base = settings or Settings(database_url=url, auto_migrate=False)
-    directory = base.with_(database_url=url, database_read_url=None)
-    upgrade_app_schema(directory)
-    command.upgrade(alembic_config(directory), "head")
+    migrate.upgrade_directory(base.with_(database_url=url, database_read_url=None))
 
 
 class IdAllocator:

@@ -75,6 +75,11 @@ class ShardRouter:
     def shards(self) -> dict[str, Database]:
         return dict(self._shards)
 
+    @property
+    def directory_database(self) -> Database:
+        """The directory's Database (suppressions and unsubscribes the sender checks)."""
+        return self._directory
+
     def shard_map(self) -> ShardMap:
         """The directory's map, re-read at most every SHARD_MAP_TTL_S seconds."""
         with self._lock:
