@@ -67,6 +67,8 @@ E400: Responses = {400: {"model": Error}}
 E404: Responses = {404: {"model": Error}}
 E409: Responses = {409: {"model": Error}}
 E422: Responses = {422: {"model": Error}}
+# Any route that reads a body: the body limit answers before the route runs (body_limit.py).
+E413: Responses = {413: {"model": Error, "description": "The request body is over its limit"}}
 
 
 def _impl(request: Request) -> BaseDefaultApi:
@@ -113,7 +115,7 @@ def readyz(request: Request) -> Response:
     status_code=201,
     response_model=Client,
     tags=["clients"],
-    **_with(needs(WRITE), {**E409, **E422}),
+    **_with(needs(WRITE), {**E409, **E422, **E413}),
 )
 def create_client(request: Request, body: ClientCreate) -> Client:
     return _impl(request).create_client(body)
@@ -135,7 +137,7 @@ def get_client(request: Request, client_id: Id) -> Client:
     "/clients/{client_id}",
     response_model=Client,
     tags=["clients"],
-    **_with(needs(WRITE), {**E404, **E409, **E422}),
+    **_with(needs(WRITE), {**E404, **E409, **E422, **E413}),
 )
 def update_client(request: Request, client_id: Id, body: ClientUpdate) -> Client:
     return _impl(request).update_client(client_id, body)
@@ -154,7 +156,7 @@ def delete_client(request: Request, client_id: Id) -> Response:
     status_code=201,
     response_model=Task,
     tags=["tasks"],
-    **_with(needs(WRITE), {**E404, **E422}),
+    **_with(needs(WRITE), {**E404, **E422, **E413}),
 )
 def create_task(request: Request, body: TaskCreate) -> Task:
     return _impl(request).create_task(body)
@@ -179,7 +181,7 @@ def get_task(request: Request, task_id: Id) -> Task:
     "/tasks/{task_id}",
     response_model=Task,
     tags=["tasks"],
-    **_with(needs(WRITE), {**E404, **E422}),
+    **_with(needs(WRITE), {**E404, **E422, **E413}),
 )
 def update_task(request: Request, task_id: Id, body: TaskUpdate) -> Task:
     return _impl(request).update_task(task_id, body)
@@ -190,7 +192,7 @@ def update_task(request: Request, task_id: Id, body: TaskUpdate) -> Task:
     status_code=202,
     response_model=EmailAccepted,
     tags=["email"],
-    **_with(needs(SEND), {**E404, **E422}),
+    **_with(needs(SEND), {**E404, **E422, **E413}),
 )
 def send_email(
     request: Request,
@@ -240,7 +242,7 @@ def unsubscribe_page(token: Token) -> HTMLResponse:
 @router.post(
     "/unsubscribe/{token}",
     response_model=UnsubscribeResult,
-    responses=E400,
+    responses={**E400, **E413},
     tags=["unsubscribe"],
     openapi_extra=PUBLIC,
 )
