@@ -354,10 +354,9 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
     db_tasks = app.db_tasks() if s.database.roles and ecs_api else {}
     if s.database.roles and not ecs_api:
         pulumi.log.warn(
-            "cold-reach:retireEcs: the one-off bootstrap (the shards' and the directory's too) "
-            "and migrate tasks ran beside the ECS API and are retired with it; run further "
-            "migrations from the cluster "
-            "(docs/database-access.md)"
+            "cold-reach:retireEcs: the one-off bootstrap and migrate tasks (the shards' and "
+            "the directory's bootstraps too) ran beside the ECS API and are retired with it; "
+            "run further migrations from the cluster (docs/database-access.md)"
         )
     network = None
     if db_tasks:
