@@ -22,6 +22,7 @@ import pulumi_aws as aws
 
 from components import firewall, iam
 from components.database import PORT as DB_PORT
+from components.database import Database
 from components.network import Network
 from components.registry import AppImage, AppImageArgs, Registry
 from components.secrets import GeneratedSecret, SecretRef
@@ -34,6 +35,7 @@ from components.service import (
     Scaling,
     TaskArgs,
 )
+from components.workloads.access import DIRECTORY_DATABASE, SHARD_ONE_DATABASE
 from infra.config import Settings
 from infra.layers.data import Data
 from infra.layers.edge import ECS_TARGETS, Edge
@@ -66,7 +68,8 @@ class Compute:
     unsubscribe_key: GeneratedSecret
     """Shared with the cluster's workloads, which sign and check the same links."""
     db_tasks: dict[str, OneOffTask]
-    """`bootstrap` and `migrate`, run by an operator (docs/database-access.md)."""
+    """`bootstrap` and `migrate`, run by an operator (docs/database-access.md); in phase 3
+    also `bootstrap-shard-<n>` and `bootstrap-directory`, one per database the pods use."""
     db_task_network: dict[str, pulumi.Input[object]] | None = None
     """Where those tasks run: the subnets and security group of the service they stand in for."""
 
@@ -145,8 +148,9 @@ class _App:
             found["REDIS_URL"] = self.data.cache.url.ref()
         return found
 
-    def master_credentials(self) -> dict[str, SecretRef]:
-        database = self.data.database
+    def master_credentials(self, database: Database | None = None) -> dict[str, SecretRef]:
+        """The master user of `database`'s instance (the phase-2 one by default)."""
+        database = database or self.data.database
         return {
             "DB_USER": database.credential("username"),
             "DB_PASSWORD": database.credential("password"),
@@ -265,10 +269,37 @@ class _App:
             {},
             [iam.allow(["rds-db:connect"], [database.connect_arn(OWNER_DB_USER)])],
         )
-        return {
+        tasks = {
             "bootstrap": OneOffTask("bootstrap", bootstrap),
             "migrate": OneOffTask("migrate", migrate),
         }
+        for name, (instance, database_name) in self.phase3_databases().items():
+            # Roles are instance-wide, but CONNECT, the schema and the grants are per
+            # database: each database the pods sign in to is bootstrapped on its own, with
+            # the master credentials of its own instance only.
+            where = {"DB_HOST": instance.address, "DB_NAME": database_name}
+            args = self.one_off(
+                BOOTSTRAP_COMMAND, {**where, **roles}, self.master_credentials(instance), []
+            )
+            tasks[name] = OneOffTask(name, args)
+        return tasks
+
+    def phase3_databases(self) -> dict[str, tuple[Database, pulumi.Input[str]]]:
+        """The bootstrap task's name for each database the phase-3 pods use, with its
+        instance and database name: shard 1 and the directory beside the phase-2 database
+        (`migrate-shards` creates both), shards 2.. the database of their own instance.
+        Empty before phase 3."""
+        shards = self.data.shards
+        if not shards:
+            return {}
+        first = shards[0]
+        found: dict[str, tuple[Database, pulumi.Input[str]]] = {
+            "bootstrap-shard-1": (first, SHARD_ONE_DATABASE),
+            "bootstrap-directory": (first, DIRECTORY_DATABASE),
+        }
+        for number, shard in enumerate(shards[1:], start=2):
+            found[f"bootstrap-shard-{number}"] = (shard, shard.name)
+        return found
 
 
 def _wire(
@@ -323,9 +354,9 @@ def build(s: Settings, topology: Topology, net: Network, data: Data, edge: Edge)
     db_tasks = app.db_tasks() if s.database.roles and ecs_api else {}
     if s.database.roles and not ecs_api:
         pulumi.log.warn(
-            "cold-reach:retireEcs: the one-off bootstrap and migrate tasks ran beside the ECS "
-            "API and are retired with it; run further migrations from the cluster "
-            "(docs/database-access.md)"
+            "cold-reach:retireEcs: the one-off bootstrap and migrate tasks (the shards' and "
+            "the directory's bootstraps too) ran beside the ECS API and are retired with it; "
+            "run further migrations from the cluster (docs/database-access.md)"
         )
     network = None
     if db_tasks:

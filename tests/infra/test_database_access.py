@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from deployment_helpers import policy_statements, service_containers, task_definition
 
-from coldreach import graph
+from coldreach import graph, policy_eval
 from coldreach.replacement import compare, forced_replacements
 from coldreach.runtime import Deployment
 from infra import topology
@@ -323,3 +323,109 @@ def test_a_failed_rotation_step_alarms(staging_on: Deployment, dev_on: Deploymen
     assert alarm.get("alarmActions") == [staging_on.output("alerts_topic_arn")]
     # Phase 1 has no alerts topic yet (it comes with the worker's metrics).
     assert not dev_on.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+
+
+# --- phase 3: every database the pods sign in to -------------------------------------------
+
+PHASE3_BOOTSTRAPS = ("bootstrap-shard-1", "bootstrap-directory", "bootstrap-shard-2",
+                     "bootstrap-shard-3")  # fmt: skip
+
+
+def _master_secret(d: Deployment, instance: str) -> str:
+    """The credentials secret of the instance named `<prefix>-instance` (`db`, `shard2`...)."""
+    prefix = instance.removesuffix("-instance")
+    [secret] = [
+        r.out("arn")
+        for r in d.of_type("aws:secretsmanager/secret:Secret")
+        if r.name == f"{prefix}-credentials"
+    ]
+    return secret
+
+
+def _pod_databases(d: Deployment) -> set[tuple[str, str]]:
+    """(host, database) of every DB_SHARD_<n> and DB_DIRECTORY URL a pod gets."""
+    found: set[tuple[str, str]] = set()
+    for deployment in d.of_type("kubernetes:apps/v1:Deployment"):
+        for container in deployment.get("spec")["template"]["spec"]["containers"]:
+            for e in container.get("env", []):
+                if e["name"] == "DB_DIRECTORY" or (
+                    e["name"].startswith("DB_SHARD_") and not e["name"].endswith("_SECRET_ARN")
+                ):
+                    host_port, database = e["value"].rsplit("@", 1)[-1].split("/", 1)
+                    found.add((host_port.split(":")[0], database))
+    return found
+
+
+@pytest.fixture(scope="module")
+def phase3_on(program: Callable[..., Deployment]) -> Deployment:
+    return program("staging", 3, shards="3", dbIamAuth="on")
+
+
+def test_each_phase3_database_is_bootstrapped_once_with_its_own_instances_master_secret(
+    phase3_on: Deployment,
+) -> None:
+    d = phase3_on
+    names = [
+        td.get("family").removeprefix("cold-reach-staging-") for td in d.of_type(TASK_DEFINITION)
+    ]
+    bootstrap_db = ["python", "-m", "openapi_server.bootstrap_db"]
+    bootstraps = {name for name in names if _container(d, name).get("command") == bootstrap_db}
+    assert bootstraps == {"bootstrap", *PHASE3_BOOTSTRAPS}
+    expected = {
+        "bootstrap-shard-1": ("db-instance", "coldreach_shard1"),
+        "bootstrap-directory": ("db-instance", "coldreach_directory"),
+        "bootstrap-shard-2": ("shard2-instance", "coldreach"),
+        "bootstrap-shard-3": ("shard3-instance", "coldreach"),
+    }
+    targets: list[tuple[str, str]] = []
+    for name, (instance, database) in expected.items():
+        env = _env(d, name)
+        assert (env["DB_HOST"], env["DB_NAME"]) == (d.named(instance).out("address"), database)
+        targets.append((env["DB_HOST"], env["DB_NAME"]))
+        assert env["DB_OWNER_USER"] == "coldreach_owner" and env["DB_APP_USER"] == "coldreach_app"
+        assert "DB_IAM_AUTH" not in env
+        # The master user of its own instance, and no other secret readable.
+        master = _master_secret(d, instance)
+        assert {s["name"]: s["valueFrom"] for s in _container(d, name)["secrets"]} == {
+            "DB_USER": f"{master}:username::",
+            "DB_PASSWORD": f"{master}:password::",
+        }
+        assert _secret_reads(d, name) == {master}
+        assert _role_statements(d, task_definition(d, name).get("taskRoleArn")) == []
+        # An operator runs it like the others.
+        assert d.output(f"db_{name}_task_arn") == task_definition(d, name).out("arn")
+        assert (
+            f"--task-definition {d.output(f'db_{name}_task_arn')} "
+            in (d.output("db_task_commands")[name])
+        )
+    # Exactly one task per database, and together exactly the databases the pods use.
+    assert len(set(targets)) == len(targets)
+    assert set(targets) == _pod_databases(d)
+    # The phase-2 database keeps its own bootstrap, which alone reads nothing but its secret.
+    assert (_env(d, "bootstrap")["DB_HOST"], _env(d, "bootstrap")["DB_NAME"]) == (
+        d.named("db-instance").out("address"),
+        "coldreach",
+    )
+    assert _secret_reads(d, "bootstrap") == {_master_secret(d, "db-instance")}
+
+
+def test_only_the_bootstrap_tasks_read_a_master_secret_in_phase3(phase3_on: Deployment) -> None:
+    d = phase3_on
+    masters = {_master_secret(d, i) for i in ("db-instance", "shard2-instance", "shard3-instance")}
+    names = [
+        td.get("family").removeprefix("cold-reach-staging-") for td in d.of_type(TASK_DEFINITION)
+    ]
+    readers = {name for name in names if masters & _secret_reads(d, name)}
+    assert readers == {"bootstrap", *PHASE3_BOOTSTRAPS}
+    findings = [f for f in policy_eval.evaluate(d) if f.enforcement == "mandatory"]
+    assert findings == [], findings
+
+
+def test_phase2_has_no_shard_bootstrap_and_retiring_ecs_retires_them(
+    program: Callable[..., Deployment],
+) -> None:
+    phase2 = program("staging", dbIamAuth="on")
+    assert set(phase2.output("db_task_commands")) == {"bootstrap", "migrate"}
+    retired = program("staging", 3, retireEcs="true", eksTrafficPercent="100")
+    assert "db_task_commands" not in retired.outputs
+    assert not [k for k in retired.outputs if k.startswith("db_bootstrap")]
