@@ -47,7 +47,9 @@ The schema is made as the promotion to phase 3 makes it (docs/promotion-3.md): t
 phase-2 database gets its one-off tasks (bootstrap, migrate) from the plan's ECS task
 definitions, then `coldreach-app migrate-shards`, run in the image, copies it onto the
 shards, creating shard 1 and the directory, and migrates both shards and the directory
-(the pods keep AUTO_MIGRATE off). Then the pods start, services before their callers:
+(the pods keep AUTO_MIGRATE off). The bootstrap task of each database migrate-shards made
+(`bootstrap-shard-<n>`, `bootstrap-directory`) then runs on it, and the app's role must be
+able to connect to it and write its tables. Then the pods start, services before their callers:
 each must pass its readiness probe as the kubelet runs it (gRPC: grpc.health.v1 Check on
 the probe's port and service; HTTP: GET on its path, and /readyz; exec: the command
 beside it) and, when it listens, the image's own HEALTHCHECK command inside it. Last, a
@@ -68,6 +70,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -809,7 +812,13 @@ def _check_workloads(
         run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
              f"CREATE DATABASE {db['source']}"])  # fmt: skip
         phase2 = LocalServices(db["source"], free_port(), "unused", local.token)
-        steps = sorted((t for t in tasks if t.one_off), key=lambda t: t.name != "bootstrap-task")
+        one_offs = [t for t in tasks if t.one_off]
+        # The bootstraps of the databases migrate-shards creates run after it, on them.
+        later = {t.name: _bootstrapped_database(t.name) for t in one_offs}
+        later = {name: db_name for name, db_name in later.items() if db_name is not None}
+        steps = sorted(
+            (t for t in one_offs if t.name not in later), key=lambda t: t.name != "bootstrap-task"
+        )
         if not any(t.name == "migrate-task" for t in steps):
             raise CheckFailed("the phase-3 plan renders no migrate task for the phase-2 database")
         for task in steps:
@@ -838,6 +847,21 @@ def _check_workloads(
             f"migrate-shards: shard1, shard2 and the directory at {head} "
             f"(directory chain at {directory_head})"
         )
+        for task in (t for t in one_offs if t.name in later):
+            target = db[later[task.name]]
+            env = LocalServices(target, free_port(), "unused", local.token).environment(task)
+            one_off(root, config, task, {**config.env, **env}, task.command or config.cmd)
+            role = task.environment.get("DB_APP_USER", "coldreach_app")
+            granted = psql_value(
+                target,
+                f"SELECT has_database_privilege('{role}', current_database(), 'CONNECT')"
+                f" AND has_table_privilege('{role}', 'clients', 'INSERT')",
+            )
+            if granted != "t":
+                raise CheckFailed(f"{task.name}: {role} cannot connect to and write {target}")
+            results.append(
+                f"{task.name}: exited 0; {role} connects to and writes {later[task.name]}"
+            )
 
         # The pods, services before their callers, the edge last.
         running: dict[str, Sandbox] = {}
@@ -859,6 +883,15 @@ def _check_workloads(
             for sandbox in reversed(list(running.values())):
                 sandbox.stop()
     return results
+
+
+def _bootstrapped_database(task_name: str) -> str | None:
+    """The local database a phase-3 bootstrap task stands for: `bootstrap-shard-<n>-task`
+    is shard n's, `bootstrap-directory-task` the directory's; None for any other task."""
+    match = re.fullmatch(r"bootstrap-(shard-(\d+)|directory)-task", task_name)
+    if match is None:
+        return None
+    return f"shard{match.group(2)}" if match.group(2) else "directory"
 
 
 def end_to_end(
