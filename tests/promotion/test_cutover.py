@@ -241,7 +241,7 @@ def test_promote_walks_staging_stage_by_stage(
     stack_file = project / "Pulumi.staging.yaml"
     code, out = promote_staging(capsys)
     assert code == 0
-    assert "stage 'phase 3 alongside': 156 to create, 2 to update, 0 to replace, 0 to delete" in out
+    assert "stage 'phase 3 alongside': 171 to create, 2 to update, 0 to replace, 0 to delete" in out
     assert "Monthly cost at the start (phase 2): $248.91" in out
     assert "$833.13 (+$584.22)" in out and "$765.86 (-$67.27)" in out
     assert "cold-reach:phase: 3, cold-reach:eksTrafficPercent: 0." in out
