@@ -112,14 +112,7 @@ def seed_queued(conn: Connection, clients: int, per_client: int) -> list[int]:
             {"ws": workspace, "k": per_client},
         ).scalars()
     )
-    conn.execute(
-        text(
-            "INSERT INTO kafka_outbox (message_id, client_id, created_at, attempts)"
-            " SELECT id, client_id, now(), 0 FROM email_messages WHERE workspace_id = :ws"
-            " ORDER BY id"
-        ),
-        {"ws": workspace},
-    )
+    _outbox_rows(conn, workspace)
     return ids
 
 
@@ -172,12 +165,18 @@ def seed_queued_on_shards(router: ShardRouter, clients: int, per_client: int) ->
                 ),
                 {"ws": workspace, "mids": [m for m, _ in rows], "cids": [c for _, c in rows]},
             )
-            conn.execute(
-                text(
-                    "INSERT INTO kafka_outbox (message_id, client_id, created_at, attempts)"
-                    " SELECT id, client_id, now(), 0 FROM email_messages WHERE workspace_id = :ws"
-                    " ORDER BY id"
-                ),
-                {"ws": workspace},
-            )
+            _outbox_rows(conn, workspace)
     return message_ids
+
+
+def _outbox_rows(conn: Connection, workspace: int) -> None:
+    """An outbox row for each of the workspace's messages, in id order, as acceptance
+    writes them."""
+    conn.execute(
+        text(
+            "INSERT INTO kafka_outbox (message_id, client_id, created_at, attempts)"
+            " SELECT id, client_id, now(), 0 FROM email_messages WHERE workspace_id = :ws"
+            " ORDER BY id"
+        ),
+        {"ws": workspace},
+    )
