@@ -25,14 +25,16 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from openapi_server.apikeys import get_or_create_workspace
 from openapi_server.config import Settings
 from openapi_server.db import Task
-from openapi_server.rpc.channels import blocking_channel
+from openapi_server.rpc import server as rpc_server
+from openapi_server.rpc.channels import CLIENTS, blocking_channel
 from openapi_server.rpc.gen.coldreach.campaigns.v1 import campaigns_pb2 as cpb
 from openapi_server.rpc.gen.coldreach.campaigns.v1 import campaigns_pb2_grpc as cpb_grpc
 from openapi_server.rpc.gen.coldreach.clients.v1 import clients_pb2 as pb
 from openapi_server.rpc.gen.coldreach.clients.v1 import clients_pb2_grpc as pb_grpc
 from openapi_server.rpc.workspace import METADATA_KEY, acting_for
+from opentelemetry.sdk.trace import TracerProvider
 from rpc_harness import Services, running_services
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 
 DEADLINE_S = 0.5
 
@@ -193,6 +195,51 @@ def test_graceful_stop_reports_not_serving_first(grpc_settings: Settings) -> Non
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
         channel.close()
         # running_services stops it again on exit: stopping twice is harmless
+
+
+class Slow(pb_grpc.ClientServiceServicer):
+    """Holds a handler thread, as a call waiting on a slow database does."""
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
+
+    def GetClient(self, request, context):  # type: ignore[no-untyped-def]
+        time.sleep(self.hold_s)
+        return pb.GetClientResponse(client=pb.Client(id=request.client_id.id))
+
+
+@pytest.mark.parametrize("traced", [False, True], ids=["untraced", "traced"])
+def test_probes_answer_while_every_handler_thread_is_busy(traced: bool) -> None:
+    """The kubelet's gRPC probe gives up after 1 s: with the pool full of slow calls, a
+    probe queued behind them would fail and get every busy replica restarted."""
+    settings = Settings(
+        database_url=make_url("sqlite://"), grpc_bind="127.0.0.1", db_pool_size=1, db_max_overflow=0
+    )
+    assert rpc_server.workers(settings) == 4
+    provider = TracerProvider() if traced else None
+
+    def add(grpc_server: grpc.Server) -> None:
+        pb_grpc.add_ClientServiceServicer_to_server(Slow(hold_s=3.0), grpc_server)
+
+    running = rpc_server.start(CLIENTS, add, settings, provider, port=0)
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    try:
+        stub = pb_grpc.ClientServiceStub(channel)
+        request = pb.GetClientRequest(client_id=pb.ClientId(id=1))
+        busy = [
+            stub.GetClient.future(request, metadata=((METADATA_KEY, "1"),), timeout=10)
+            for _ in range(8)  # twice the pool: four run, four queue
+        ]
+        time.sleep(0.3)
+        checks = health_pb2_grpc.HealthStub(channel)
+        started = time.monotonic()
+        answer = checks.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)  # type: ignore[attr-defined]
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        assert time.monotonic() - started < 1.0
+        assert not any(call.done() for call in busy)  # the pool was full all along
+    finally:
+        channel.close()
+        running.stop(0)
 
 
 class FlakyClients(pb_grpc.ClientServiceServicer):

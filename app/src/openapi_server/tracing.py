@@ -64,12 +64,15 @@ def instrument_fastapi(app: FastAPI, provider: TracerProvider | None) -> None:
 
 
 def grpc_server_interceptors(provider: TracerProvider | None) -> list[Any]:
-    """SERVER spans for a service's calls, continuing the caller's `traceparent`."""
+    """SERVER spans for a service's calls, continuing the caller's `traceparent`. Health
+    checks are left out: they are probes, not work, and left unwrapped they keep the
+    thread pool of their own (rpc/server.py, ProbedHealth)."""
     if provider is None:
         return []
-    from opentelemetry.instrumentation.grpc import server_interceptor
+    from opentelemetry.instrumentation.grpc import filters, server_interceptor
 
-    return [server_interceptor(tracer_provider=provider)]
+    probes = filters.health_check()
+    return [server_interceptor(tracer_provider=provider, filter_=filters.negate(probes))]
 
 
 def traced_channel(channel: grpc.Channel, provider: TracerProvider | None) -> grpc.Channel:

@@ -30,6 +30,9 @@ log = logging.getLogger("openapi_server.kafka.consume")
 HEARTBEAT_EVERY_S = 10.0
 # Connections to the directory for the send-time suppression check, per process.
 DIRECTORY_CONNECTIONS = 4
+# How long a send waits for one of them. It holds its shard's claim meanwhile, so with a
+# slow directory it gives up soon and the message is retried later, never sent unchecked.
+DIRECTORY_WAIT_S = 2.0
 
 
 class Heartbeat:
@@ -80,6 +83,7 @@ def _databases(
                 database_read_url=None,
                 db_pool_size=DIRECTORY_CONNECTIONS,
                 db_max_overflow=0,
+                db_pool_timeout_s=DIRECTORY_WAIT_S,
             )
         )
 

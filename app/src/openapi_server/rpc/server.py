@@ -54,7 +54,7 @@ class Running:
     """A started server and what to close after it."""
 
     server: grpc.Server
-    health: health.HealthServicer
+    health: ProbedHealth
     port: int
     closers: list[Callable[[], Any]] = field(default_factory=list)
 
@@ -63,6 +63,27 @@ class Running:
         self.server.stop(grace_s).wait()
         for close in self.closers:
             close()
+
+
+class ProbedHealth(health.HealthServicer):
+    """`grpc.health.v1` whose Check runs on threads of its own.
+
+    Every other call runs on the server's pool, and a burst or a slow database can keep
+    all of its threads busy; a probe queued behind them would time out (the kubelet waits
+    1 s) and the kubelet would restart every replica of a service that is merely busy.
+    grpc's server runs a handler on the `experimental_thread_pool` its function carries.
+    """
+
+    def Check(self, request: Any, context: Any) -> Any:
+        return super().Check(request, context)
+
+
+PROBE_THREADS = 2
+setattr(  # noqa: B010  (an attribute of the function itself, where grpc looks for it)
+    ProbedHealth.Check,
+    "experimental_thread_pool",
+    futures.ThreadPoolExecutor(PROBE_THREADS, thread_name_prefix="health"),
+)
 
 
 def workers(settings: Settings) -> int:
@@ -87,7 +108,7 @@ def start(
         ],
     )
     add(server)
-    checks = health.HealthServicer()
+    checks = ProbedHealth()
     health_pb2_grpc.add_HealthServicer_to_server(checks, server)
     if settings.grpc_reflection:
         names = (service_name, health.SERVICE_NAME, reflection.SERVICE_NAME)
