@@ -338,9 +338,9 @@ class Database:
         self._read_sessions = (
             sessionmaker(self.replica, expire_on_commit=False) if self.replica else None
         )
-        self._statement_sessions = sessionmaker(
-            self.primary.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-        )
+        # The primary in autocommit (same pool): each statement is its own transaction.
+        self.autocommit = self.primary.execution_options(isolation_level="AUTOCOMMIT")
+        self._statement_sessions = sessionmaker(self.autocommit, expire_on_commit=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -21,6 +21,7 @@ from copy import copy
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from opentelemetry import trace
 from sqlalchemy import Connection, Row, or_, select, update
@@ -123,23 +124,26 @@ def flag_stuck(conn: Connection, now: datetime, sending_timeout_s: float) -> int
     ).rowcount
 
 
+def _global_checks(workspace_id: int, key: str) -> tuple[Any, Any]:
+    """A suppression of the address (its reason, or NULL) and whether the recipient left
+    this workspace's mail, as column expressions of one SELECT."""
+    suppression = select(Suppression.reason).where(Suppression.email_key == key)
+    unsubscribed = select(WorkspaceUnsubscribe.email_key).where(
+        WorkspaceUnsubscribe.workspace_id == workspace_id,
+        WorkspaceUnsubscribe.email_key == key,
+    )
+    return suppression.scalar_subquery().label("reason"), unsubscribed.exists().label(
+        "unsubscribed"
+    )
+
+
 def global_stop_reason(conn: Connection, workspace_id: int, key: str) -> str | None:
     """A suppression of the address, or an unsubscribe from this workspace, in `conn`'s
     database (the directory of a sharded deployment): one round trip."""
-    row = conn.execute(
-        select(
-            select(Suppression.reason).where(Suppression.email_key == key).scalar_subquery(),
-            select(WorkspaceUnsubscribe.email_key)
-            .where(
-                WorkspaceUnsubscribe.workspace_id == workspace_id,
-                WorkspaceUnsubscribe.email_key == key,
-            )
-            .exists(),
-        )
-    ).one()
-    if row[0] is not None:
-        return row[0]
-    return UNSUBSCRIBED if row[1] else None
+    reason, unsubscribed = conn.execute(select(*_global_checks(workspace_id, key))).one()
+    if reason is not None:
+        return reason
+    return UNSUBSCRIBED if unsubscribed else None
 
 
 class Pipeline:
@@ -167,15 +171,9 @@ class Pipeline:
         self._begin: Transaction = db.primary.begin
         # Recording an outcome is one UPDATE: in autocommit it needs no BEGIN and COMMIT
         # round trips of its own, and is just as atomic.
-        self._statement: Transaction = db.primary.execution_options(
-            isolation_level="AUTOCOMMIT"
-        ).connect
+        self._statement: Transaction = db.autocommit.connect
         # A single read: autocommit spares it a BEGIN and a ROLLBACK round trip.
-        self._directory: Transaction | None = (
-            directory.primary.execution_options(isolation_level="AUTOCOMMIT").connect
-            if directory
-            else None
-        )
+        self._directory: Transaction | None = directory.autocommit.connect if directory else None
 
     def bound(self, begin: Transaction, statement: Transaction | None = None) -> Pipeline:
         """The same pipeline on another database (a shard): `begin()` opens a transaction
@@ -231,23 +229,9 @@ class Pipeline:
                 key = email_key(msg.to_address)
             except ValueError:  # a row stored before addresses were checked; SES refuses it
                 key = msg.to_address.lower()
-            suppression = (
-                select(Suppression.reason).where(Suppression.email_key == key).scalar_subquery()
-            )
-            unsubscribed = (
-                select(WorkspaceUnsubscribe.email_key)
-                .where(
-                    WorkspaceUnsubscribe.workspace_id == msg.workspace_id,
-                    WorkspaceUnsubscribe.email_key == key,
-                )
-                .exists()
-            )
             client = conn.execute(
                 select(
-                    Client.status,
-                    Client.email_key,
-                    suppression.label("reason"),
-                    unsubscribed.label("unsubscribed"),
+                    Client.status, Client.email_key, *_global_checks(msg.workspace_id, key)
                 ).where(Client.id == msg.client_id, Client.workspace_id == msg.workspace_id)
             ).first()
             reason = _stop_reason(client)
