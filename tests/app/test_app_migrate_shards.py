@@ -98,25 +98,70 @@ def _bucket_states(dbs: Databases) -> Counter[str]:
         return Counter()  # the directory database does not exist yet
 
 
+# The kill test's batches: 32 buckets, so that one step of the gate below (each of the
+# four workers switching one batch) moves 128 buckets and both kills land mid-run.
+KILL_BATCH = "32"
+
+
+class SwitchGate:
+    """Holds every batch of a running migration just before its switch: an EXCLUSIVE lock on
+    shard_bucket_checks, the first table a batch's switch writes, taken after its buckets are
+    `moving` and its rows copied. While the gate is held no bucket becomes `active`, so a
+    kill then is always mid-batch, however fast the machine; `release` lets the waiting
+    batches switch (PostgreSQL grants the queued locks before a new request of ours)."""
+
+    def __init__(self, directory: URL) -> None:
+        self.directory = directory
+        self.conn: psycopg.Connection[Any] | None = None
+
+    def hold(self) -> bool:
+        """Take the lock; False while the migration has not made the directory yet."""
+        if self.conn is None:
+            try:
+                conn = psycopg.connect(_plain(self.directory))
+            except psycopg.OperationalError:
+                return False  # the directory database does not exist yet
+            if conn.execute("SELECT to_regclass('shard_bucket_checks')").fetchone() == (None,):
+                conn.close()
+                return False
+            conn.commit()
+            self.conn = conn
+        self.conn.execute("LOCK TABLE shard_bucket_checks IN EXCLUSIVE MODE")
+        return True
+
+    def release(self) -> None:
+        if self.conn is not None:
+            self.conn.rollback()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
 def _kill_after(dbs: Databases, active: int, timeout: float = 300.0) -> int:
     """Start the migration and SIGKILL it in the middle of a batch (buckets `moving`) once
     `active` buckets are switched. Returns the buckets switched by then."""
-    proc = subprocess.Popen(dbs.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = dbs.argv("--batch-buckets", KILL_BATCH)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gate = SwitchGate(dbs.directory)
     deadline = time.monotonic() + timeout
     try:
         while True:
+            held = gate.hold()
+            time.sleep(0.05)  # the workers reach the gate
             states = _bucket_states(dbs)
-            if states["active"] >= active and states["moving"]:
+            if held and states["active"] >= active and states["moving"]:
                 os.kill(proc.pid, signal.SIGKILL)
                 break
             assert proc.poll() is None, "the migration ended before it could be killed"
             assert time.monotonic() < deadline, "no progress"
-            time.sleep(0.02)
+            gate.release()
         proc.wait()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        gate.close()
     states = _bucket_states(dbs)
     assert states["moving"], "killed between batches, not in one"
     return states["active"]
