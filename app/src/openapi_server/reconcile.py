@@ -12,6 +12,10 @@ happened:
 
 Only flagged rows are touched, so a message can never be requeued by mistake
 after it was sent.
+
+With DB_SHARD_n (phase 3) every shard is read: the list names each message's shard, and
+an ID is looked for on every shard (message ids are unique across shards). The
+directory holds no messages.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import sys
 
 from sqlalchemy import select, update
 
-from .config import settings_or_exit
+from .config import Settings, settings_or_exit
 from .db import FAILED, MAX_ID, QUEUED, SENDING, SENT, Database, EmailMessage, utcnow
 
 M = EmailMessage
@@ -62,14 +66,27 @@ def resolve(db: Database, message_id: int, outcome: str, provider_id: str | None
         return result.rowcount == 1
 
 
+def databases(settings: Settings) -> dict[str, Database]:
+    """Where messages live, by shard name: every DB_SHARD_n, or the one database ("")."""
+    one = settings.with_(db_pool_size=1, db_max_overflow=0, database_read_url=None)
+    if not settings.db_shards:
+        return {"": Database(one)}
+    return {
+        str(n): Database(one.with_(database_url=url))
+        for n, url in enumerate(settings.db_shards, start=1)
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     settings = settings_or_exit()
-    db = Database(settings.with_(db_pool_size=1, db_max_overflow=0))
+    dbs = databases(settings)
     try:
         if not args:
-            for message_id, client_id, to, error in flagged(db):
-                print(f"{message_id}\tclient={client_id}\t{to}\t{error or ''}")
+            for shard, db in dbs.items():
+                where = f"\tshard={shard}" if shard else ""
+                for message_id, client_id, to, error in flagged(db):
+                    print(f"{message_id}\tclient={client_id}\t{to}\t{error or ''}{where}")
             return 0
         if args[0] not in ("sent", "failed", "requeue") or len(args) < 2:
             print(__doc__, file=sys.stderr)
@@ -80,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         message_id = int(args[1])
-        if not resolve(db, message_id, args[0], args[2] if len(args) > 2 else None):
+        provider_id = args[2] if len(args) > 2 else None
+        db = next((d for d in dbs.values() if resolve(d, message_id, args[0], provider_id)), None)
+        if db is None:
             print(f"message {message_id} is not flagged for reconciliation", file=sys.stderr)
             return 1
         if args[0] == "requeue" and settings.queue_backend == "celery":
@@ -95,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"message {message_id}: {args[0]}")
         return 0
     finally:
-        db.dispose()
+        for db in dbs.values():
+            db.dispose()
 
 
 if __name__ == "__main__":
