@@ -4,8 +4,9 @@ secrets. The cluster layer builds these from the data and edge layers' results."
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pulumi
 
@@ -13,11 +14,33 @@ from components.firewall import SecurityGroup
 from components.mail import Mail
 
 DIRECTORY_DATABASE = "coldreach_directory"
+"""The global directory (workspaces, keys, the id allocator, the bucket map) is its own
+database on shard 1's instance (the phase-3 app's default)."""
 SHARD_ONE_DATABASE = "coldreach_shard1"
 """Shard 1's data: a database of its own on the phase-2 instance, beside the phase-2
 database, which `migrate-shards` reads as its source (a source cannot be a shard)."""
-"""The global directory (workspaces, keys, the id allocator, the bucket map) is its own
-database on shard 1's instance (the phase-3 app's default)."""
+
+Instance = TypeVar("Instance")
+
+
+def placements(
+    instances: Sequence[Instance], own_database: Callable[[Instance], pulumi.Input[str]]
+) -> dict[str, tuple[Instance, pulumi.Input[str]]]:
+    """Where each database of the phase-3 app lives, by name ("shard-1", "directory",
+    "shard-2", ...): its instance (shard 1's first) and database name. Shard 1 and the
+    directory beside the phase-2 database (`migrate-shards` creates both), shards 2.. the
+    database of their own instance. The pods' URLs and the per-database bootstrap tasks
+    both come from here."""
+    if not instances:
+        return {}
+    first = instances[0]
+    found: dict[str, tuple[Instance, pulumi.Input[str]]] = {
+        "shard-1": (first, SHARD_ONE_DATABASE),
+        "directory": (first, DIRECTORY_DATABASE),
+    }
+    for number, instance in enumerate(instances[1:], start=2):
+        found[f"shard-{number}"] = (instance, own_database(instance))
+    return found
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pulumi
 
-from components.workloads.access import DIRECTORY_DATABASE, SHARD_ONE_DATABASE, Access
+from components.workloads.access import Access, placements
 from components.workloads.identity import consumes, reads_unsubscribe_key
 from components.workloads.pods import WORKER_DATA_DIR
 from infra.config import Settings
@@ -48,15 +48,19 @@ def environment(
         # The app's gRPC servers listen on GRPC_PORT, its HTTP API on PORT.
         env["GRPC_PORT" if service.kind is Kind.GRPC else "PORT"] = str(service.port)
     endpoints = service.database_endpoints(f)
+    databases = placements(access.shards, lambda shard: shard.database)
     if endpoints:
         first = access.shards[0]
+        directory, directory_name = databases["directory"]
         pod = s.pods[service.name]
         env |= {
             # Shard 1 as today's app reads its one database (DB_HOST, DB_PORT, DB_NAME).
             "DB_HOST": first.address,
             "DB_PORT": str(first.port),
             "DB_NAME": first.database,
-            "DB_DIRECTORY": _url(first.address, first.port, DIRECTORY_DATABASE, access.iam_db_user),
+            "DB_DIRECTORY": _url(
+                directory.address, directory.port, directory_name, access.iam_db_user
+            ),
             "DB_POOL_SIZE": str(pod.db_pool_size),
             "DB_MAX_OVERFLOW": str(pod.db_max_overflow),
         }
@@ -66,8 +70,8 @@ def environment(
         else:
             env["DB_DIRECTORY_SECRET_ARN"] = first.secret_arn
     if "shards" in endpoints:
-        for n, shard in enumerate(access.shards, start=1):
-            database = SHARD_ONE_DATABASE if n == 1 else shard.database
+        for n in range(1, len(access.shards) + 1):
+            shard, database = databases[f"shard-{n}"]
             env[f"DB_SHARD_{n}"] = _url(shard.address, shard.port, database, access.iam_db_user)
             if access.iam_db_user is None:
                 env[f"DB_SHARD_{n}_SECRET_ARN"] = shard.secret_arn

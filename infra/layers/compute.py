@@ -35,7 +35,7 @@ from components.service import (
     Scaling,
     TaskArgs,
 )
-from components.workloads.access import DIRECTORY_DATABASE, SHARD_ONE_DATABASE
+from components.workloads.access import placements
 from infra.config import Settings
 from infra.layers.data import Data
 from infra.layers.edge import ECS_TARGETS, Edge
@@ -286,20 +286,9 @@ class _App:
 
     def phase3_databases(self) -> dict[str, tuple[Database, pulumi.Input[str]]]:
         """The bootstrap task's name for each database the phase-3 pods use, with its
-        instance and database name: shard 1 and the directory beside the phase-2 database
-        (`migrate-shards` creates both), shards 2.. the database of their own instance.
-        Empty before phase 3."""
-        shards = self.data.shards
-        if not shards:
-            return {}
-        first = shards[0]
-        found: dict[str, tuple[Database, pulumi.Input[str]]] = {
-            "bootstrap-shard-1": (first, SHARD_ONE_DATABASE),
-            "bootstrap-directory": (first, DIRECTORY_DATABASE),
-        }
-        for number, shard in enumerate(shards[1:], start=2):
-            found[f"bootstrap-shard-{number}"] = (shard, shard.name)
-        return found
+        instance and database name (`placements`). Empty before phase 3."""
+        found = placements(self.data.shards, lambda instance: instance.name)
+        return {f"bootstrap-{name}": where for name, where in found.items()}
 
 
 def _wire(
