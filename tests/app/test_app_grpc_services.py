@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
@@ -205,14 +206,16 @@ def test_graceful_stop_reports_not_serving_first(grpc_settings: Settings) -> Non
         # running_services stops it again on exit: stopping twice is harmless
 
 
-class Slow(pb_grpc.ClientServiceServicer):
-    """Holds a handler thread, as a call waiting on a slow database does."""
+class Held(pb_grpc.ClientServiceServicer):
+    """Holds a handler thread until released, as a call waiting on a slow database does."""
 
-    def __init__(self, hold_s: float) -> None:
-        self.hold_s = hold_s
+    def __init__(self) -> None:
+        self.entered = threading.Semaphore(0)  # one release per handler that started
+        self.release = threading.Event()
 
     def GetClient(self, request, context):  # type: ignore[no-untyped-def]
-        time.sleep(self.hold_s)
+        self.entered.release()
+        self.release.wait()
         return pb.GetClientResponse(client=pb.Client(id=request.client_id.id))
 
 
@@ -223,11 +226,13 @@ def test_probes_answer_while_every_handler_thread_is_busy(traced: bool) -> None:
     settings = Settings(
         database_url=make_url("sqlite://"), grpc_bind="127.0.0.1", db_pool_size=1, db_max_overflow=0
     )
-    assert rpc_server.workers(settings) == 4
+    pool = rpc_server.workers(settings)
+    assert pool == 4
     provider = TracerProvider() if traced else None
+    held = Held()
 
     def add(grpc_server: grpc.Server) -> None:
-        pb_grpc.add_ClientServiceServicer_to_server(Slow(hold_s=3.0), grpc_server)
+        pb_grpc.add_ClientServiceServicer_to_server(held, grpc_server)
 
     running = rpc_server.start(CLIENTS, add, settings, provider, port=0)
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
@@ -235,17 +240,22 @@ def test_probes_answer_while_every_handler_thread_is_busy(traced: bool) -> None:
         stub = pb_grpc.ClientServiceStub(channel)
         request = pb.GetClientRequest(client_id=pb.ClientId(id=1))
         busy = [
-            stub.GetClient.future(request, metadata=((METADATA_KEY, "1"),), timeout=10)
-            for _ in range(8)  # twice the pool: four run, four queue
+            stub.GetClient.future(request, metadata=((METADATA_KEY, "1"),), timeout=CALL_S)
+            for _ in range(2 * pool)  # twice the pool: four run, four queue
         ]
-        time.sleep(0.3)
+        for _ in range(pool):  # every handler thread is inside a held call
+            assert held.entered.acquire(timeout=CALL_S), "the held calls did not start"
         checks = health_pb2_grpc.HealthStub(channel)
-        started = time.monotonic()
-        answer = checks.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)  # type: ignore[attr-defined]
+        # The held calls never finish while the probe waits: a probe queued behind them
+        # would run out its deadline (DEADLINE_EXCEEDED), however long; one on threads
+        # of its own answers. 10 s only keeps a broken build from waiting forever.
+        answer = checks.Check(health_pb2.HealthCheckRequest(service=""), timeout=10.0)  # type: ignore[attr-defined]
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
-        assert time.monotonic() - started < 1.0
-        assert not any(call.done() for call in busy)  # the pool was full all along
+        # The pool was full all along: no fifth call started, none finished.
+        assert not held.entered.acquire(timeout=0)
+        assert not any(call.done() for call in busy)
     finally:
+        held.release.set()
         channel.close()
         running.stop(0)
 
