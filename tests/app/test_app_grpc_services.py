@@ -226,10 +226,18 @@ def test_graceful_stop_reports_not_serving_first(grpc_settings: Settings) -> Non
     with running_services(grpc_settings) as services:
         channel = grpc.insecure_channel(f"127.0.0.1:{services.clients.port}")
         checks = health_pb2_grpc.HealthStub(channel)
-        watch = checks.Watch(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        watch = checks.Watch(health_pb2.HealthCheckRequest(service=""), timeout=CALL_S)
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
-        services.clients.stop(1.0)
-        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        # The open Watch is an in-flight call: stop waits for it through its grace, so the
+        # status change arrives while the server drains, whatever the machine's speed.
+        stopping = threading.Thread(target=services.clients.stop, args=(CALL_S,))
+        stopping.start()
+        try:
+            assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        finally:
+            watch.cancel()  # the last call ends: stop returns without using its grace
+            stopping.join(CALL_S)
+        assert not stopping.is_alive()
         channel.close()
         # running_services stops it again on exit: stopping twice is harmless
 
