@@ -34,7 +34,7 @@ from openapi_server.config import Settings
 from openapi_server.db import Database
 from openapi_server.main import create_app
 from openapi_server.unsubscribe import make_token
-from rpc_harness import running_services
+from rpc_harness import ANSWER_DEADLINE_S, running_services
 from sqlalchemy import text
 
 TERMINAL = ("sent", "failed", "suppressed")
@@ -246,6 +246,7 @@ def _monolith(settings: Settings, mailer: RecordingMailer) -> Iterator[TestClien
 
 @contextmanager
 def _edge(settings: Settings, mailer: RecordingMailer) -> Iterator[TestClient]:
+    settings = settings.with_(grpc_deadline_s=ANSWER_DEADLINE_S)  # answers, not deadlines
     with running_services(settings, mailer=mailer) as services:
         edge = services.edge_settings(settings)
         with TestClient(create_app(edge)) as api:
