@@ -137,8 +137,10 @@ def make_client(settings: Settings) -> Iterator[AppFactory]:
         chosen = settings_ or settings
         running = None
         if EDGE:
-            from rpc_harness import running_services
+            from rpc_harness import ANSWER_DEADLINE_S, running_services
 
+            # The black-box files check answers: their calls get a deadline to match.
+            chosen = chosen.with_(grpc_deadline_s=ANSWER_DEADLINE_S)
             running = services.enter_context(running_services(chosen, mailer=mailer))
             chosen = running.edge_settings(chosen)
         app = create_app(chosen, mailer=mailer, **kwargs)
@@ -208,7 +210,10 @@ DIRECTORY_TABLES = f"{SHARD_TABLES}, client_email_index, idempotency_keys, bucke
 
 @pytest.fixture
 def sharded(sharded_base: Settings, kafka_mock: MockCluster, tmp_path: Path) -> Settings:
-    """Empty shards and directory (ids from 1 again), on Kafka's mock cluster."""
+    """Empty shards and directory (ids from 1 again), on Kafka's mock cluster; the
+    services' calls get the deadline of tests that check answers (rpc_harness)."""
+    from rpc_harness import ANSWER_DEADLINE_S
+
     for url, tables in (
         *((u, SHARD_TABLES) for u in sharded_base.db_shards),
         (sharded_base.database_url, DIRECTORY_TABLES),
@@ -224,6 +229,7 @@ def sharded(sharded_base: Settings, kafka_mock: MockCluster, tmp_path: Path) -> 
         kafka=fresh_kafka(kafka_mock.bootstrap_servers),
         data_dir=tmp_path,
         mail_outbox=None,
+        grpc_deadline_s=ANSWER_DEADLINE_S,
     )
 
 

@@ -24,6 +24,12 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
 
+# GRPC_DEADLINE_S for tests that check what the services answer, not their deadlines: on
+# a loaded machine, with the servers, the edge and the client in one process, a call and
+# the nested GetClient it makes (a first connection, database sessions) can take seconds.
+ANSWER_DEADLINE_S = 30.0
+
+
 @dataclass
 class Services:
     clients: Running

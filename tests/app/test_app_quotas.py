@@ -106,12 +106,26 @@ def test_seconds_to_the_next_utc_day() -> None:
     assert seconds_to_next_day(datetime(2026, 12, 3, 0, 0, 0, tzinfo=UTC)) == 86400
 
 
+# An instant 30 s into a UTC minute, for limiters whose window must not turn over
+# between the requests a test counts and the one it expects refused.
+PINNED = 1_800_000_030.0
+
+
+def _pin_clock(api) -> None:
+    """The app's rate limiter reads one fixed instant: its window is the UTC minute, and
+    the requests a test counts can straddle a minute's end however quickly they run."""
+    limiter = api.app.state.ctx.rate_limiter
+    assert limiter is not None
+    limiter.clock = lambda: PINNED
+
+
 def test_the_request_rate_limit_is_per_workspace_and_answers_429(make_client, settings) -> None:
     api = make_client(settings_=settings.with_(rate_limit_per_minute=3), workspace=None)
+    _pin_clock(api)
     busy, quiet = issue_key(api, "busy"), issue_key(api, "quiet")
     assert [api.get("/clients", headers=bearer(busy)).status_code for _ in range(3)] == [200] * 3
     r = api.get("/clients", headers=bearer(busy))
-    assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 60
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) == 30  # to the minute's end
     assert r.json()["detail"][0]["type"] == "rate_limited"
     assert api.get("/clients", headers=bearer(quiet)).status_code == 200
     assert api.get("/healthz").status_code == 200  # public routes are not counted
@@ -140,11 +154,14 @@ def test_web_tasks_share_the_limit_through_redis(make_client, settings, redis_pr
     )
     first = make_client(settings_=shared, workspace=None)
     second = make_client(settings_=shared, workspace=None)  # another web task
+    for api in (first, second):  # both count in the same window's key
+        _pin_clock(api)
     key = issue_key(first, "shared")
     codes = [api.get("/clients", headers=bearer(key)).status_code for api in (first, second) * 2]
     assert codes == [200] * 4
     assert first.get("/clients", headers=bearer(key)).status_code == 429
-    assert second.get("/clients", headers=bearer(key)).status_code == 429
+    refused = second.get("/clients", headers=bearer(key))
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "30"
 
 
 @postgresql_only
