@@ -128,16 +128,21 @@ def test_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(
     celery_settings: Settings, clean_pg: None, tmp_path: Path
 ) -> None:
     outbox: Path = celery_settings.mail_outbox  # type: ignore[assignment]
-    slow = worker_env(celery_settings, WORKER_CONCURRENCY="4", SEND_LATENCY_MS="3000")
+    # The victim is always killed, so its sends never need to end: with an hour of latency
+    # each of its four slots stays in its send from the outbox line to the kill, however
+    # slowly the test queues the messages.
+    slow = worker_env(celery_settings, WORKER_CONCURRENCY="4", SEND_LATENCY_MS="3600000")
     victim = start_worker(slow, tmp_path / "victim.log")
     try:
         wait_worker_ready(tmp_path / "victim.log")
         with TestClient(create_app(celery_settings)) as api:
             authorize(api)
             ids = queue_messages(api, 12)
-            wait_for(lambda: sum(outbox_counts(outbox).values()) >= 4, 20)
+            # A hang guard only: the four sends start as soon as their messages are queued.
+            wait_for(lambda: sum(outbox_counts(outbox).values()) >= 4, 60)
             os.killpg(victim.pid, signal.SIGKILL)  # mid-send: four sends in their sleep
             victim.wait()
+            assert sum(outbox_counts(outbox).values()) == 4  # no slot got past its send
             db = api.app.state.ctx.db  # type: ignore[attr-defined]
             before = statuses(db)
             assert sum(1 for s, _ in before.values() if s == "sending") == 4
