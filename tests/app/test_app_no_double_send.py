@@ -70,17 +70,34 @@ def test_racing_processes_send_each_message_exactly_once(
     held_api: TestClient, pg_settings: Settings
 ) -> None:
     ids = queue_messages(held_api, 60)
-    env = worker_env(pg_settings, SEND_LATENCY_MS="5")
+    # 20 ms a send: a racer alone would need over a second of sends for all 60, time in
+    # which the three others, released with it, surely claim some.
+    env = worker_env(pg_settings, SEND_LATENCY_MS="20")
     procs = [
         subprocess.Popen(
             [sys.executable, str(HERE / "app_race_worker.py"), *map(str, ids)],
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         for _ in range(4)
     ]
-    outputs = [p.communicate(timeout=60)[0] for p in procs]
+    # Start gate: every racer has imported and connected before any of them claims, so
+    # one that started early cannot take all 60 while the others are still importing.
+    try:
+        for p in procs:
+            assert p.stdout is not None and p.stdout.readline() == "ready\n"
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        outputs = [p.communicate(timeout=60)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     assert all(p.returncode == 0 for p in procs), outputs
     counts = outbox_counts(pg_settings.mail_outbox)  # type: ignore[arg-type]
     assert counts == Counter(dict.fromkeys(ids, 1))  # 0 duplicates, 0 lost
