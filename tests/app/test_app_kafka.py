@@ -207,7 +207,9 @@ def any_kafka_settings(request: pytest.FixtureRequest, kafka_mock: MockCluster) 
 
 
 def test_api_relay_consumer_end_to_end(any_kafka_settings: Settings) -> None:
-    kafka_settings = any_kafka_settings
+    # The brokers are up: a generous readiness bound, so a loaded machine's slow first
+    # metadata answer is not taken for an unreachable broker.
+    kafka_settings = any_kafka_settings.with_(broker_timeout_s=30.0)
     mailer = RecordingMailer()
     with TestClient(create_app(kafka_settings, mailer=mailer)) as api:
         authorize(api)
