@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ from openapi_server.kafka.clients import MockCluster, base_config, msk_iam_token
 from openapi_server.kafka.offsets import PartitionOffsets
 from openapi_server.kafka.outbox import stage, stage_due
 from openapi_server.kafka.records import PoisonRecord, SendRecord, carrier_of, decode
-from openapi_server.kafka.relay import Relay, RelayThread
+from openapi_server.kafka.relay import Claimed, Relay, RelayThread
 from openapi_server.kafka.topics import AdminTopics, AutoCreatedTopics, Topics, topic_admin
 from openapi_server.mailer import TransientMailerError
 from openapi_server.main import create_app
@@ -206,7 +207,9 @@ def any_kafka_settings(request: pytest.FixtureRequest, kafka_mock: MockCluster) 
 
 
 def test_api_relay_consumer_end_to_end(any_kafka_settings: Settings) -> None:
-    kafka_settings = any_kafka_settings
+    # The brokers are up: a generous readiness bound, so a loaded machine's slow first
+    # metadata answer is not taken for an unreachable broker.
+    kafka_settings = any_kafka_settings.with_(broker_timeout_s=30.0)
     mailer = RecordingMailer()
     with TestClient(create_app(kafka_settings, mailer=mailer)) as api:
         authorize(api)
@@ -253,7 +256,12 @@ def test_two_relays_publish_every_row_and_none_twice(
     n = 3000
     _bulk_messages(db, ws, [cid] * n)
     settings = kafka_settings.with_(kafka=replace(kafka_settings.kafka, outbox_batch=200))
-    relays = [RelayThread(Relay(settings, {"default": db})) for _ in range(2)]
+    # Each relay holds its first batch until the other has claimed one too, so neither
+    # can drain the outbox before the other has started, and the second claim is made
+    # while the first relay's rows are leased and unpublished.
+    turn = threading.Lock()
+    gate = threading.Barrier(2, timeout=60)  # the timeout is a hang guard only
+    relays = [RelayThread(_GatedRelay(settings, {"default": db}, turn, gate)) for _ in range(2)]
     for r in relays:
         r.start()
     try:
@@ -261,6 +269,7 @@ def test_two_relays_publish_every_row_and_none_twice(
     finally:
         for r in relays:
             r.stop()
+    assert not gate.broken  # both relays met at the gate
     with db.primary.connect() as conn:
         rows = conn.execute(
             text("SELECT leased_by, count(*) FROM kafka_outbox GROUP BY leased_by")
@@ -271,6 +280,37 @@ def test_two_relays_publish_every_row_and_none_twice(
     records = read_topic(settings.kafka.bootstrap_servers, settings.kafka.send_topic, expected=n)
     counts = Counter(decode(m.value()).message_id for m in records)
     assert len(counts) == n and max(counts.values()) == 1
+
+
+class _GatedRelay(Relay):
+    """A relay that, after claiming its first batch, waits for the other relay's first.
+
+    The first claims are made one after the other (`turn`): the second is committed
+    while the first relay's rows are leased, unpublished and no longer row-locked, so
+    only the lease keeps the second relay off them.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        databases: dict[str, Database],
+        turn: threading.Lock,
+        gate: threading.Barrier,
+    ) -> None:
+        super().__init__(settings, databases)
+        self.turn = turn
+        self.gate = gate
+        self.gated = False
+
+    def _claim(self, db: Database) -> list[Claimed]:
+        if self.gated:
+            return super()._claim(db)
+        with self.turn:
+            rows = super()._claim(db)
+        if rows:
+            self.gated = True
+            self.gate.wait()
+        return rows
 
 
 def _workspace_of(db: Database, cid: int) -> int:

@@ -45,6 +45,9 @@ CLIENTS = 500
 # Each consumer process keeps a pool of CONCURRENCY + 2 connections per shard: three
 # processes at 8 stay well inside a default PostgreSQL's 100 connections.
 CONCURRENCY = 8
+# The victim's send latency: 8 slots at 200 ms send 40 messages a second, so its ~5,000
+# (half the partitions of its group) would take two minutes.
+VICTIM_LATENCY_MS = 200
 
 
 class MailLog:
@@ -145,8 +148,14 @@ def test_two_fleets_on_two_shards_and_a_killed_member_send_every_message_once(
     fleet_b = base | {"KAFKA_GROUP_ID": f"fleet-b-{secrets.token_hex(3)}"}
     # Fleet A first, so it is the one sending when its member is killed; fleet B joins
     # while A sends (every record goes to both groups, and each claim is a race).
+    # The victim sends slowly (its first life only): all its slots stay in their sends,
+    # it cannot run out of records on its partitions before B is up, and it is killed
+    # as soon as B is, before B can catch up with it there and leave it nothing to send.
     members = {
-        "a1": _member(fleet_a | {"DATA_DIR": str(tmp_path / "a1")}, tmp_path / "a1.log"),
+        "a1": _member(
+            fleet_a | {"DATA_DIR": str(tmp_path / "a1"), "SEND_LATENCY_MS": str(VICTIM_LATENCY_MS)},
+            tmp_path / "a1.log",
+        ),
         "a2": _member(fleet_a | {"DATA_DIR": str(tmp_path / "a2")}, tmp_path / "a2.log"),
     }
     victim_pid = members["a1"].pid
@@ -169,8 +178,7 @@ def test_two_fleets_on_two_shards_and_a_killed_member_send_every_message_once(
             timeout=120,
             interval=0.1,
         )
-        # Mid-send: a1's slots are busy (it is still sending).
-        wait_for(lambda: alive() or sent_by(victim_pid) >= 600, timeout=300, interval=0.02)
+        # Mid-send: a1's slots are busy (at its pace it has thousands of records left).
         os.killpg(victim_pid, signal.SIGKILL)
         members["a1"].wait()
         sent_by_victim = sent_by(victim_pid)
@@ -227,7 +235,7 @@ def test_two_fleets_on_two_shards_and_a_killed_member_send_every_message_once(
     # (at most one per slot).
     by_pid = Counter(m["pid"] for m in log)
     assert sent_by_victim > 0 and by_pid[members["b1"].pid] > 0
-    assert len(unknown) <= CONCURRENCY
+    assert 1 <= len(unknown) <= CONCURRENCY
     # Each member kept the heartbeat that `healthcheck --worker` reads.
     beats = {name: (tmp_path / name / "worker-heartbeat").exists() for name in ("a1", "a2", "b1")}
     assert all(beats.values()), beats

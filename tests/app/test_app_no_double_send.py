@@ -70,17 +70,34 @@ def test_racing_processes_send_each_message_exactly_once(
     held_api: TestClient, pg_settings: Settings
 ) -> None:
     ids = queue_messages(held_api, 60)
-    env = worker_env(pg_settings, SEND_LATENCY_MS="5")
+    # 20 ms a send: a racer alone would need over a second of sends for all 60, time in
+    # which the three others, released with it, surely claim some.
+    env = worker_env(pg_settings, SEND_LATENCY_MS="20")
     procs = [
         subprocess.Popen(
             [sys.executable, str(HERE / "app_race_worker.py"), *map(str, ids)],
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         for _ in range(4)
     ]
-    outputs = [p.communicate(timeout=60)[0] for p in procs]
+    # Start gate: every racer has imported and connected before any of them claims, so
+    # one that started early cannot take all 60 while the others are still importing.
+    try:
+        for p in procs:
+            assert p.stdout is not None and p.stdout.readline() == "ready\n"
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        outputs = [p.communicate(timeout=60)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     assert all(p.returncode == 0 for p in procs), outputs
     counts = outbox_counts(pg_settings.mail_outbox)  # type: ignore[arg-type]
     assert counts == Counter(dict.fromkeys(ids, 1))  # 0 duplicates, 0 lost
@@ -128,16 +145,21 @@ def test_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(
     celery_settings: Settings, clean_pg: None, tmp_path: Path
 ) -> None:
     outbox: Path = celery_settings.mail_outbox  # type: ignore[assignment]
-    slow = worker_env(celery_settings, WORKER_CONCURRENCY="4", SEND_LATENCY_MS="3000")
+    # The victim is always killed, so its sends never need to end: with an hour of latency
+    # each of its four slots stays in its send from the outbox line to the kill, however
+    # slowly the test queues the messages.
+    slow = worker_env(celery_settings, WORKER_CONCURRENCY="4", SEND_LATENCY_MS="3600000")
     victim = start_worker(slow, tmp_path / "victim.log")
     try:
         wait_worker_ready(tmp_path / "victim.log")
         with TestClient(create_app(celery_settings)) as api:
             authorize(api)
             ids = queue_messages(api, 12)
-            wait_for(lambda: sum(outbox_counts(outbox).values()) >= 4, 20)
+            # A hang guard only: the four sends start as soon as their messages are queued.
+            wait_for(lambda: sum(outbox_counts(outbox).values()) >= 4, 60)
             os.killpg(victim.pid, signal.SIGKILL)  # mid-send: four sends in their sleep
             victim.wait()
+            assert sum(outbox_counts(outbox).values()) == 4  # no slot got past its send
             db = api.app.state.ctx.db  # type: ignore[attr-defined]
             before = statuses(db)
             assert sum(1 for s, _ in before.values() if s == "sending") == 4

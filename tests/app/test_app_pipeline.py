@@ -196,25 +196,42 @@ def test_a_late_answer_from_an_old_claim_cannot_overwrite_a_newer_claim(make_cli
 
     release = threading.Event()
     calls: list[int] = []
+    in_flight: list[tuple[object, ...]] = []  # the new claim's row around the late answer
+
+    def snapshot() -> tuple[object, ...]:
+        r = _row(ctx.db, mid)
+        return (r.status, r.claimed_by, r.needs_reconciliation, r.last_error, r.updated_at)
 
     class SlowFirstMailer:
         def send(self, email) -> str:
             calls.append(email.message_id)
             if len(calls) == 1:
-                release.wait(10)
+                # Until the test lets it: the late answer comes during the new claim's send.
+                release.wait()
                 raise TimeoutError("late")
+            # The new claim is in flight, its row in `sending`: the old claim answers now.
+            in_flight.append(snapshot())
+            release.set()
+            first.join(timeout=60)  # a hang guard: the late answer is one UPDATE
+            in_flight.append(snapshot())
             return "second-claim"
 
     api, ctx = _held(make_client, SlowFirstMailer())
     mid = _queued_message(api)
-    first = threading.Thread(target=ctx.pipeline.process, args=(mid,))
+    first = threading.Thread(target=ctx.pipeline.process, args=(mid,), daemon=True)
     first.start()
-    wait_for(lambda: calls)
-    ctx.pipeline.sweep(now=utcnow() + timedelta(hours=1))  # flagged while still in flight
-    assert reconcile.resolve(ctx.db, mid, "requeue")  # (an operator's mistake)
-    assert ctx.pipeline.process(mid).outcome is Outcome.SENT  # same process, new claim
-    release.set()
-    first.join()
+    try:
+        wait_for(lambda: calls)
+        ctx.pipeline.sweep(now=utcnow() + timedelta(hours=1))  # flagged while still in flight
+        assert reconcile.resolve(ctx.db, mid, "requeue")  # (an operator's mistake)
+        assert ctx.pipeline.process(mid).outcome is Outcome.SENT  # same process, new claim
+    finally:
+        release.set()
+        first.join(timeout=60)  # a hang guard, as above
+    assert not first.is_alive()
+    # The late answer ("outcome unknown") left the newer claim's row as it was.
+    before, after = in_flight
+    assert before[0] == "sending" and after == before
     row = _row(ctx.db, mid)
     assert (row.status, row.provider_message_id, row.needs_reconciliation) == (
         "sent",
