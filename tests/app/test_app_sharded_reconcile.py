@@ -76,9 +76,21 @@ def test_flagged_messages_are_listed_and_resolved_on_every_shard(
             assert listed[0].startswith(f"{m1}\tclient={c1}\t") and listed[0].endswith("shard=1")
             assert listed[1].startswith(f"{m2}\tclient={c2}\t") and listed[1].endswith("shard=2")
 
-            # Resolved by id alone, on whichever shard holds it.
+            # Shard 1 does not answer (nothing listens on port 1): it is named in one line,
+            # shard 2 is still listed and served, and the command says it was incomplete.
+            monkeypatch.setenv("DB_SHARD_1", "postgresql://postgres@127.0.0.1:1/down")
+            assert reconcile.main([]) == 1
+            out, err = capsys.readouterr()
+            assert out.splitlines() == [listed[1]]
+            assert err.startswith("shard 1 could not be read: ") and "Traceback" not in err
+            assert err.count("\n") == 1, err
+            # Resolved by id alone, on whichever shard holds it, the down one tried first.
             assert reconcile.main(["sent", str(m2), "ses-0002"]) == 0
             assert reconcile.main(["sent", str(m2)]) == 1  # no longer flagged
+            err = capsys.readouterr().err
+            assert f"message {m2} is not flagged for reconciliation where it was looked" in err
+            assert "(shard 1 did not answer)" in err
+            _env(sharded, monkeypatch)
             status = api.get(f"/email/{m2}").json()
             assert (status["status"], status["provider_message_id"]) == ("sent", "ses-0002")
 

@@ -15,19 +15,24 @@ after it was sent.
 
 With DB_SHARD_n (phase 3) every shard is read: the list names each message's shard, and
 an ID is looked for on every shard (message ids are unique across shards). The
-directory holds no messages.
+directory holds no messages. A shard that cannot be read is named in one line on stderr,
+the others are still served, and the command exits 1.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
 from .config import Settings, settings_or_exit
 from .db import FAILED, MAX_ID, QUEUED, SENDING, SENT, Database, EmailMessage, utcnow
 
 M = EmailMessage
+T = TypeVar("T")
 
 
 def flagged(db: Database) -> list[tuple[int, int, str, str | None]]:
@@ -81,13 +86,26 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     settings = settings_or_exit()
     dbs = databases(settings)
+    unreadable: list[str] = []
+
+    def on(shard: str, call: Callable[[], T]) -> T | None:
+        """`call` on one database; None, and the database named on stderr, if it fails."""
+        try:
+            return call()
+        except DBAPIError as exc:
+            name = f"shard {shard}" if shard else "the database"
+            reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "error"
+            print(f"{name} could not be read: {reason}", file=sys.stderr)
+            unreadable.append(name)
+            return None
+
     try:
         if not args:
             for shard, db in dbs.items():
                 where = f"\tshard={shard}" if shard else ""
-                for message_id, client_id, to, error in flagged(db):
+                for message_id, client_id, to, error in on(shard, lambda db=db: flagged(db)) or []:
                     print(f"{message_id}\tclient={client_id}\t{to}\t{error or ''}{where}")
-            return 0
+            return 1 if unreadable else 0
         if args[0] not in ("sent", "failed", "requeue") or len(args) < 2:
             print(__doc__, file=sys.stderr)
             return 2
@@ -98,19 +116,29 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         message_id = int(args[1])
         provider_id = args[2] if len(args) > 2 else None
-        db = next((d for d in dbs.values() if resolve(d, message_id, args[0], provider_id)), None)
-        if db is None:
-            print(f"message {message_id} is not flagged for reconciliation", file=sys.stderr)
+        found = None
+        for shard, db in dbs.items():
+            if on(shard, lambda db=db: resolve(db, message_id, args[0], provider_id)):
+                found = db
+                break
+        if found is None:
+            where = f" where it was looked for ({', '.join(unreadable)} did not answer)"
+            print(
+                f"message {message_id} is not flagged for reconciliation"
+                + (where if unreadable else ""),
+                file=sys.stderr,
+            )
             return 1
-        if args[0] == "requeue" and settings.queue_backend == "celery":
+        # Sharded deployments deliver through Kafka only: the outbox of the message's shard.
+        if args[0] == "requeue" and (settings.db_shards or settings.queue_backend == "kafka"):
+            from .kafka.outbox import stage_ids
+
+            with found.primary.begin() as conn:  # a relay publishes it on its next pass
+                stage_ids(conn, [message_id])
+        elif args[0] == "requeue" and settings.queue_backend == "celery":
             from .queues import CeleryQueue
 
             CeleryQueue(settings).enqueue(message_id)
-        elif args[0] == "requeue" and settings.queue_backend == "kafka":
-            from .kafka.outbox import stage_ids
-
-            with db.primary.begin() as conn:  # a relay publishes it on its next pass
-                stage_ids(conn, [message_id])
         print(f"message {message_id}: {args[0]}")
         return 0
     finally:
