@@ -68,7 +68,7 @@ def environment(
             # A fresh RDS IAM token per connection, as the least-privilege app role.
             env |= {"DB_IAM_AUTH": "1", "DB_USER": access.iam_db_user}
         else:
-            env["DB_DIRECTORY_SECRET_ARN"] = first.secret_arn
+            env["DB_DIRECTORY_SECRET_ARN"] = directory.secret_arn
     if "shards" in endpoints:
         for n in range(1, len(access.shards) + 1):
             shard, database = databases[f"shard-{n}"]

@@ -255,7 +255,11 @@ def test_two_relays_publish_every_row_and_none_twice(
     ws = _workspace_of(db, cid)
     n = 3000
     _bulk_messages(db, ws, [cid] * n)
-    settings = kafka_settings.with_(kafka=replace(kafka_settings.kafka, outbox_batch=200))
+    # Leases outlive the gate's hang guard: a lapsed lease would hand leased rows to the
+    # other relay and look like a double publish.
+    settings = kafka_settings.with_(
+        kafka=replace(kafka_settings.kafka, outbox_batch=200, outbox_lease_s=120.0)
+    )
     # Each relay holds its first batch until the other has claimed one too, so neither
     # can drain the outbox before the other has started, and the second claim is made
     # while the first relay's rows are leased and unpublished.

@@ -98,9 +98,9 @@ def _bucket_states(dbs: Databases) -> Counter[str]:
         return Counter()  # the directory database does not exist yet
 
 
-# The kill test's batches: 32 buckets, so that one step of the gate below (each of the
-# four workers switching one batch) moves 128 buckets and both kills land mid-run.
-KILL_BATCH = "32"
+# The kill test's batches: 32 buckets on 4 workers, so that one step of the gate below
+# (each worker switching one batch) moves at most 128 buckets and both kills land mid-run.
+KILL_BATCHES = ("--batch-buckets", "32", "--jobs", "4")
 
 
 class SwitchGate:
@@ -124,6 +124,8 @@ class SwitchGate:
             if conn.execute("SELECT to_regclass('shard_bucket_checks')").fetchone() == (None,):
                 conn.close()
                 return False
+            # A switch that never ends would hold the lock forever: fail, do not hang.
+            conn.execute("SET lock_timeout = '60s'")
             conn.commit()
             self.conn = conn
         self.conn.execute("LOCK TABLE shard_bucket_checks IN EXCLUSIVE MODE")
@@ -138,11 +140,25 @@ class SwitchGate:
             self.conn.close()
 
 
+def _moving(dbs: Databases) -> set[int]:
+    """The buckets in state `moving`: marked by a batch, not yet switched."""
+    try:
+        with _connect(dbs.directory) as conn:
+            if conn.execute("SELECT to_regclass('bucket_map')").fetchone() == (None,):
+                return set()
+            rows = conn.execute("SELECT bucket FROM bucket_map WHERE state = 'moving'")
+            return {int(bucket) for (bucket,) in rows}
+    except psycopg.OperationalError:
+        return set()  # the directory database does not exist yet
+
+
 def _kill_after(dbs: Databases, active: int, timeout: float = 300.0) -> int:
     """Start the migration and SIGKILL it in the middle of a batch (buckets `moving`) once
     `active` buckets are switched. Returns the buckets switched by then."""
-    argv = dbs.argv("--batch-buckets", KILL_BATCH)
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    left_moving = _moving(dbs)  # by a run killed before: not this run's batches
+    proc = subprocess.Popen(
+        dbs.argv(*KILL_BATCHES), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     gate = SwitchGate(dbs.directory)
     deadline = time.monotonic() + timeout
     try:
@@ -150,7 +166,7 @@ def _kill_after(dbs: Databases, active: int, timeout: float = 300.0) -> int:
             held = gate.hold()
             time.sleep(0.05)  # the workers reach the gate
             states = _bucket_states(dbs)
-            if held and states["active"] >= active and states["moving"]:
+            if held and states["active"] >= active and _moving(dbs) - left_moving:
                 os.kill(proc.pid, signal.SIGKILL)
                 break
             assert proc.poll() is None, "the migration ended before it could be killed"
@@ -162,9 +178,8 @@ def _kill_after(dbs: Databases, active: int, timeout: float = 300.0) -> int:
             proc.kill()
             proc.wait()
         gate.close()
-    states = _bucket_states(dbs)
-    assert states["moving"], "killed between batches, not in one"
-    return states["active"]
+    assert _moving(dbs) - left_moving, "killed between batches, not in one"
+    return _bucket_states(dbs)["active"]
 
 
 def _rows(url: URL, table: str) -> list[tuple[Any, ...]]:

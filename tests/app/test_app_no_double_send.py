@@ -6,6 +6,7 @@ simulated latency, so calls made by a process that is later killed still count.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -190,6 +191,11 @@ def test_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(
                 stop_worker(survivor)
             final = statuses(db)
     finally:
+        # Its whole process group: a failure before the kill must not leave prefork
+        # children sleeping in an hour-long send, then marking rows `sent` in a database
+        # later tests reuse.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(victim.pid, signal.SIGKILL)
         stop_worker(victim)
 
     counts = outbox_counts(outbox)
