@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -88,7 +89,10 @@ def test_racing_processes_send_each_message_exactly_once(
     # one that started early cannot take all 60 while the others are still importing.
     try:
         for p in procs:
-            assert p.stdout is not None and p.stdout.readline() == "ready\n"
+            assert p.stdout is not None
+            # A hang guard only: a racer that never gets ready fails the test.
+            ready, _, _ = select.select([p.stdout], [], [], 60)
+            assert ready and p.stdout.readline() == "ready\n", "a racer did not start"
         for p in procs:
             assert p.stdin is not None
             p.stdin.write("go\n")
