@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 import pytest
@@ -87,15 +87,26 @@ def small() -> Iterator[Databases]:
     _drop(dbs)
 
 
-def _bucket_states(dbs: Databases) -> Counter[str]:
+def _bucket_map(dbs: Databases, query: LiteralString) -> list[tuple[Any, ...]]:
+    """`query` on the directory's bucket map; no rows before the migration has made it."""
     try:
         with _connect(dbs.directory) as conn:
             if conn.execute("SELECT to_regclass('bucket_map')").fetchone() == (None,):
-                return Counter()
-            rows = conn.execute("SELECT state, count(*) FROM bucket_map GROUP BY state")
-            return Counter({state: int(n) for state, n in rows})
+                return []
+            return conn.execute(query).fetchall()
     except psycopg.OperationalError:
-        return Counter()  # the directory database does not exist yet
+        return []  # the directory database does not exist yet
+
+
+def _bucket_states(dbs: Databases) -> Counter[str]:
+    rows = _bucket_map(dbs, "SELECT state, count(*) FROM bucket_map GROUP BY state")
+    return Counter({state: int(n) for state, n in rows})
+
+
+def _moving(dbs: Databases) -> set[int]:
+    """The buckets in state `moving`: marked by a batch, not yet switched."""
+    rows = _bucket_map(dbs, "SELECT bucket FROM bucket_map WHERE state = 'moving'")
+    return {int(bucket) for (bucket,) in rows}
 
 
 # The kill test's batches: 32 buckets on 4 workers, so that one step of the gate below
@@ -138,18 +149,6 @@ class SwitchGate:
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
-
-
-def _moving(dbs: Databases) -> set[int]:
-    """The buckets in state `moving`: marked by a batch, not yet switched."""
-    try:
-        with _connect(dbs.directory) as conn:
-            if conn.execute("SELECT to_regclass('bucket_map')").fetchone() == (None,):
-                return set()
-            rows = conn.execute("SELECT bucket FROM bucket_map WHERE state = 'moving'")
-            return {int(bucket) for (bucket,) in rows}
-    except psycopg.OperationalError:
-        return set()  # the directory database does not exist yet
 
 
 def _kill_after(dbs: Databases, active: int, timeout: float = 300.0) -> int:
