@@ -9,6 +9,7 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from app_helpers import create_database, drop_database
+from app_sharded import shard_env
 from openapi_server.cli import main as cli
 from openapi_server.config import Settings
 from openapi_server.migrate import DIRECTORY_MIGRATIONS, head_revision
@@ -28,11 +29,7 @@ def databases() -> Iterator[tuple[URL, URL, URL]]:
 
 
 def _env(monkeypatch: pytest.MonkeyPatch, shard1: URL, shard2: URL, directory: URL) -> None:
-    for name in ("DATABASE_URL", "DATABASE_READ_URL", "DB_HOST", "DB_NAME", "PHASE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DB_SHARD_1", shard1.render_as_string(hide_password=False))
-    monkeypatch.setenv("DB_SHARD_2", shard2.render_as_string(hide_password=False))
-    monkeypatch.setenv("DB_DIRECTORY", directory.render_as_string(hide_password=False))
+    shard_env(monkeypatch, (shard1, shard2), directory)
     monkeypatch.setenv("AUTO_MIGRATE", "0")
     monkeypatch.setenv("DB_CONNECT_ATTEMPTS", "1")
 

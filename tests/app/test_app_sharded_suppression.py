@@ -9,13 +9,12 @@ Kafka's mock cluster.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from app_helpers import authorize, wait_for
 from app_kafka import running_consumer
 from app_recording import RecordingMailer
+from app_sharded import accept, clients_on_shards, sharded_edge
 from app_sns_signing import Signer, bounce, complaint
 from fastapi.testclient import TestClient
 from openapi_server.config import Settings
@@ -30,45 +29,14 @@ from openapi_server.db import (
 )
 from openapi_server.kafka.consume import _databases
 from openapi_server.kafka.consumer import session_transaction
-from openapi_server.main import create_app
 from openapi_server.pipeline import Outcome, Pipeline
 from openapi_server.sharding import ShardRouter
-from rpc_harness import Services, running_services
+from rpc_harness import running_services
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 TERMINAL = ("sent", "failed", "suppressed")
-
-
-@contextmanager
-def _edge(
-    services: Services, settings: Settings, signer: Signer | None = None
-) -> Iterator[TestClient]:
-    app = create_app(
-        services.edge_settings(settings.with_(queue_backend="inline")),
-        sns_fetcher=signer.fetch_cert if signer else None,
-    )
-    with TestClient(app) as api:
-        yield authorize(api, "acme")
-
-
-def _clients(api: TestClient, router: ShardRouter, per_shard: int) -> dict[str, list[int]]:
-    """New clients (addresses c<i>@example.com) until each shard has `per_shard`."""
-    by_shard: dict[str, list[int]] = {"1": [], "2": []}
-    i = 0
-    while min(len(ids) for ids in by_shard.values()) < per_shard:
-        r = api.post("/clients", json={"name": f"C{i}", "email": f"c{i}@example.com"})
-        assert r.status_code == 201, r.text
-        by_shard[router.shard_of(r.json()["id"])].append(r.json()["id"])
-        i += 1
-    return by_shard
-
-
-def _accept(api: TestClient, client_id: int) -> int:
-    r = api.post("/email/send", json={"client_id": client_id, "subject": "S", "body": "B"})
-    assert r.status_code == 202 and r.json()["status"] == "queued", r.text
-    return r.json()["id"]
 
 
 def _address(api: TestClient, client_id: int) -> str:
@@ -80,12 +48,12 @@ def test_a_bounce_or_unsubscribe_recorded_after_acceptance_stops_the_send(
 ) -> None:
     mailer = RecordingMailer()
     # No consumer yet: the messages are accepted and wait in their shards' outboxes.
-    with running_services(sharded) as services, _edge(services, sharded) as api:
+    with running_services(sharded) as services, sharded_edge(services, sharded) as api:
         router: ShardRouter = services.sessions.router  # type: ignore[attr-defined]
-        by_shard = _clients(api, router, 2)
+        by_shard = clients_on_shards(api, router, 2)
         bounced, unsubscribed = by_shard["1"][0], by_shard["2"][0]
         fine = [by_shard["1"][1], by_shard["2"][1]]
-        ids = {cid: _accept(api, cid) for cid in (bounced, unsubscribed, *fine)}
+        ids = {cid: accept(api, cid) for cid in (bounced, unsubscribed, *fine)}
         with router.session_for(bounced, write=False) as s:
             workspace = s.scalar(select(Client.workspace_id).where(Client.id == bounced))
         # After acceptance, only in the directory (as the webhook's and unsubscribe's
@@ -132,10 +100,10 @@ def test_a_directory_that_is_down_at_send_time_sends_nothing_and_the_send_is_ret
     sharded: Settings,
 ) -> None:
     mailer = RecordingMailer()
-    with running_services(sharded) as services, _edge(services, sharded) as api:
+    with running_services(sharded) as services, sharded_edge(services, sharded) as api:
         router: ShardRouter = services.sessions.router  # type: ignore[attr-defined]
-        cid = _clients(api, router, 1)["2"][0]
-        mid = _accept(api, cid)
+        cid = clients_on_shards(api, router, 1)["2"][0]
+        mid = accept(api, cid)
         shard = router.shards()["1"]
         begin = session_transaction(router.session_for, cid)
 
@@ -172,9 +140,9 @@ def _post(api: TestClient, message: dict) -> dict:
 
 def test_the_ses_webhook_updates_the_clients_on_their_shards(sharded: Settings) -> None:
     signer = Signer()
-    with running_services(sharded) as services, _edge(services, sharded, signer) as api:
+    with running_services(sharded) as services, sharded_edge(services, sharded, signer) as api:
         router: ShardRouter = services.sessions.router  # type: ignore[attr-defined]
-        by_shard = _clients(api, router, 2)
+        by_shard = clients_on_shards(api, router, 2)
         one, two = by_shard["1"][0], by_shard["2"][0]
         other = by_shard["2"][1]
         # The same address in a second workspace, whichever shard that client lands on.
